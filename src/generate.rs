@@ -1,0 +1,1 @@
+//! Synthetic messy data with ground truth (see issue 2).

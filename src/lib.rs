@@ -1,0 +1,12 @@
+//! Customer360 Workbench: the library behind the `c360` binary.
+//!
+//! Pipeline code lives in [`pipeline`] and never imports the UI; the SQLite
+//! store lives in [`store`]; the workspace (`c360.toml` + `rules/`) in
+//! [`workspace`]; the demo set-up in [`demo`].
+
+pub mod console;
+pub mod demo;
+pub mod generate;
+pub mod pipeline;
+pub mod store;
+pub mod workspace;

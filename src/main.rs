@@ -1,0 +1,400 @@
+//! `c360`: the definition of the CLI plus glue. All work is in the library.
+
+use anyhow::{Result, bail};
+use c360::console::ConsoleProgress;
+use c360::pipeline::stage::{self, LoadReport};
+use c360::pipeline::{STEPS, schema::System};
+use c360::store;
+use c360::workspace::{self, Workspace};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "c360",
+    version,
+    about = "Customer360 Workbench: load, standardise, resolve and explore customer data",
+    long_about = "Customer360 Workbench: a local workbench that turns CRM records, web/app events and \
+transactions into one explainable profile per customer.\n\nStart with `c360 demo`, or \
+`c360 init DIR` then `c360 load --workspace DIR`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build (or reuse) the demo workspace from sample_data/ and run the pipeline.
+    Demo {
+        /// Demo workspace folder.
+        #[arg(long, default_value = "c360-demo")]
+        workspace: PathBuf,
+        /// Print a summary instead of opening the workbench (the workbench
+        /// arrives with the TUI; until then the demo is always headless).
+        #[arg(long)]
+        headless: bool,
+        /// Delete the demo workspace (and its decisions) and start over.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Create a workspace: c360.toml (sources, settings) and rules/.
+    Init {
+        /// Folder to create the workspace in.
+        dir: PathBuf,
+    },
+    /// Extract and stage every source of the workspace (pipeline steps 1-2).
+    Load {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Load only this source (by name).
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Run a pipeline step, or all of them.
+    Run {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Step to run: extract, stage, standardise, resolve, unify, analyse.
+        #[arg(long, required_unless_present = "all")]
+        step: Option<String>,
+        /// Run every available step in order.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the sources, load batches and table counts of a workspace.
+    Status {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+    },
+    /// List rejected rows with their reason, and counts per reason.
+    Rejects {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// Only rows of this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only rows with this reason (e.g. bad_timestamp, ragged_row).
+        #[arg(long)]
+        reason: Option<String>,
+        /// How many rows to print (0: only the counts).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print rows after this reject_id (paging).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+    /// Generate messy synthetic data for all three systems, with ground truth.
+    Generate {
+        /// Number of true people.
+        #[arg(long, default_value_t = 2000)]
+        customers: u64,
+        /// Output folder (crm.csv, web_events.ndjson, transactions.parquet, truth.csv).
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed: the same seed gives byte-identical files.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Average web events per person.
+        #[arg(long, default_value_t = 10.0)]
+        events_per_customer: f64,
+        /// Average orders per person.
+        #[arg(long, default_value_t = 2.5)]
+        orders_per_customer: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let progress = ConsoleProgress::new();
+    match cli.command {
+        Command::Demo {
+            workspace,
+            headless,
+            fresh,
+        } => {
+            let demo = c360::demo::prepare(&workspace, fresh, &progress)?;
+            println!(
+                "Demo workspace {} ({})",
+                workspace.display(),
+                if demo.created {
+                    "built from sample_data/"
+                } else {
+                    "reused; --fresh starts over"
+                }
+            );
+            print_loads(&demo.loads);
+            print_status(&demo.workspace)?;
+            if !headless {
+                println!(
+                    "\nThe workbench TUI is not in this build yet; this is the headless summary."
+                );
+            }
+            println!(
+                "\nNext: c360 rejects --workspace {} | c360 status --workspace {}",
+                workspace.display(),
+                workspace.display()
+            );
+        }
+        Command::Init { dir } => {
+            workspace::init(&dir)?;
+            println!(
+                "Created workspace {}: {} and {}/",
+                dir.display(),
+                dir.join(workspace::CONFIG_FILE).display(),
+                dir.join(workspace::RULES_DIR).display()
+            );
+            println!(
+                "Edit the sources in c360.toml (or `c360 generate --out {}/data`), then `c360 load --workspace {}`.",
+                dir.display(),
+                dir.display()
+            );
+        }
+        Command::Load { workspace, source } => {
+            let ws = Workspace::open(&workspace)?;
+            let mut conn = store::open(&ws.db_path())?;
+            let reports = match source {
+                Some(name) => {
+                    let Some(src) = ws.source(&name) else {
+                        bail!(
+                            "no source named {name:?} in {} (sources: {})",
+                            workspace.join(workspace::CONFIG_FILE).display(),
+                            source_names(&ws)
+                        );
+                    };
+                    vec![stage::load_source(&mut conn, &ws, src, &progress)?]
+                }
+                None => stage::load_all(&mut conn, &ws, &progress)?,
+            };
+            print_loads(&reports);
+        }
+        Command::Run {
+            workspace,
+            step,
+            all,
+        } => {
+            let ws = Workspace::open(&workspace)?;
+            let steps: Vec<&str> = if all {
+                STEPS.iter().map(|(s, _)| *s).collect()
+            } else {
+                let step = step.unwrap_or_default();
+                match STEPS.iter().find(|(s, _)| *s == step) {
+                    Some((s, _)) => vec![*s],
+                    None => bail!(
+                        "unknown step {step:?}; steps: {}",
+                        STEPS.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            };
+            let mut conn = store::open(&ws.db_path())?;
+            let mut loaded = false;
+            let mut missing = Vec::new();
+            for step in steps {
+                match step {
+                    "extract" | "stage" if !loaded => {
+                        print_loads(&stage::load_all(&mut conn, &ws, &progress)?);
+                        loaded = true;
+                    }
+                    "extract" | "stage" => {}
+                    other => missing.push(other),
+                }
+            }
+            if !missing.is_empty() {
+                eprintln!(
+                    "not available in this build yet: {} (extract and stage run as `load`)",
+                    missing.join(", ")
+                );
+                if !all {
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        Command::Status { workspace } => {
+            let ws = Workspace::open(&workspace)?;
+            print_status(&ws)?;
+        }
+        Command::Rejects {
+            workspace,
+            source,
+            reason,
+            limit,
+            after,
+        } => {
+            let ws = Workspace::open(&workspace)?;
+            let conn = store::open(&ws.db_path())?;
+            let counts = store::reject_counts(&conn, source.as_deref())?;
+            let total: u64 = counts.iter().map(|c| c.2).sum();
+            println!("{total} rejected rows");
+            for (src, why, n) in &counts {
+                println!("  {n:>8}  {src:<16} {why}");
+            }
+            if limit > 0 {
+                let rows = store::rejects_page(
+                    &conn,
+                    source.as_deref(),
+                    reason.as_deref(),
+                    after,
+                    limit,
+                )?;
+                for r in &rows {
+                    println!(
+                        "\n#{} {} batch {} row {}  {}{}\n  {}\n  raw: {}",
+                        r.reject_id,
+                        r.source,
+                        r.batch_id,
+                        r.row_num,
+                        r.reason,
+                        r.field
+                            .as_deref()
+                            .map(|f| format!(" ({f})"))
+                            .unwrap_or_default(),
+                        printable(&r.detail),
+                        printable(&truncate(&r.raw, 300))
+                    );
+                }
+                if let Some(last) = rows.last()
+                    && rows.len() == limit
+                {
+                    println!("\nmore: --after {}", last.reject_id);
+                }
+            }
+        }
+        Command::Generate {
+            customers,
+            out,
+            seed,
+            events_per_customer,
+            orders_per_customer,
+        } => {
+            let opts = c360::generate::GenerateOptions {
+                customers,
+                out: out.clone(),
+                seed,
+                events_per_customer,
+                orders_per_customer,
+            };
+            let summary = c360::generate::generate(&opts, &progress)?;
+            println!(
+                "Generated {} people into {}: {} CRM rows, {} web events, {} transactions, {} truth rows",
+                summary.people,
+                out.display(),
+                summary.crm_rows,
+                summary.web_rows,
+                summary.transaction_rows,
+                summary.truth_rows
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn source_names(ws: &Workspace) -> String {
+    ws.sources
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_loads(reports: &[LoadReport]) {
+    println!(
+        "\n{:<16} {:>10} {:>10} {:>10} {:>8}  note",
+        "source", "read", "staged", "rejected", "seconds"
+    );
+    for r in reports {
+        println!(
+            "{:<16} {:>10} {:>10} {:>10} {:>8.2}  {}",
+            r.source,
+            r.rows_read,
+            r.rows_staged,
+            r.rows_rejected,
+            r.seconds,
+            if r.already_loaded {
+                format!("already loaded (batch {}): nothing added", r.batch_id)
+            } else {
+                format!("batch {}", r.batch_id)
+            }
+        );
+    }
+}
+
+fn print_status(ws: &Workspace) -> Result<()> {
+    let conn = store::open(&ws.db_path())?;
+    println!("\nWorkspace {}", ws.root.display());
+    println!("\nSources");
+    for s in &ws.sources {
+        let last = store::batches(&conn, Some(&s.name))?;
+        let last = last.first();
+        println!(
+            "  {:<14} {:<13} {:<8} {}  {}",
+            s.name,
+            s.system.as_str(),
+            s.format.as_str(),
+            s.location,
+            match last {
+                Some(b) => format!(
+                    "last load: batch {} read {} staged {} rejected {} at {}",
+                    b.batch_id,
+                    b.rows_read,
+                    b.rows_staged,
+                    b.rows_rejected,
+                    b.finished_at.as_deref().unwrap_or("-")
+                ),
+                None => "not loaded".into(),
+            }
+        );
+    }
+    println!("\nTables");
+    for system in System::ALL {
+        let table = system.staging_table();
+        println!("  {:<22} {:>10}", table, store::count(&conn, table)?);
+    }
+    println!("  {:<22} {:>10}", "rejects", store::count(&conn, "rejects")?);
+    println!("\nPipeline");
+    for (step, available) in STEPS {
+        println!(
+            "  {:<12} {}",
+            step,
+            if *available {
+                "available (runs as `c360 load`)"
+            } else {
+                "not available yet"
+            }
+        );
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}
+
+/// Control characters (including escape sequences) shown escaped, never
+/// written raw to the terminal.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+

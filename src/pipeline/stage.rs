@@ -1,0 +1,720 @@
+//! Step 2, land and stage (`c360 load`).
+//!
+//! Every input row lands in `raw_<source>` in its original text with batch id
+//! and row number. Each row then either goes to the system's staging table
+//! (typed, validated) or to `rejects` with its field, reason and original
+//! text: rows read = staged + rejected, always (a CHECK constraint on
+//! `load_batches` enforces it). A load is one transaction; loading content
+//! already loaded for that source adds nothing.
+//!
+//! Reading and validating run on a worker thread; the calling thread only
+//! writes to SQLite, so both cores are busy on a large load.
+
+use crate::pipeline::extract::{Input, RawRow, RawText, Record, RowSink};
+use crate::pipeline::progress::Progress;
+use crate::pipeline::schema::{Field, FieldType, System, staging_columns};
+use crate::pipeline::timeparse::{format_utc, parse_timestamp};
+use crate::store::{self, BulkInsert, ident};
+use crate::workspace::{Source, Workspace};
+use anyhow::{Context, Result, anyhow, bail};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// Reject reasons for values (row-level read problems use
+/// [`crate::pipeline::extract::BadRow::code`]).
+pub mod reason {
+    pub const MISSING_VALUE: &str = "missing_value";
+    pub const MISSING_IDENTIFIER: &str = "missing_identifier";
+    pub const BAD_TIMESTAMP: &str = "bad_timestamp";
+    pub const BAD_NUMBER: &str = "bad_number";
+    pub const BAD_INTEGER: &str = "bad_integer";
+    pub const BAD_JSON: &str = "bad_json";
+}
+
+/// What one load did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub source: String,
+    pub location: String,
+    /// The new batch, or the earlier batch that already holds this content.
+    pub batch_id: i64,
+    /// True when the content was already loaded and nothing was added.
+    pub already_loaded: bool,
+    pub bytes: u64,
+    pub rows_read: u64,
+    pub rows_staged: u64,
+    pub rows_rejected: u64,
+    pub seconds: f64,
+}
+
+/// Load every source of the workspace, in order. Stops at the first source
+/// that fails (earlier sources stay loaded: each load is its own transaction).
+pub fn load_all(
+    conn: &mut Connection,
+    ws: &Workspace,
+    progress: &dyn Progress,
+) -> Result<Vec<LoadReport>> {
+    if ws.sources.is_empty() {
+        bail!(
+            "{} defines no sources; add a [[sources]] table (see README)",
+            ws.root.join(crate::workspace::CONFIG_FILE).display()
+        );
+    }
+    ws.sources
+        .iter()
+        .map(|s| load_source(conn, ws, s, progress))
+        .collect()
+}
+
+/// Load one source (one transaction).
+pub fn load_source(
+    conn: &mut Connection,
+    ws: &Workspace,
+    source: &Source,
+    progress: &dyn Progress,
+) -> Result<LoadReport> {
+    let started = Instant::now();
+    let location = ws.resolve_location(source);
+    progress.start(&format!("load {}", source.name), 1000);
+    let input = Input::open(source, &location)?;
+    let hash = input.content_hash();
+    let bytes = input.bytes();
+
+    if let Some(b) = conn
+        .query_row(
+            "SELECT batch_id, rows_read, rows_staged, rows_rejected FROM load_batches
+             WHERE source = ?1 AND content_hash = ?2",
+            params![source.name, hash],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            },
+        )
+        .optional()?
+    {
+        progress.message(&format!(
+            "{}: {} already loaded as batch {} — nothing added",
+            source.name, location, b.0
+        ));
+        progress.finish();
+        return Ok(LoadReport {
+            source: source.name.clone(),
+            location,
+            batch_id: b.0,
+            already_loaded: true,
+            bytes,
+            rows_read: b.1 as u64,
+            rows_staged: b.2 as u64,
+            rows_rejected: b.3 as u64,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    let tx = conn.transaction()?;
+    let now = chrono::Utc::now().to_rfc3339();
+    tx.execute(
+        "INSERT INTO load_batches (source, system, location, format, content_hash, bytes,
+           rows_read, rows_staged, rows_rejected, seconds, status, started_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, 0, 'loading', ?7)",
+        params![
+            source.name,
+            source.system.as_str(),
+            location,
+            source.format.as_str(),
+            hash,
+            bytes as i64,
+            now
+        ],
+    )?;
+    let batch_id = tx.last_insert_rowid();
+    let raw_table = source.raw_table();
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {t} (batch_id INTEGER NOT NULL, row_num INTEGER NOT NULL, raw BLOB NOT NULL);
+         CREATE UNIQUE INDEX IF NOT EXISTS {i} ON {t}(batch_id, row_num);",
+        t = ident(&raw_table),
+        i = ident(&format!("{raw_table}_by_row")),
+    ))?;
+
+    // Reader + validator on a worker thread, writer here.
+    let (sender, receiver) = mpsc::sync_channel::<Vec<Processed>>(4);
+    let batch_size = ws.settings.batch_size;
+    let (counts, read_result) = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut sink = Validator::new(source, sender, batch_size, progress);
+            let result = input.extract(source, &mut sink);
+            let result = result.and_then(|()| sink.flush());
+            drop(sink);
+            result
+        });
+        let written = write_rows(&tx, source, batch_id, &raw_table, receiver, progress);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the reader thread panicked")));
+        (written, read)
+    });
+    // Any early return below drops `tx`, which rolls the load back.
+    if progress.is_cancelled() {
+        bail!("load of {} cancelled; nothing was written", source.name);
+    }
+    // A writer error (SQLite) comes first: the reader then only saw the
+    // channel close. Otherwise a reader error (missing column, unreadable
+    // file) explains why the writer saw the input end early.
+    let (staged, rejected) = counts?;
+    read_result?;
+    let seconds = started.elapsed().as_secs_f64();
+    tx.execute(
+        "UPDATE load_batches SET rows_read = ?1, rows_staged = ?2, rows_rejected = ?3,
+           seconds = ?4, status = 'loaded', finished_at = ?5 WHERE batch_id = ?6",
+        params![
+            (staged + rejected) as i64,
+            staged as i64,
+            rejected as i64,
+            seconds,
+            chrono::Utc::now().to_rfc3339(),
+            batch_id
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO sources (name, system, location, format, raw_table, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(name) DO UPDATE SET system = excluded.system, location = excluded.location,
+           format = excluded.format, raw_table = excluded.raw_table, updated_at = excluded.updated_at",
+        params![
+            source.name,
+            source.system.as_str(),
+            source.location,
+            source.format.as_str(),
+            raw_table,
+            chrono::Utc::now().to_rfc3339()
+        ],
+    )?;
+    tx.commit()
+        .with_context(|| format!("committing the load of {}", source.name))?;
+    progress.finish();
+    Ok(LoadReport {
+        source: source.name.clone(),
+        location,
+        batch_id,
+        already_loaded: false,
+        bytes,
+        rows_read: staged + rejected,
+        rows_staged: staged,
+        rows_rejected: rejected,
+        seconds,
+    })
+}
+
+/// A row after validation.
+struct Processed {
+    row_num: u64,
+    raw: RawText,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    /// Values for the staging columns after (source, batch_id, row_num).
+    Staged(Vec<Sql>),
+    Rejected {
+        field: Option<String>,
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+fn write_rows(
+    tx: &Connection,
+    source: &Source,
+    batch_id: i64,
+    raw_table: &str,
+    receiver: mpsc::Receiver<Vec<Processed>>,
+    progress: &dyn Progress,
+) -> Result<(u64, u64)> {
+    let raw_cols = ["batch_id".to_string(), "row_num".into(), "raw".into()];
+    let mut raw_insert = BulkInsert::new(tx, raw_table, &raw_cols);
+    let stg_cols = staging_columns(source.system);
+    let mut stg_insert = BulkInsert::new(tx, source.system.staging_table(), &stg_cols);
+    let rej_cols: Vec<String> = ["batch_id", "source", "row_num", "field", "reason", "detail", "raw"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut rej_insert = BulkInsert::new(tx, "rejects", &rej_cols);
+    let (mut staged, mut rejected) = (0u64, 0u64);
+    let source_name = Sql::Text(source.name.clone());
+    for chunk in receiver {
+        if progress.is_cancelled() {
+            // Dropping the receiver stops the reader; the caller rolls back.
+            return Ok((staged, rejected));
+        }
+        for row in chunk {
+            let raw = match row.raw {
+                RawText::Text(t) => Sql::Text(t),
+                RawText::Bytes(b) => Sql::Blob(b),
+            };
+            let row_num = Sql::Integer(row.row_num as i64);
+            match row.outcome {
+                Outcome::Staged(values) => {
+                    raw_insert.push([Sql::Integer(batch_id), row_num.clone(), raw])?;
+                    stg_insert.push(
+                        [source_name.clone(), Sql::Integer(batch_id), row_num]
+                            .into_iter()
+                            .chain(values),
+                    )?;
+                    staged += 1;
+                }
+                Outcome::Rejected {
+                    field,
+                    reason,
+                    detail,
+                } => {
+                    raw_insert.push([Sql::Integer(batch_id), row_num.clone(), raw.clone()])?;
+                    rej_insert.push([
+                        Sql::Integer(batch_id),
+                        source_name.clone(),
+                        row_num,
+                        field.map_or(Sql::Null, Sql::Text),
+                        Sql::Text(reason.to_string()),
+                        Sql::Text(detail),
+                        raw,
+                    ])?;
+                    rejected += 1;
+                }
+            }
+        }
+    }
+    raw_insert.finish()?;
+    stg_insert.finish()?;
+    rej_insert.finish()?;
+    Ok((staged, rejected))
+}
+
+/// Where a core field's value comes from.
+enum Getter {
+    Column(usize),
+    Path(Vec<String>),
+}
+
+struct FieldPlan {
+    field: &'static Field,
+    /// Alternatives, first non-empty wins. Empty: the source lacks the field.
+    getters: Vec<Getter>,
+}
+
+/// Reads rows, validates them against the source's mapping and sends them to
+/// the writer in batches.
+struct Validator<'a> {
+    source: &'a Source,
+    sender: mpsc::SyncSender<Vec<Processed>>,
+    batch: Vec<Processed>,
+    batch_size: usize,
+    progress: &'a dyn Progress,
+    plan: Vec<FieldPlan>,
+    columns: Vec<String>,
+    /// Tabular: columns no core field uses (kept in `extra`).
+    extra_columns: Vec<usize>,
+    /// JSON: top-level keys the mapping uses (the rest go to `extra`).
+    used_keys: HashSet<String>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(
+        source: &'a Source,
+        sender: mpsc::SyncSender<Vec<Processed>>,
+        batch_size: usize,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        // JSON plans are known up front; tabular ones wait for the header.
+        let mut used_keys = HashSet::new();
+        let plan = source
+            .system
+            .fields()
+            .iter()
+            .map(|field| {
+                let getters = alternatives(&source.column_for(field.name))
+                    .into_iter()
+                    .map(|path| {
+                        let parts: Vec<String> = path.split('.').map(str::to_string).collect();
+                        used_keys.insert(parts[0].clone());
+                        Getter::Path(parts)
+                    })
+                    .collect();
+                FieldPlan { field, getters }
+            })
+            .collect();
+        Validator {
+            source,
+            sender,
+            batch: Vec::with_capacity(batch_size),
+            batch_size,
+            progress,
+            plan,
+            columns: Vec::new(),
+            extra_columns: Vec::new(),
+            used_keys,
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
+        // The writer hung up: it failed or was cancelled; it reports why.
+        self.sender
+            .send(batch)
+            .map_err(|_| anyhow!("load of {} stopped", self.source.name))
+    }
+
+    fn value_of(&self, plan: &FieldPlan, record: &Record) -> Option<FieldValue> {
+        for getter in &plan.getters {
+            let v = match (getter, record) {
+                (Getter::Column(i), Record::Row(values)) => values
+                    .get(*i)
+                    .and_then(|v| v.as_deref())
+                    .map(|s| FieldValue::Text(s.to_string())),
+                (Getter::Path(parts), Record::Json(map)) => {
+                    let mut cur = map.get(&parts[0]);
+                    for key in &parts[1..] {
+                        cur = cur.and_then(|v| v.as_object()).and_then(|o| o.get(key));
+                    }
+                    cur.and_then(FieldValue::from_json)
+                }
+                _ => None,
+            };
+            if let Some(v) = v
+                && !v.is_blank()
+            {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn validate(&self, record: &Record) -> Outcome {
+        let mut values = Vec::with_capacity(self.plan.len() + 4);
+        let mut problems: Vec<(String, &'static str, String)> = Vec::new();
+        let mut present: HashSet<&str> = HashSet::new();
+        for plan in &self.plan {
+            let field = plan.field;
+            let value = self.value_of(plan, record);
+            if value.is_some() {
+                present.insert(field.name);
+            }
+            match (value, field.ty) {
+                (None, ty) => {
+                    if field.required {
+                        problems.push((
+                            field.name.into(),
+                            reason::MISSING_VALUE,
+                            format!("required field {} is empty", field.name),
+                        ));
+                    }
+                    values.push(Sql::Null);
+                    if ty == FieldType::Timestamp {
+                        values.push(Sql::Null);
+                    }
+                }
+                (Some(v), FieldType::Text) => values.push(Sql::Text(v.into_text())),
+                (Some(v), FieldType::Timestamp) => {
+                    let text = v.into_text();
+                    match parse_timestamp(&text, self.source.timezone, self.source.date_order) {
+                        Some(ts) => values.push(Sql::Text(format_utc(&ts))),
+                        None => {
+                            problems.push((
+                                field.name.into(),
+                                reason::BAD_TIMESTAMP,
+                                format!("{}: {:?} is not a timestamp", field.name, text),
+                            ));
+                            values.push(Sql::Null);
+                        }
+                    }
+                    values.push(Sql::Text(text));
+                }
+                (Some(v), FieldType::Number) => {
+                    let text = v.into_text();
+                    match parse_number(&text) {
+                        Some(n) => values.push(Sql::Real(n)),
+                        None => {
+                            problems.push((
+                                field.name.into(),
+                                reason::BAD_NUMBER,
+                                format!("{}: {:?} is not a number", field.name, text),
+                            ));
+                            values.push(Sql::Null);
+                        }
+                    }
+                }
+                (Some(v), FieldType::Integer) => {
+                    let text = v.into_text();
+                    match parse_integer(&text) {
+                        Some(n) => values.push(Sql::Integer(n)),
+                        None => {
+                            problems.push((
+                                field.name.into(),
+                                reason::BAD_INTEGER,
+                                format!("{}: {:?} is not a whole number", field.name, text),
+                            ));
+                            values.push(Sql::Null);
+                        }
+                    }
+                }
+                (Some(v), FieldType::JsonObject) => match v.into_json_object() {
+                    Ok(json) => values.push(Sql::Text(json)),
+                    Err(detail) => {
+                        problems.push((
+                            field.name.into(),
+                            reason::BAD_JSON,
+                            format!("{}: {detail}", field.name),
+                        ));
+                        values.push(Sql::Null);
+                    }
+                },
+            }
+        }
+        for group in self.source.system.required_any() {
+            if !group.iter().any(|f| present.contains(f)) {
+                problems.push((
+                    group.join("|"),
+                    reason::MISSING_IDENTIFIER,
+                    format!("none of {} has a value", group.join(", ")),
+                ));
+            }
+        }
+        if let Some((field, reason, _)) = problems.first() {
+            let detail = problems
+                .iter()
+                .map(|p| p.2.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Outcome::Rejected {
+                field: Some(field.clone()),
+                reason,
+                detail,
+            };
+        }
+        values.push(self.extra(record));
+        Outcome::Staged(values)
+    }
+
+    /// Unmapped columns / keys, as a JSON object (NULL when there are none).
+    fn extra(&self, record: &Record) -> Sql {
+        let mut extra = serde_json::Map::new();
+        match record {
+            Record::Row(values) => {
+                for &i in &self.extra_columns {
+                    if let Some(Some(v)) = values.get(i)
+                        && !v.trim().is_empty()
+                    {
+                        extra.insert(self.columns[i].clone(), Value::String(v.clone()));
+                    }
+                }
+            }
+            Record::Json(map) => {
+                for (k, v) in map {
+                    if !self.used_keys.contains(k) && !v.is_null() {
+                        extra.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            Record::Bad { .. } => {}
+        }
+        if extra.is_empty() {
+            Sql::Null
+        } else {
+            Sql::Text(Value::Object(extra).to_string())
+        }
+    }
+}
+
+impl RowSink for Validator<'_> {
+    fn columns(&mut self, columns: &[String]) -> Result<()> {
+        let source = self.source;
+        let mut used = vec![false; columns.len()];
+        let mut plan = Vec::new();
+        for field in source.system.fields() {
+            let spec = source.column_for(field.name);
+            let mut getters = Vec::new();
+            for alt in alternatives(&spec) {
+                let found = columns
+                    .iter()
+                    .position(|c| c == &alt)
+                    .or_else(|| columns.iter().position(|c| c.eq_ignore_ascii_case(&alt)));
+                if let Some(i) = found {
+                    used[i] = true;
+                    getters.push(Getter::Column(i));
+                }
+            }
+            if getters.is_empty() && field.required {
+                bail!(
+                    "source {:?} ({}): required column {:?} (core field {}) is missing; the file has columns: {}. Map it in c360.toml under [sources.mapping] as {} = \"<column>\". Nothing was loaded.",
+                    source.name,
+                    source.location,
+                    spec,
+                    field.name,
+                    columns.join(", "),
+                    field.name
+                );
+            }
+            plan.push(FieldPlan { field, getters });
+        }
+        self.plan = plan;
+        self.columns = columns.to_vec();
+        self.extra_columns = (0..columns.len()).filter(|&i| !used[i]).collect();
+        Ok(())
+    }
+
+    fn row(&mut self, row: RawRow) -> Result<()> {
+        let outcome = match &row.record {
+            Record::Bad { kind, detail } => Outcome::Rejected {
+                field: None,
+                reason: kind.code(),
+                detail: detail.clone(),
+            },
+            record => self.validate(record),
+        };
+        self.batch.push(Processed {
+            row_num: row.row_num,
+            raw: row.raw,
+            outcome,
+        });
+        if self.batch.len() >= self.batch_size {
+            if self.progress.is_cancelled() {
+                bail!("load of {} cancelled", self.source.name);
+            }
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        if total > 0 {
+            // Report in per-mille of the input so units do not matter.
+            self.progress.update(done.saturating_mul(1000) / total);
+        }
+    }
+}
+
+/// `a|b|c` -> ["a", "b", "c"] (a column literally named with `|` still works
+/// when listed alone).
+fn alternatives(spec: &str) -> Vec<String> {
+    let mut alts = vec![spec.to_string()];
+    if spec.contains('|') {
+        alts.extend(spec.split('|').map(|s| s.trim().to_string()));
+    }
+    alts
+}
+
+/// A field's value as read: text, or JSON for nested values.
+enum FieldValue {
+    Text(String),
+    Json(Value),
+}
+
+impl FieldValue {
+    fn from_json(v: &Value) -> Option<FieldValue> {
+        match v {
+            Value::Null => None,
+            Value::String(s) => Some(FieldValue::Text(s.clone())),
+            Value::Number(n) => Some(FieldValue::Text(n.to_string())),
+            Value::Bool(b) => Some(FieldValue::Text(b.to_string())),
+            other => Some(FieldValue::Json(other.clone())),
+        }
+    }
+
+    fn is_blank(&self) -> bool {
+        match self {
+            FieldValue::Text(s) => s.trim().is_empty(),
+            FieldValue::Json(_) => false,
+        }
+    }
+
+    fn into_text(self) -> String {
+        match self {
+            FieldValue::Text(s) => s,
+            FieldValue::Json(v) => v.to_string(),
+        }
+    }
+
+    fn into_json_object(self) -> Result<String, String> {
+        let value = match self {
+            FieldValue::Json(v) => v,
+            FieldValue::Text(s) => match serde_json::from_str::<Value>(&s) {
+                Ok(v) => v,
+                Err(e) => return Err(format!("{s:?} is not JSON ({e})")),
+            },
+        };
+        match value {
+            Value::Object(_) => Ok(value.to_string()),
+            other => Err(format!("expected a JSON object, found {other}")),
+        }
+    }
+}
+
+/// Decimal numbers: `12`, `-3.5`, `1e3`, `1,234.50` (thousands commas).
+pub fn parse_number(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let n = match t.parse::<f64>() {
+        Ok(n) => n,
+        Err(_) => {
+            let int_part = t.split('.').next()?;
+            let groups: Vec<&str> = int_part.trim_start_matches('-').split(',').collect();
+            let grouped = groups.len() > 1
+                && !groups[0].is_empty()
+                && groups[0].len() <= 3
+                && groups[1..].iter().all(|g| g.len() == 3);
+            if !grouped {
+                return None;
+            }
+            t.replace(',', "").parse().ok()?
+        }
+    };
+    n.is_finite().then_some(n)
+}
+
+/// Whole numbers; `3.0` counts, `3.5` does not.
+pub fn parse_integer(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Some(n);
+    }
+    let f = parse_number(t)?;
+    (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
+}
+
+/// Row counts of the tables a load writes, for summaries and tests.
+pub fn staged_count(conn: &Connection, system: System) -> Result<u64> {
+    store::count(conn, system.staging_table())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number("12.5"), Some(12.5));
+        assert_eq!(parse_number(" -3 "), Some(-3.0));
+        assert_eq!(parse_number("1,234.50"), Some(1234.5));
+        assert_eq!(parse_number("12,5"), None);
+        assert_eq!(parse_number("abc"), None);
+        assert_eq!(parse_number("NaN"), None);
+        assert_eq!(parse_number("inf"), None);
+        assert_eq!(parse_integer("3"), Some(3));
+        assert_eq!(parse_integer("3.0"), Some(3));
+        assert_eq!(parse_integer("3.5"), None);
+        assert_eq!(parse_integer("x"), None);
+    }
+
+    #[test]
+    fn alternatives_keep_the_whole_spec_first() {
+        assert_eq!(alternatives("a"), vec!["a"]);
+        assert_eq!(alternatives("a|b"), vec!["a|b", "a", "b"]);
+    }
+}

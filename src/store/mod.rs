@@ -1,0 +1,294 @@
+//! The SQLite store: open (WAL, busy timeout), numbered migrations embedded in
+//! the binary, and the typed queries the CLI and (later) the TUI share.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+/// Numbered migrations, applied in order; `PRAGMA user_version` records the
+/// last one applied.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+
+/// Open (creating if needed) the database at `path` and bring its schema up
+/// to date.
+pub fn open(path: &Path) -> Result<Connection> {
+    let mut conn =
+        Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    configure(&conn)?;
+    migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
+    Ok(conn)
+}
+
+/// An in-memory database with the full schema (tests).
+pub fn open_in_memory() -> Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    configure(&conn)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // 64 MiB page cache: big loads touch many index pages.
+    conn.pragma_update(None, "cache_size", -65536)?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let current = current.max(0) as usize;
+    if current > MIGRATIONS.len() {
+        anyhow::bail!(
+            "database schema version {current} is newer than this c360 ({}); upgrade c360",
+            MIGRATIONS.len()
+        );
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {name}"))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Quote an identifier for SQL (table names come from validated source
+/// names, but quoting keeps that a non-issue).
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn table_exists(conn: &Connection, table: &str) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+pub fn count(conn: &Connection, table: &str) -> Result<u64> {
+    if !table_exists(conn, table)? {
+        return Ok(0);
+    }
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", ident(table)), [], |r| {
+        r.get(0)
+    })?;
+    Ok(n as u64)
+}
+
+/// Buffered multi-row `INSERT` through cached prepared statements: one
+/// statement per `rows_per_stmt` rows, which is several times faster than
+/// one `INSERT` per row. Call inside a transaction; call [`BulkInsert::finish`]
+/// before committing.
+pub struct BulkInsert<'c> {
+    conn: &'c Connection,
+    head: String,
+    ncols: usize,
+    rows_per_stmt: usize,
+    buf: Vec<rusqlite::types::Value>,
+}
+
+impl<'c> BulkInsert<'c> {
+    pub fn new(conn: &'c Connection, table: &str, columns: &[String]) -> Self {
+        let ncols = columns.len();
+        let cols: Vec<String> = columns.iter().map(|c| ident(c)).collect();
+        // SQLite allows 32,766 parameters per statement.
+        let rows_per_stmt = (32_000 / ncols).clamp(1, 128);
+        BulkInsert {
+            conn,
+            head: format!("INSERT INTO {} ({}) VALUES ", ident(table), cols.join(", ")),
+            ncols,
+            rows_per_stmt,
+            buf: Vec::with_capacity(ncols * rows_per_stmt),
+        }
+    }
+
+    fn sql(&self, rows: usize) -> String {
+        let one = format!("({})", vec!["?"; self.ncols].join(","));
+        format!("{}{}", self.head, vec![one; rows].join(","))
+    }
+
+    /// Add one row (exactly as many values as columns).
+    pub fn push(&mut self, row: impl IntoIterator<Item = rusqlite::types::Value>) -> Result<()> {
+        let before = self.buf.len();
+        self.buf.extend(row);
+        debug_assert_eq!(self.buf.len() - before, self.ncols);
+        if self.buf.len() >= self.ncols * self.rows_per_stmt {
+            let sql = self.sql(self.rows_per_stmt);
+            self.conn
+                .prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(self.buf.iter()))?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Write the rows still buffered.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let rows = self.buf.len() / self.ncols;
+        let sql = self.sql(rows);
+        self.conn
+            .prepare(&sql)?
+            .execute(rusqlite::params_from_iter(self.buf.iter()))?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// One row of `load_batches`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub batch_id: i64,
+    pub source: String,
+    pub location: String,
+    pub format: String,
+    pub content_hash: String,
+    pub rows_read: u64,
+    pub rows_staged: u64,
+    pub rows_rejected: u64,
+    pub seconds: f64,
+    pub status: String,
+    pub finished_at: Option<String>,
+}
+
+/// All load batches, newest first (optionally of one source).
+pub fn batches(conn: &Connection, source: Option<&str>) -> Result<Vec<Batch>> {
+    let mut stmt = conn.prepare(
+        "SELECT batch_id, source, location, format, content_hash, rows_read, rows_staged,
+                rows_rejected, seconds, status, finished_at
+         FROM load_batches WHERE ?1 IS NULL OR source = ?1 ORDER BY batch_id DESC",
+    )?;
+    let rows = stmt.query_map(params![source], |r| {
+        Ok(Batch {
+            batch_id: r.get(0)?,
+            source: r.get(1)?,
+            location: r.get(2)?,
+            format: r.get(3)?,
+            content_hash: r.get(4)?,
+            rows_read: r.get::<_, i64>(5)? as u64,
+            rows_staged: r.get::<_, i64>(6)? as u64,
+            rows_rejected: r.get::<_, i64>(7)? as u64,
+            seconds: r.get(8)?,
+            status: r.get(9)?,
+            finished_at: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Counts of rejected rows per (source, reason), largest first.
+pub fn reject_counts(conn: &Connection, source: Option<&str>) -> Result<Vec<(String, String, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT source, reason, count(*) FROM rejects WHERE ?1 IS NULL OR source = ?1
+         GROUP BY source, reason ORDER BY 3 DESC, 1, 2",
+    )?;
+    let rows = stmt.query_map(params![source], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One row of `rejects`, with the original row as text (invalid UTF-8 shown
+/// with replacement characters; the stored bytes are untouched).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub reject_id: i64,
+    pub batch_id: i64,
+    pub source: String,
+    pub row_num: u64,
+    pub field: Option<String>,
+    pub reason: String,
+    pub detail: String,
+    pub raw: String,
+}
+
+/// A page of rejects after `after_id` (keyset paging on `reject_id`).
+pub fn rejects_page(
+    conn: &Connection,
+    source: Option<&str>,
+    reason: Option<&str>,
+    after_id: i64,
+    limit: usize,
+) -> Result<Vec<Reject>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT reject_id, batch_id, source, row_num, field, reason, detail, raw FROM rejects
+         WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR reason = ?2) AND reject_id > ?3
+         ORDER BY reject_id LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![source, reason, after_id, limit as i64], |r| {
+        let raw = match r.get_ref(7)? {
+            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                String::from_utf8_lossy(t).into_owned()
+            }
+            _ => String::new(),
+        };
+        Ok(Reject {
+            reject_id: r.get(0)?,
+            batch_id: r.get(1)?,
+            source: r.get(2)?,
+            row_num: r.get::<_, i64>(3)? as u64,
+            field: r.get(4)?,
+            reason: r.get(5)?,
+            detail: r.get(6)?,
+            raw,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::schema::{System, staging_columns};
+
+    #[test]
+    fn staging_tables_match_the_schema_module() {
+        let conn = open_in_memory().unwrap();
+        for system in System::ALL {
+            let mut stmt = conn
+                .prepare(&format!("PRAGMA table_info({})", system.staging_table()))
+                .unwrap();
+            let cols: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(1))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(cols, staging_columns(system), "{}", system.staging_table());
+        }
+    }
+
+    #[test]
+    fn batches_must_reconcile() {
+        let conn = open_in_memory().unwrap();
+        let bad = conn.execute(
+            "INSERT INTO load_batches (source, system, location, format, content_hash, bytes,
+               rows_read, rows_staged, rows_rejected, seconds, status, started_at)
+             VALUES ('s','crm','f','csv','h',0, 10, 5, 4, 0, 'loaded', 'now')",
+            [],
+        );
+        assert!(bad.is_err(), "rows_read != staged + rejected must be refused");
+    }
+
+    #[test]
+    fn reopening_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c360.db");
+        drop(open(&path).unwrap());
+        let conn = open(&path).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+}

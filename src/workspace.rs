@@ -1,0 +1,510 @@
+//! A workspace is a folder with `c360.toml` (sources and settings), `rules/`
+//! and `c360.db`. This module loads and validates `c360.toml`; every error
+//! names the file, the line and the field.
+
+use crate::pipeline::schema::{SEGMENT_MAPPING, System};
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+pub const CONFIG_FILE: &str = "c360.toml";
+pub const RULES_DIR: &str = "rules";
+
+/// The template `c360 init` writes as `c360.toml`.
+pub const CONFIG_TEMPLATE: &str = include_str!("../rules/c360.template.toml");
+
+/// The repository's default rule set, embedded so `init` and `demo` work from
+/// any directory: (file name, contents).
+pub const DEFAULT_RULES: &[(&str, &str)] = &[
+    ("c360.template.toml", CONFIG_TEMPLATE),
+    ("README.md", include_str!("../rules/README.md")),
+];
+
+/// A configuration error that points at `file:line`.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// File formats a source can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Parquet,
+    /// A JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// NDJSON in the Segment / RudderStack event spec (web events): loads
+    /// with no hand-written mapping.
+    Segment,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Segment => "segment",
+        }
+    }
+    pub fn is_json(self) -> bool {
+        matches!(self, Format::Json | Format::Ndjson | Format::Segment)
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How ambiguous day/month dates such as `03/04/2024` are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DateOrder {
+    /// Month first (US): 03/04/2024 is 4 March.
+    #[default]
+    Mdy,
+    /// Day first (Europe): 03/04/2024 is 3 April.
+    Dmy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    #[serde(default = "default_quote")]
+    pub quote: String,
+    #[serde(default = "yes")]
+    pub has_header: bool,
+    /// Column names when the file has no header row.
+    #[serde(default)]
+    pub columns: Vec<String>,
+}
+
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_quote() -> String {
+    "\"".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            delimiter: default_delimiter(),
+            quote: default_quote(),
+            has_header: true,
+            columns: Vec::new(),
+        }
+    }
+}
+
+/// Paging for REST sources.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOptions {
+    /// Where the records are in an object response (dotted path, e.g.
+    /// `data`); a top-level array needs nothing.
+    pub records_field: Option<String>,
+    /// Dotted path of the next-page link in an object response (e.g. `next`
+    /// or `links.next`); absent or null ends paging.
+    pub next_field: Option<String>,
+    /// Query parameter holding the page number (e.g. `page`); paging stops at
+    /// the first empty page.
+    pub page_param: Option<String>,
+    /// First page number (default 1).
+    pub first_page: Option<u64>,
+    /// Query parameter for the page size, with `page_size` as its value.
+    pub page_size_param: Option<String>,
+    pub page_size: Option<u64>,
+    /// Safety stop (default 10,000 pages).
+    pub max_pages: Option<u64>,
+    /// Request timeout in seconds (default 30).
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: Spanned<String>,
+    system: System,
+    location: Spanned<String>,
+    format: Format,
+    timezone: Option<Spanned<String>>,
+    date_order: Option<DateOrder>,
+    #[serde(default)]
+    csv: Option<CsvOptions>,
+    #[serde(default)]
+    http: Option<HttpOptions>,
+    #[serde(default)]
+    mapping: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    #[serde(default = "default_db")]
+    database: String,
+    #[serde(default = "default_batch")]
+    batch_size: usize,
+    timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    date_order: DateOrder,
+}
+
+fn default_db() -> String {
+    "c360.db".into()
+}
+fn default_batch() -> usize {
+    5000
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            database: default_db(),
+            batch_size: default_batch(),
+            timezone: None,
+            date_order: DateOrder::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    settings: RawSettings,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+}
+
+/// Workspace-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: String,
+    pub batch_size: usize,
+    pub timezone: chrono_tz::Tz,
+    pub date_order: DateOrder,
+}
+
+/// One validated source.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Lower-case identifier; the raw table is `raw_<name>`.
+    pub name: String,
+    pub system: System,
+    /// A path (relative to the workspace) or an `http(s)://` URL, as written.
+    pub location: String,
+    pub format: Format,
+    pub timezone: chrono_tz::Tz,
+    pub date_order: DateOrder,
+    pub csv: CsvOptions,
+    pub http: HttpOptions,
+    /// Core field -> column (or dotted JSON path; `a|b` = first non-empty).
+    /// Fields not named here default to a column of the same name.
+    pub mapping: BTreeMap<String, String>,
+}
+
+impl Source {
+    pub fn raw_table(&self) -> String {
+        format!("raw_{}", self.name)
+    }
+
+    pub fn is_http(&self) -> bool {
+        self.location.starts_with("http://") || self.location.starts_with("https://")
+    }
+
+    /// The column expression for a core field: the explicit mapping, the
+    /// format's default (Segment spec), or the field's own name.
+    pub fn column_for(&self, field: &str) -> String {
+        if let Some(col) = self.mapping.get(field) {
+            return col.clone();
+        }
+        if self.format == Format::Segment
+            && let Some((_, path)) = SEGMENT_MAPPING.iter().find(|(f, _)| *f == field)
+        {
+            return (*path).to_string();
+        }
+        field.to_string()
+    }
+}
+
+/// A loaded workspace.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub settings: Settings,
+    pub sources: Vec<Source>,
+}
+
+impl Workspace {
+    /// Open the workspace in `root` (reads and validates `c360.toml`).
+    pub fn open(root: &Path) -> Result<Workspace> {
+        let path = root.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} (is {} a c360 workspace? create one with `c360 init {}`)",
+                path.display(),
+                root.display(),
+                root.display()
+            )
+        })?;
+        let (settings, sources) = parse_config(&text, &path.display().to_string())?;
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            settings,
+            sources,
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join(&self.settings.database)
+    }
+
+    pub fn rules_dir(&self) -> PathBuf {
+        self.root.join(RULES_DIR)
+    }
+
+    /// A source's location resolved against the workspace (URLs unchanged).
+    pub fn resolve_location(&self, source: &Source) -> String {
+        if source.is_http() || Path::new(&source.location).is_absolute() {
+            source.location.clone()
+        } else {
+            self.root.join(&source.location).display().to_string()
+        }
+    }
+
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+/// Create a new workspace in `dir`: `c360.toml` from the template, `rules/`
+/// copied from the default rule set. Refuses to overwrite an existing config.
+pub fn init(dir: &Path) -> Result<()> {
+    let config = dir.join(CONFIG_FILE);
+    if config.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite it",
+            config.display()
+        );
+    }
+    std::fs::create_dir_all(dir.join(RULES_DIR))
+        .with_context(|| format!("cannot create {}", dir.join(RULES_DIR).display()))?;
+    for (name, body) in DEFAULT_RULES {
+        std::fs::write(dir.join(RULES_DIR).join(name), body)?;
+    }
+    std::fs::write(&config, CONFIG_TEMPLATE)
+        .with_context(|| format!("cannot write {}", config.display()))?;
+    Ok(())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parse and validate the text of a `c360.toml`. `file` is used in errors.
+pub fn parse_config(text: &str, file: &str) -> Result<(Settings, Vec<Source>), ConfigError> {
+    let err = |offset: usize, message: String| ConfigError {
+        file: file.to_string(),
+        line: line_of(text, offset),
+        message,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        err(offset, e.message().to_string())
+    })?;
+
+    let parse_tz = |tz: &Spanned<String>| -> Result<chrono_tz::Tz, ConfigError> {
+        tz.get_ref().parse::<chrono_tz::Tz>().map_err(|_| {
+            err(
+                tz.span().start,
+                format!(
+                    "field `timezone`: unknown IANA time zone {:?} (e.g. \"UTC\", \"Europe/Berlin\", \"America/New_York\")",
+                    tz.get_ref()
+                ),
+            )
+        })
+    };
+
+    let settings_tz = match &raw.settings.timezone {
+        Some(tz) => parse_tz(tz)?,
+        None => chrono_tz::UTC,
+    };
+    if raw.settings.batch_size == 0 {
+        return Err(err(0, "field `settings.batch_size`: must be at least 1".into()));
+    }
+    let settings = Settings {
+        database: raw.settings.database,
+        batch_size: raw.settings.batch_size,
+        timezone: settings_tz,
+        date_order: raw.settings.date_order,
+    };
+
+    let mut sources: Vec<Source> = Vec::new();
+    for rs in raw.sources {
+        let name = rs.name.get_ref().clone();
+        let name_at = rs.name.span().start;
+        if name.is_empty()
+            || name.len() > 48
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            || name.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(err(
+                name_at,
+                format!(
+                    "field `name`: source name {name:?} must be 1-48 characters of a-z, 0-9 and _, not starting with a digit (it names the table raw_<name>)"
+                ),
+            ));
+        }
+        if sources.iter().any(|s| s.name == name) {
+            return Err(err(
+                name_at,
+                format!("field `name`: source {name:?} is defined twice"),
+            ));
+        }
+        let location = rs.location.get_ref().trim().to_string();
+        if location.is_empty() {
+            return Err(err(
+                rs.location.span().start,
+                format!("source {name:?}: field `location` is empty"),
+            ));
+        }
+        let is_http = location.starts_with("http://") || location.starts_with("https://");
+        if is_http && matches!(rs.format, Format::Csv | Format::Parquet) {
+            return Err(err(
+                rs.location.span().start,
+                format!(
+                    "source {name:?}: field `format`: REST sources must be json, ndjson or segment, not {}",
+                    rs.format
+                ),
+            ));
+        }
+        if rs.format == Format::Segment && rs.system != System::Web {
+            return Err(err(
+                name_at,
+                format!(
+                    "source {name:?}: field `format`: \"segment\" is the web-event spec; system must be \"web\", not {:?}",
+                    rs.system.as_str()
+                ),
+            ));
+        }
+        let csv = rs.csv.unwrap_or_default();
+        if rs.format == Format::Csv {
+            if csv.delimiter.len() != 1 {
+                return Err(err(
+                    name_at,
+                    format!(
+                        "source {name:?}: field `csv.delimiter` must be one ASCII character, got {:?}",
+                        csv.delimiter
+                    ),
+                ));
+            }
+            if csv.quote.len() != 1 {
+                return Err(err(
+                    name_at,
+                    format!(
+                        "source {name:?}: field `csv.quote` must be one ASCII character, got {:?}",
+                        csv.quote
+                    ),
+                ));
+            }
+            if !csv.has_header && csv.columns.is_empty() {
+                return Err(err(
+                    name_at,
+                    format!(
+                        "source {name:?}: field `csv.columns` must list the column names when `has_header = false`"
+                    ),
+                ));
+            }
+        }
+        let mut mapping = BTreeMap::new();
+        for (field, column) in rs.mapping {
+            let field_name = field.get_ref();
+            if rs.system.field(field_name).is_none() {
+                let known: Vec<&str> = rs.system.fields().iter().map(|f| f.name).collect();
+                return Err(err(
+                    field.span().start,
+                    format!(
+                        "source {name:?}: field `mapping.{field_name}`: {field_name:?} is not a core field of {} (core fields: {})",
+                        rs.system,
+                        known.join(", ")
+                    ),
+                ));
+            }
+            if column.get_ref().trim().is_empty() {
+                return Err(err(
+                    column.span().start,
+                    format!("source {name:?}: field `mapping.{field_name}`: empty column name"),
+                ));
+            }
+            mapping.insert(field_name.clone(), column.get_ref().trim().to_string());
+        }
+        let timezone = match &rs.timezone {
+            Some(tz) => parse_tz(tz)?,
+            None => settings.timezone,
+        };
+        sources.push(Source {
+            name,
+            system: rs.system,
+            location,
+            format: rs.format,
+            timezone,
+            date_order: rs.date_order.unwrap_or(settings.date_order),
+            csv,
+            http: rs.http.unwrap_or_default(),
+            mapping,
+        });
+    }
+    Ok((settings, sources))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses() {
+        let (settings, sources) = parse_config(CONFIG_TEMPLATE, "c360.toml").unwrap();
+        assert_eq!(settings.database, "c360.db");
+        assert_eq!(sources.len(), 3);
+        assert_eq!(sources[0].column_for("address"), "street");
+        assert_eq!(sources[1].column_for("cookie_id"), "anonymousId|anonymous_id");
+        assert_eq!(sources[2].column_for("order_id"), "order_id");
+    }
+
+    #[test]
+    fn unknown_mapping_field_names_line_and_field() {
+        let text = "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"a.csv\"\nformat = \"csv\"\n[sources.mapping]\nadress = \"street\"\n";
+        let e = parse_config(text, "c360.toml").unwrap_err();
+        assert_eq!(e.line, 7);
+        assert!(e.to_string().starts_with("c360.toml:7: "), "{e}");
+        assert!(e.message.contains("mapping.adress"), "{e}");
+    }
+
+    #[test]
+    fn bad_system_names_line() {
+        let text = "[[sources]]\nname = \"x\"\nsystem = \"erp\"\nlocation = \"a.csv\"\nformat = \"csv\"\n";
+        let e = parse_config(text, "w/c360.toml").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("erp"), "{e}");
+    }
+}
