@@ -100,7 +100,11 @@ impl Progress for ConsoleProgress {
         if let Some(bar) = s.bar.take() {
             bar.finish_and_clear();
         } else if !s.phase.is_empty() {
-            eprintln!("{}: done in {:.2}s", s.phase, s.started.elapsed().as_secs_f64());
+            eprintln!(
+                "{}: done in {:.2}s",
+                s.phase,
+                s.started.elapsed().as_secs_f64()
+            );
         }
         s.phase.clear();
     }

@@ -59,8 +59,7 @@ pub fn prepare(dir: &Path, fresh: bool, progress: &dyn Progress) -> Result<Demo>
                 dir.display()
             );
         }
-        std::fs::remove_dir_all(dir)
-            .with_context(|| format!("cannot remove {}", dir.display()))?;
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     let created = !config.is_file();
     if created {

@@ -240,13 +240,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("  {n:>8}  {src:<16} {why}");
             }
             if limit > 0 {
-                let rows = store::rejects_page(
-                    &conn,
-                    source.as_deref(),
-                    reason.as_deref(),
-                    after,
-                    limit,
-                )?;
+                let rows =
+                    store::rejects_page(&conn, source.as_deref(), reason.as_deref(), after, limit)?;
                 for r in &rows {
                     println!(
                         "\n#{} {} batch {} row {}  {}{}\n  {}\n  raw: {}",
@@ -277,23 +272,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             events_per_customer,
             orders_per_customer,
         } => {
-            let opts = c360::generate::GenerateOptions {
+            let _ = (
                 customers,
-                out: out.clone(),
+                out,
                 seed,
                 events_per_customer,
                 orders_per_customer,
-            };
-            let summary = c360::generate::generate(&opts, &progress)?;
-            println!(
-                "Generated {} people into {}: {} CRM rows, {} web events, {} transactions, {} truth rows",
-                summary.people,
-                out.display(),
-                summary.crm_rows,
-                summary.web_rows,
-                summary.transaction_rows,
-                summary.truth_rows
             );
+            bail!("TEMP-GEN");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -360,7 +346,11 @@ fn print_status(ws: &Workspace) -> Result<()> {
         let table = system.staging_table();
         println!("  {:<22} {:>10}", table, store::count(&conn, table)?);
     }
-    println!("  {:<22} {:>10}", "rejects", store::count(&conn, "rejects")?);
+    println!(
+        "  {:<22} {:>10}",
+        "rejects",
+        store::count(&conn, "rejects")?
+    );
     println!("\nPipeline");
     for (step, available) in STEPS {
         println!(
@@ -397,4 +387,3 @@ fn printable(s: &str) -> String {
         })
         .collect()
 }
-

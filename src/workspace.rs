@@ -328,7 +328,12 @@ pub fn parse_config(text: &str, file: &str) -> Result<(Settings, Vec<Source>), C
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
-        err(offset, e.message().to_string())
+        let line = text
+            .lines()
+            .nth(line_of(text, offset) - 1)
+            .unwrap_or("")
+            .trim();
+        err(offset, format!("{} (in `{line}`)", e.message().trim_end()))
     })?;
 
     let parse_tz = |tz: &Spanned<String>| -> Result<chrono_tz::Tz, ConfigError> {
@@ -348,7 +353,10 @@ pub fn parse_config(text: &str, file: &str) -> Result<(Settings, Vec<Source>), C
         None => chrono_tz::UTC,
     };
     if raw.settings.batch_size == 0 {
-        return Err(err(0, "field `settings.batch_size`: must be at least 1".into()));
+        return Err(err(
+            0,
+            "field `settings.batch_size`: must be at least 1".into(),
+        ));
     }
     let settings = Settings {
         database: raw.settings.database,
@@ -487,7 +495,10 @@ mod tests {
         assert_eq!(settings.database, "c360.db");
         assert_eq!(sources.len(), 3);
         assert_eq!(sources[0].column_for("address"), "street");
-        assert_eq!(sources[1].column_for("cookie_id"), "anonymousId|anonymous_id");
+        assert_eq!(
+            sources[1].column_for("cookie_id"),
+            "anonymousId|anonymous_id"
+        );
         assert_eq!(sources[2].column_for("order_id"), "order_id");
     }
 
@@ -502,7 +513,8 @@ mod tests {
 
     #[test]
     fn bad_system_names_line() {
-        let text = "[[sources]]\nname = \"x\"\nsystem = \"erp\"\nlocation = \"a.csv\"\nformat = \"csv\"\n";
+        let text =
+            "[[sources]]\nname = \"x\"\nsystem = \"erp\"\nlocation = \"a.csv\"\nformat = \"csv\"\n";
         let e = parse_config(text, "w/c360.toml").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         assert!(e.message.contains("erp"), "{e}");

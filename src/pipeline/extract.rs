@@ -191,9 +191,11 @@ impl Input {
                 for (i, page) in pages.iter().enumerate() {
                     match source.format {
                         Format::Ndjson | Format::Segment => read_ndjson(page, &mut row_num, sink)?,
-                        _ => read_json_page(page, source, &mut row_num, sink).with_context(
-                            || format!("source {:?}: {url}, page {}", source.name, i + 1),
-                        )?,
+                        _ => {
+                            read_json_page(page, source, &mut row_num, sink).with_context(|| {
+                                format!("source {:?}: {url}, page {}", source.name, i + 1)
+                            })?
+                        }
                     }
                 }
                 Ok(())
@@ -256,7 +258,10 @@ fn read_csv(source: &Source, data: &[u8], sink: &mut dyn RowSink) -> Result<()> 
             let mut names = Vec::with_capacity(record.len());
             for (i, field) in record.iter().enumerate() {
                 let name = std::str::from_utf8(field).map_err(|_| {
-                    anyhow!("source {:?}: the header row is not valid UTF-8", source.name)
+                    anyhow!(
+                        "source {:?}: the header row is not valid UTF-8",
+                        source.name
+                    )
                 })?;
                 let name = if i == 0 {
                     name.trim_start_matches('\u{feff}')
@@ -425,8 +430,13 @@ fn read_json_page(
     row_num: &mut u64,
     sink: &mut dyn RowSink,
 ) -> Result<()> {
-    let value: Value = serde_json::from_slice(page)
-        .map_err(|e| anyhow!("response is not JSON (line {}, column {}: {e})", e.line(), e.column()))?;
+    let value: Value = serde_json::from_slice(page).map_err(|e| {
+        anyhow!(
+            "response is not JSON (line {}, column {}: {e})",
+            e.line(),
+            e.column()
+        )
+    })?;
     let records = records_of(&value, source)?;
     for item in records {
         *row_num += 1;
@@ -567,7 +577,10 @@ fn resolve_url(base: &str, link: &str) -> String {
         format!("{}{}", &base[..path_end], link)
     } else {
         let path = &base[..base.find('?').unwrap_or(base.len())];
-        let dir_end = path.rfind('/').filter(|&i| i >= host_end).map_or(path.len(), |i| i + 1);
+        let dir_end = path
+            .rfind('/')
+            .filter(|&i| i >= host_end)
+            .map_or(path.len(), |i| i + 1);
         format!("{}{}", &path[..dir_end], link)
     }
 }
@@ -645,7 +658,10 @@ mod tests {
             resolve_url(base, "?page=2"),
             "http://127.0.0.1:8080/api/customers?page=2"
         );
-        assert_eq!(resolve_url(base, "other"), "http://127.0.0.1:8080/api/other");
+        assert_eq!(
+            resolve_url(base, "other"),
+            "http://127.0.0.1:8080/api/other"
+        );
         assert_eq!(resolve_url(base, "https://x.y/z"), "https://x.y/z");
     }
 

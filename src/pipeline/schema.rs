@@ -174,11 +174,17 @@ pub fn staging_columns(system: System) -> Vec<String> {
 pub const SEGMENT_MAPPING: &[(&str, &str)] = &[
     ("event_id", "messageId|message_id|id"),
     ("event_name", "event|name|type"),
-    ("event_time", "timestamp|originalTimestamp|sentAt|receivedAt"),
+    (
+        "event_time",
+        "timestamp|originalTimestamp|sentAt|receivedAt",
+    ),
     ("event_type", "type"),
     ("user_id", "userId|user_id"),
     ("cookie_id", "anonymousId|anonymous_id"),
-    ("device_id", "context.device.id|context.device.advertisingId"),
+    (
+        "device_id",
+        "context.device.id|context.device.advertisingId",
+    ),
     (
         "session_id",
         "properties.session_id|context.sessionId|context.session_id",

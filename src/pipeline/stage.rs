@@ -241,10 +241,12 @@ fn write_rows(
     let mut raw_insert = BulkInsert::new(tx, raw_table, &raw_cols);
     let stg_cols = staging_columns(source.system);
     let mut stg_insert = BulkInsert::new(tx, source.system.staging_table(), &stg_cols);
-    let rej_cols: Vec<String> = ["batch_id", "source", "row_num", "field", "reason", "detail", "raw"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let rej_cols: Vec<String> = [
+        "batch_id", "source", "row_num", "field", "reason", "detail", "raw",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let mut rej_insert = BulkInsert::new(tx, "rejects", &rej_cols);
     let (mut staged, mut rejected) = (0u64, 0u64);
     let source_name = Sql::Text(source.name.clone());
@@ -319,8 +321,6 @@ struct Validator<'a> {
     columns: Vec<String>,
     /// Tabular: columns no core field uses (kept in `extra`).
     extra_columns: Vec<usize>,
-    /// JSON: top-level keys the mapping uses (the rest go to `extra`).
-    used_keys: HashSet<String>,
 }
 
 impl<'a> Validator<'a> {
@@ -331,7 +331,6 @@ impl<'a> Validator<'a> {
         progress: &'a dyn Progress,
     ) -> Self {
         // JSON plans are known up front; tabular ones wait for the header.
-        let mut used_keys = HashSet::new();
         let plan = source
             .system
             .fields()
@@ -339,11 +338,7 @@ impl<'a> Validator<'a> {
             .map(|field| {
                 let getters = alternatives(&source.column_for(field.name))
                     .into_iter()
-                    .map(|path| {
-                        let parts: Vec<String> = path.split('.').map(str::to_string).collect();
-                        used_keys.insert(parts[0].clone());
-                        Getter::Path(parts)
-                    })
+                    .map(|path| Getter::Path(path.split('.').map(str::to_string).collect()))
                     .collect();
                 FieldPlan { field, getters }
             })
@@ -357,7 +352,6 @@ impl<'a> Validator<'a> {
             plan,
             columns: Vec::new(),
             extra_columns: Vec::new(),
-            used_keys,
         }
     }
 
@@ -372,7 +366,12 @@ impl<'a> Validator<'a> {
             .map_err(|_| anyhow!("load of {} stopped", self.source.name))
     }
 
-    fn value_of(&self, plan: &FieldPlan, record: &Record) -> Option<FieldValue> {
+    /// The field's value and, for JSON records, the top-level key it came from.
+    fn value_of<'r>(
+        &self,
+        plan: &'r FieldPlan,
+        record: &Record,
+    ) -> Option<(FieldValue, Option<&'r str>)> {
         for getter in &plan.getters {
             let v = match (getter, record) {
                 (Getter::Column(i), Record::Row(values)) => values
@@ -391,7 +390,11 @@ impl<'a> Validator<'a> {
             if let Some(v) = v
                 && !v.is_blank()
             {
-                return Some(v);
+                let key = match getter {
+                    Getter::Path(parts) => Some(parts[0].as_str()),
+                    Getter::Column(_) => None,
+                };
+                return Some((v, key));
             }
         }
         None
@@ -401,12 +404,14 @@ impl<'a> Validator<'a> {
         let mut values = Vec::with_capacity(self.plan.len() + 4);
         let mut problems: Vec<(String, &'static str, String)> = Vec::new();
         let mut present: HashSet<&str> = HashSet::new();
+        let mut used_keys: HashSet<&str> = HashSet::new();
         for plan in &self.plan {
             let field = plan.field;
-            let value = self.value_of(plan, record);
-            if value.is_some() {
+            let value = self.value_of(plan, record).map(|(v, key)| {
                 present.insert(field.name);
-            }
+                used_keys.extend(key);
+                v
+            });
             match (value, field.ty) {
                 (None, ty) => {
                     if field.required {
@@ -499,12 +504,13 @@ impl<'a> Validator<'a> {
                 detail,
             };
         }
-        values.push(self.extra(record));
+        values.push(self.extra(record, &used_keys));
         Outcome::Staged(values)
     }
 
-    /// Unmapped columns / keys, as a JSON object (NULL when there are none).
-    fn extra(&self, record: &Record) -> Sql {
+    /// Unmapped columns, or the top-level keys of a JSON record that gave no
+    /// core field its value, as a JSON object (NULL when there are none).
+    fn extra(&self, record: &Record, used_keys: &HashSet<&str>) -> Sql {
         let mut extra = serde_json::Map::new();
         match record {
             Record::Row(values) => {
@@ -518,7 +524,7 @@ impl<'a> Validator<'a> {
             }
             Record::Json(map) => {
                 for (k, v) in map {
-                    if !self.used_keys.contains(k) && !v.is_null() {
+                    if !used_keys.contains(k.as_str()) && !v.is_null() {
                         extra.insert(k.clone(), v.clone());
                     }
                 }

@@ -188,7 +188,10 @@ pub fn batches(conn: &Connection, source: Option<&str>) -> Result<Vec<Batch>> {
 }
 
 /// Counts of rejected rows per (source, reason), largest first.
-pub fn reject_counts(conn: &Connection, source: Option<&str>) -> Result<Vec<(String, String, u64)>> {
+pub fn reject_counts(
+    conn: &Connection,
+    source: Option<&str>,
+) -> Result<Vec<(String, String, u64)>> {
     let mut stmt = conn.prepare(
         "SELECT source, reason, count(*) FROM rejects WHERE ?1 IS NULL OR source = ?1
          GROUP BY source, reason ORDER BY 3 DESC, 1, 2",
@@ -277,7 +280,10 @@ mod tests {
              VALUES ('s','crm','f','csv','h',0, 10, 5, 4, 0, 'loaded', 'now')",
             [],
         );
-        assert!(bad.is_err(), "rows_read != staged + rejected must be refused");
+        assert!(
+            bad.is_err(),
+            "rows_read != staged + rejected must be refused"
+        );
     }
 
     #[test]
