@@ -78,12 +78,11 @@ impl Progress for ConsoleProgress {
         let mut s = self.lock();
         if let Some(bar) = &s.bar {
             bar.set_position(done);
-        } else if s.total > 0 {
-            let decile = (done.min(s.total) * 10) / s.total;
-            if decile > s.last_decile {
-                s.last_decile = decile;
-                eprintln!("{}: {}%", s.phase, decile * 10);
-            }
+        } else if let Some(decile) = (done.min(s.total) * 10).checked_div(s.total)
+            && decile > s.last_decile
+        {
+            s.last_decile = decile;
+            eprintln!("{}: {}%", s.phase, decile * 10);
         }
     }
 

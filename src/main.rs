@@ -103,6 +103,28 @@ enum Command {
         #[arg(long, default_value_t = 2.5)]
         orders_per_customer: f64,
     },
+    /// Benchmarks (figures for BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Load + stage generated data; compare with the sqlite3 shell's .import.
+    Load {
+        /// Working folder (generated data is kept and reused).
+        #[arg(long, default_value = "target/bench-load")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: u64,
+        /// Average web events per person (5.0 with 1M customers: ~5M events).
+        #[arg(long, default_value_t = 5.0)]
+        events_per_customer: f64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -280,6 +302,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 orders_per_customer,
             );
             bail!("TEMP-GEN");
+        }
+        Command::Bench {
+            what:
+                Bench::Load {
+                    dir,
+                    customers,
+                    events_per_customer,
+                    seed,
+                },
+        } => {
+            let report = c360::bench::bench_load(
+                &c360::bench::BenchOptions {
+                    dir,
+                    customers,
+                    events_per_customer,
+                    seed,
+                },
+                &progress,
+            )?;
+            println!("{report}");
         }
     }
     Ok(ExitCode::SUCCESS)

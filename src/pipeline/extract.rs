@@ -311,7 +311,7 @@ fn read_csv(source: &Source, data: &[u8], sink: &mut dyn RowSink) -> Result<()> 
             raw,
             record: rec,
         })?;
-        if row_num % 4096 == 0 {
+        if row_num.is_multiple_of(4096) {
             sink.progress(end as u64, total);
         }
     }
@@ -376,7 +376,7 @@ fn read_ndjson(data: &[u8], row_num: &mut u64, sink: &mut dyn RowSink) -> Result
             raw,
             record,
         })?;
-        if *row_num % 4096 == 0 {
+        if row_num.is_multiple_of(4096) {
             sink.progress(offset as u64, total);
         }
     }
@@ -410,7 +410,7 @@ fn read_json_array(data: &[u8], row_num: &mut u64, sink: &mut dyn RowSink) -> Re
             raw: RawText::Text(raw.to_string()),
             record: json_record(raw),
         })?;
-        if *row_num % 4096 == 0 {
+        if row_num.is_multiple_of(4096) {
             sink.progress(*row_num, total);
         }
     }

@@ -600,9 +600,9 @@ impl RowSink for Validator<'_> {
     }
 
     fn progress(&mut self, done: u64, total: u64) {
-        if total > 0 {
-            // Report in per-mille of the input so units do not matter.
-            self.progress.update(done.saturating_mul(1000) / total);
+        // Report in per-mille of the input so units do not matter.
+        if let Some(per_mille) = done.saturating_mul(1000).checked_div(total) {
+            self.progress.update(per_mille);
         }
     }
 }

@@ -1,0 +1,177 @@
+//! `c360 bench load`: load + stage throughput on generated data, compared in
+//! the same run with the `sqlite3` shell's `.import` of the same CSV, and the
+//! process's peak memory. Prints a Markdown table for BENCHMARKS.md.
+
+use crate::generate::{self, GenerateOptions};
+use crate::pipeline::progress::Progress;
+use crate::pipeline::stage;
+use crate::store;
+use crate::workspace::Workspace;
+use anyhow::{Context, Result, bail};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+pub struct BenchOptions {
+    /// Working folder: `data/` (generated once, reused) and a fresh `ws/`.
+    pub dir: PathBuf,
+    pub customers: u64,
+    pub events_per_customer: f64,
+    pub seed: u64,
+}
+
+/// Peak resident memory of this process so far (VmHWM), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Reset the peak-memory mark (Linux: writing 5 to clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn file_mib(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
+}
+
+/// Run the benchmark; returns the Markdown report.
+pub fn bench_load(opts: &BenchOptions, progress: &dyn Progress) -> Result<String> {
+    let data = opts.dir.join("data");
+    let crm = data.join("crm.csv");
+    let mut out = String::new();
+    let gen_opts = GenerateOptions {
+        customers: opts.customers,
+        out: data.clone(),
+        seed: opts.seed,
+        events_per_customer: opts.events_per_customer,
+        ..GenerateOptions::default()
+    };
+    let marker = data.join(format!(
+        ".generated-{}-{}-{}",
+        opts.customers, opts.events_per_customer, opts.seed
+    ));
+    if !marker.exists() {
+        let t = Instant::now();
+        let summary = generate::generate(&gen_opts, progress)?;
+        std::fs::write(&marker, "")?;
+        writeln!(
+            out,
+            "generate: {} people -> {} CRM rows, {} web events, {} transactions in {:.1} s\n",
+            summary.people,
+            summary.crm_rows,
+            summary.web_rows,
+            summary.transaction_rows,
+            t.elapsed().as_secs_f64()
+        )?;
+    }
+
+    let ws_dir = opts.dir.join("ws");
+    if ws_dir.exists() {
+        std::fs::remove_dir_all(&ws_dir)?;
+    }
+    std::fs::create_dir_all(&ws_dir)?;
+    let abs = |f: &str| -> Result<String> {
+        Ok(std::fs::canonicalize(data.join(f))
+            .with_context(|| format!("{} missing", data.join(f).display()))?
+            .display()
+            .to_string())
+    };
+    let config = format!(
+        "[settings]\nbatch_size = 5000\n\n\
+         [[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"{}\"\nformat = \"csv\"\n[sources.mapping]\naddress = \"street\"\n\n\
+         [[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"{}\"\nformat = \"segment\"\n\n\
+         [[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"{}\"\nformat = \"parquet\"\n",
+        abs("crm.csv")?,
+        abs("web_events.ndjson")?,
+        abs("transactions.parquet")?
+    );
+    std::fs::write(ws_dir.join("c360.toml"), config)?;
+    let ws = Workspace::open(&ws_dir)?;
+    let mut conn = store::open(&ws.db_path())?;
+
+    writeln!(
+        out,
+        "| step | input | rows read | staged | rejected | seconds | rows/s | peak RSS (MiB) |"
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+    let mut crm_rate = 0.0;
+    for source in &ws.sources {
+        reset_peak_rss();
+        let location = ws.resolve_location(source);
+        let r = stage::load_source(&mut conn, &ws, source, progress)?;
+        if r.already_loaded {
+            bail!("fresh workspace reported {} as already loaded", source.name);
+        }
+        let rate = r.rows_read as f64 / r.seconds;
+        if source.name == "crm" {
+            crm_rate = rate;
+        }
+        writeln!(
+            out,
+            "| c360 load {} | {} {:.0} MiB | {} | {} | {} | {:.2} | {:.0} | {:.0} |",
+            source.name,
+            source.format,
+            file_mib(Path::new(&location)),
+            r.rows_read,
+            r.rows_staged,
+            r.rows_rejected,
+            r.seconds,
+            rate,
+            peak_rss_mib().unwrap_or(f64::NAN)
+        )?;
+    }
+
+    // The reference: sqlite3's .import of the same CSV into a fresh database
+    // (one text table, no validation), in WAL mode like ours.
+    let import_db = opts.dir.join("import.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", import_db.display()));
+    }
+    match Command::new("sqlite3")
+        .arg(&import_db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            let t = Instant::now();
+            if let Some(mut stdin) = child.stdin.take() {
+                writeln!(
+                    stdin,
+                    "PRAGMA journal_mode=WAL;\nPRAGMA synchronous=NORMAL;\n.mode csv\n.import '{}' crm_import",
+                    crm.display()
+                )?;
+            }
+            child.wait()?;
+            let secs = t.elapsed().as_secs_f64();
+            let rows: i64 = rusqlite::Connection::open(&import_db)?
+                .query_row("SELECT count(*) FROM crm_import", [], |r| r.get(0))?;
+            let rate = rows as f64 / secs;
+            writeln!(
+                out,
+                "| sqlite3 .import crm.csv | csv {:.0} MiB | {} | - | - | {:.2} | {:.0} | - |",
+                file_mib(&crm),
+                rows,
+                secs,
+                rate
+            )?;
+            writeln!(
+                out,
+                "\nc360 load of crm.csv runs at {:.0} % of the sqlite3 shell's .import speed (target: at least 50 %), \
+                 while also landing raw rows, validating types and writing rejects.",
+                100.0 * crm_rate / rate
+            )?;
+        }
+        Err(e) => writeln!(out, "\nsqlite3 shell not found ({e}); no .import reference")?,
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    let db_mib = file_mib(&ws.db_path());
+    writeln!(out, "\nworkspace database: {db_mib:.0} MiB")?;
+    Ok(out)
+}

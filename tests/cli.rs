@@ -1,0 +1,190 @@
+//! End-to-end: the real `c360` binary, as a user runs it.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::Path;
+
+fn c360() -> Command {
+    let mut cmd = Command::cargo_bin("c360").unwrap();
+    cmd.env_remove("C360_SAMPLE_DATA");
+    cmd
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = stdout_of(c360().arg("--help"));
+    for cmd in [
+        "demo", "init", "load", "run", "status", "rejects", "generate", "bench",
+    ] {
+        assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
+    }
+}
+
+#[test]
+fn init_load_status_rejects_on_generated_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("acme");
+    let out = stdout_of(c360().arg("init").arg(&ws));
+    assert!(out.contains("Created workspace"), "{out}");
+    assert!(ws.join("c360.toml").is_file());
+    assert!(ws.join("rules/c360.template.toml").is_file());
+    // A second init refuses to overwrite.
+    c360()
+        .arg("init")
+        .arg(&ws)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("already exists"));
+
+    stdout_of(
+        c360()
+            .args(["generate", "--customers", "150", "--seed", "3", "--out"])
+            .arg(ws.join("data")),
+    );
+    let load = stdout_of(c360().arg("load").arg("--workspace").arg(&ws));
+    for source in ["crm", "web", "transactions"] {
+        assert!(load.contains(source), "{load}");
+    }
+    // Reconcile the printed table with the database.
+    let conn = rusqlite::Connection::open(ws.join("c360.db")).unwrap();
+    let (read, staged, rejected): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT sum(rows_read), sum(rows_staged), sum(rows_rejected) FROM load_batches",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(read, staged + rejected);
+    assert!(rejected > 0, "generated data has invalid rows");
+    let rejects_table: i64 = conn
+        .query_row("SELECT count(*) FROM rejects", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rejects_table, rejected);
+
+    // Loading again adds nothing.
+    let again = stdout_of(c360().arg("load").arg("--workspace").arg(&ws));
+    assert_eq!(again.matches("already loaded").count(), 3, "{again}");
+
+    let status = stdout_of(c360().arg("status").arg("--workspace").arg(&ws));
+    assert!(status.contains("stg_web_events"), "{status}");
+    assert!(status.contains("not available yet"), "{status}");
+
+    let rejects = stdout_of(
+        c360()
+            .args(["rejects", "--limit", "3", "--workspace"])
+            .arg(&ws),
+    );
+    assert!(
+        rejects.starts_with(&format!("{rejected} rejected rows")),
+        "{rejects}"
+    );
+    assert!(rejects.contains("raw: "), "{rejects}");
+}
+
+#[test]
+fn unavailable_steps_exit_2_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout_of(c360().arg("init").arg(dir.path()));
+    c360()
+        .args(["run", "--step", "resolve", "--workspace"])
+        .arg(dir.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "not available in this build yet: resolve",
+        ));
+    c360()
+        .args(["run", "--step", "bogus", "--workspace"])
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unknown step"));
+}
+
+#[test]
+fn config_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c360.toml"),
+        "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"x.csv\"\nformat = \"csv\"\n[sources.mapping]\nadress = \"street\"\n",
+    )
+    .unwrap();
+    c360()
+        .arg("load")
+        .arg("--workspace")
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("c360.toml:7:")
+                .and(predicate::str::contains("mapping.adress")),
+        );
+}
+
+#[test]
+fn not_a_workspace_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    c360()
+        .arg("status")
+        .arg("--workspace")
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("c360 init"));
+}
+
+#[test]
+fn demo_builds_then_reuses_its_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let first = stdout_of(
+        c360()
+            .current_dir(repo)
+            .args(["demo", "--headless", "--workspace"])
+            .arg(&ws),
+    );
+    assert!(first.contains("built from sample_data/"), "{first}");
+    assert!(ws.join("data/truth.csv").is_file());
+    let conn = rusqlite::Connection::open(ws.join("c360.db")).unwrap();
+    let crm: i64 = conn
+        .query_row("SELECT count(*) FROM stg_crm_customers", [], |r| r.get(0))
+        .unwrap();
+    assert!(crm > 2000, "sample CRM rows staged: {crm}");
+    drop(conn);
+
+    let second = stdout_of(
+        c360()
+            .current_dir(dir.path())
+            .args(["demo", "--headless", "--workspace"])
+            .arg(&ws),
+    );
+    assert!(second.contains("reused"), "{second}");
+    assert_eq!(second.matches("already loaded").count(), 3, "{second}");
+
+    let fresh = stdout_of(
+        c360()
+            .current_dir(repo)
+            .args(["demo", "--headless", "--fresh", "--workspace"])
+            .arg(&ws),
+    );
+    assert!(fresh.contains("built from sample_data/"), "{fresh}");
+
+    // --fresh never deletes a folder that is not a workspace.
+    let stranger = dir.path().join("photos");
+    std::fs::create_dir(&stranger).unwrap();
+    std::fs::write(stranger.join("cat.jpg"), "meow").unwrap();
+    c360()
+        .current_dir(repo)
+        .args(["demo", "--headless", "--fresh", "--workspace"])
+        .arg(&stranger)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("refusing to delete"));
+    assert!(stranger.join("cat.jpg").is_file());
+}
