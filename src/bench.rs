@@ -150,8 +150,11 @@ pub fn bench_load(opts: &BenchOptions, progress: &dyn Progress) -> Result<String
             }
             child.wait()?;
             let secs = t.elapsed().as_secs_f64();
-            let rows: i64 = rusqlite::Connection::open(&import_db)?
-                .query_row("SELECT count(*) FROM crm_import", [], |r| r.get(0))?;
+            let rows: i64 = rusqlite::Connection::open(&import_db)?.query_row(
+                "SELECT count(*) FROM crm_import",
+                [],
+                |r| r.get(0),
+            )?;
             let rate = rows as f64 / secs;
             writeln!(
                 out,

@@ -4,9 +4,11 @@
 //! store lives in [`store`]; the workspace (`c360.toml` + `rules/`) in
 //! [`workspace`]; the demo set-up in [`demo`].
 
+pub mod bench;
 pub mod console;
 pub mod demo;
 pub mod generate;
 pub mod pipeline;
 pub mod store;
+pub mod tui;
 pub mod workspace;

@@ -7,6 +7,7 @@ use c360::pipeline::{STEPS, schema::System};
 use c360::store;
 use c360::workspace::{self, Workspace};
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,13 +32,17 @@ enum Command {
         /// Demo workspace folder.
         #[arg(long, default_value = "c360-demo")]
         workspace: PathBuf,
-        /// Print a summary instead of opening the workbench (the workbench
-        /// arrives with the TUI; until then the demo is always headless).
+        /// Print a summary instead of opening the workbench.
         #[arg(long)]
         headless: bool,
         /// Delete the demo workspace (and its decisions) and start over.
         #[arg(long)]
         fresh: bool,
+    },
+    /// Open the workbench (TUI) on a workspace.
+    Tui {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
     },
     /// Create a workspace: c360.toml (sources, settings) and rules/.
     Init {
@@ -147,6 +152,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             fresh,
         } => {
             let demo = c360::demo::prepare(&workspace, fresh, &progress)?;
+            if !headless {
+                if !std::io::stdout().is_terminal() {
+                    bail!("the workbench needs a terminal; use `c360 demo --headless` in scripts");
+                }
+                c360::tui::run(demo.workspace)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "Demo workspace {} ({})",
                 workspace.display(),
@@ -158,16 +170,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             print_loads(&demo.loads);
             print_status(&demo.workspace)?;
-            if !headless {
-                println!(
-                    "\nThe workbench TUI is not in this build yet; this is the headless summary."
-                );
-            }
             println!(
-                "\nNext: c360 rejects --workspace {} | c360 status --workspace {}",
+                "\nNext: c360 tui --workspace {} | c360 rejects --workspace {}",
                 workspace.display(),
                 workspace.display()
             );
+        }
+        Command::Tui { workspace } => {
+            let ws = Workspace::open(&workspace)?;
+            if !std::io::stdout().is_terminal() {
+                bail!("the workbench needs a terminal (stdout is not one)");
+            }
+            c360::tui::run(ws)?;
         }
         Command::Init { dir } => {
             workspace::init(&dir)?;
@@ -197,7 +211,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     };
                     vec![stage::load_source(&mut conn, &ws, src, &progress)?]
                 }
-                None => stage::load_all(&mut conn, &ws, &progress)?,
+                None => c360::pipeline::run_step(&mut conn, &ws, "stage", &progress)?.loads,
             };
             print_loads(&reports);
         }
@@ -207,15 +221,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             all,
         } => {
             let ws = Workspace::open(&workspace)?;
-            let steps: Vec<&str> = if all {
-                STEPS.iter().map(|(s, _)| *s).collect()
+            let steps: Vec<&'static c360::pipeline::Step> = if all {
+                STEPS.iter().collect()
             } else {
-                let step = step.unwrap_or_default();
-                match STEPS.iter().find(|(s, _)| *s == step) {
-                    Some((s, _)) => vec![*s],
+                let name = step.unwrap_or_default();
+                match c360::pipeline::step(&name) {
+                    Some(s) => vec![s],
                     None => bail!(
-                        "unknown step {step:?}; steps: {}",
-                        STEPS.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
+                        "unknown step {name:?}; steps: {}",
+                        STEPS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
                     ),
                 }
             };
@@ -223,13 +237,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut loaded = false;
             let mut missing = Vec::new();
             for step in steps {
-                match step {
-                    "extract" | "stage" if !loaded => {
-                        print_loads(&stage::load_all(&mut conn, &ws, &progress)?);
-                        loaded = true;
-                    }
-                    "extract" | "stage" => {}
-                    other => missing.push(other),
+                if !step.available {
+                    missing.push(step.name);
+                } else if !loaded {
+                    // Extract and stage are one run: `load`.
+                    let report = c360::pipeline::run_step(&mut conn, &ws, step.name, &progress)?;
+                    print_loads(&report.loads);
+                    loaded = true;
                 }
             }
             if !missing.is_empty() {
@@ -294,14 +308,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             events_per_customer,
             orders_per_customer,
         } => {
-            let _ = (
+            let opts = c360::generate::GenerateOptions {
                 customers,
-                out,
+                out: out.clone(),
                 seed,
                 events_per_customer,
                 orders_per_customer,
+            };
+            let summary = c360::generate::generate(&opts, &progress)?;
+            println!(
+                "Generated {} people into {}: {} CRM rows, {} web events, {} transactions, {} truth rows",
+                summary.people,
+                out.display(),
+                summary.crm_rows,
+                summary.web_rows,
+                summary.transaction_rows,
+                summary.truth_rows
             );
-            bail!("TEMP-GEN");
         }
         Command::Bench {
             what:
@@ -394,11 +417,11 @@ fn print_status(ws: &Workspace) -> Result<()> {
         store::count(&conn, "rejects")?
     );
     println!("\nPipeline");
-    for (step, available) in STEPS {
+    for step in STEPS {
         println!(
             "  {:<12} {}",
-            step,
-            if *available {
+            step.name,
+            if step.available {
                 "available (runs as `c360 load`)"
             } else {
                 "not available yet"

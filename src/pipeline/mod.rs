@@ -1,5 +1,8 @@
 //! Pure data work: extract, stage (and later standardise, resolve, unify,
 //! analyse). No UI imports here.
+//!
+//! Every step run, from the CLI or the TUI, goes through [`run_step`], which
+//! records a `pipeline_runs` row (rows in / out, seconds, status).
 
 pub mod extract;
 pub mod progress;
@@ -7,12 +10,128 @@ pub mod schema;
 pub mod stage;
 pub mod timeparse;
 
-/// The six steps of the pipeline, in order, and whether this build has them.
-pub const STEPS: &[(&str, bool)] = &[
-    ("extract", true),
-    ("stage", true),
-    ("standardise", false),
-    ("resolve", false),
-    ("unify", false),
-    ("analyse", false),
+use crate::workspace::Workspace;
+use anyhow::{Result, bail};
+use progress::Progress;
+use rusqlite::{Connection, params};
+use std::time::Instant;
+
+/// One pipeline step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub name: &'static str,
+    pub title: &'static str,
+    /// False for steps this build does not have yet (shown, never faked).
+    pub available: bool,
+}
+
+/// The six steps, in order. Extract and stage run together as `load`.
+pub const STEPS: &[Step] = &[
+    Step {
+        name: "extract",
+        title: "Extract",
+        available: true,
+    },
+    Step {
+        name: "stage",
+        title: "Land & stage",
+        available: true,
+    },
+    Step {
+        name: "standardise",
+        title: "Standardise",
+        available: false,
+    },
+    Step {
+        name: "resolve",
+        title: "Resolve identity",
+        available: false,
+    },
+    Step {
+        name: "unify",
+        title: "Unify",
+        available: false,
+    },
+    Step {
+        name: "analyse",
+        title: "Analyse",
+        available: false,
+    },
 ];
+
+pub fn step(name: &str) -> Option<&'static Step> {
+    STEPS.iter().find(|s| s.name == name)
+}
+
+/// What a step run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    pub step: &'static str,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub seconds: f64,
+    pub message: String,
+    pub loads: Vec<stage::LoadReport>,
+}
+
+/// Run one step (extract and stage both mean: load every source) and record
+/// it in `pipeline_runs`. A failed or cancelled run is recorded as such.
+pub fn run_step(
+    conn: &mut Connection,
+    ws: &Workspace,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<StepReport> {
+    let Some(step) = step(name) else {
+        bail!(
+            "unknown step {name:?}; steps: {}",
+            STEPS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+        );
+    };
+    if !step.available {
+        bail!("step {:?} is not available in this build yet", step.name);
+    }
+    let started = Instant::now();
+    let started_at = crate::pipeline::timeparse::now_utc();
+    let result = stage::load_all(conn, ws, progress);
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, rows_in, rows_out, message) = match &result {
+        Ok(loads) => {
+            let fresh: Vec<_> = loads.iter().filter(|l| !l.already_loaded).collect();
+            let read: u64 = fresh.iter().map(|l| l.rows_read).sum();
+            let staged: u64 = fresh.iter().map(|l| l.rows_staged).sum();
+            let rejected: u64 = fresh.iter().map(|l| l.rows_rejected).sum();
+            let msg = format!(
+                "{} source(s) loaded, {} unchanged; {read} read, {staged} staged, {rejected} rejected",
+                fresh.len(),
+                loads.len() - fresh.len()
+            );
+            ("ok", read, staged, msg)
+        }
+        Err(e) if progress.is_cancelled() => ("cancelled", 0, 0, format!("{e:#}")),
+        Err(e) => ("failed", 0, 0, format!("{e:#}")),
+    };
+    conn.execute(
+        "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            "load",
+            status,
+            rows_in as i64,
+            rows_out as i64,
+            seconds,
+            started_at,
+            crate::pipeline::timeparse::now_utc(),
+            message
+        ],
+    )?;
+    let loads = result?;
+    Ok(StepReport {
+        step: step.name,
+        rows_in,
+        rows_out,
+        seconds,
+        message,
+        loads,
+    })
+}

@@ -119,7 +119,7 @@ pub fn load_source(
     }
 
     let tx = conn.transaction()?;
-    let now = chrono::Utc::now().to_rfc3339();
+    let now = crate::pipeline::timeparse::now_utc();
     tx.execute(
         "INSERT INTO load_batches (source, system, location, format, content_hash, bytes,
            rows_read, rows_staged, rows_rejected, seconds, status, started_at)
@@ -178,7 +178,7 @@ pub fn load_source(
             staged as i64,
             rejected as i64,
             seconds,
-            chrono::Utc::now().to_rfc3339(),
+            crate::pipeline::timeparse::now_utc(),
             batch_id
         ],
     )?;
@@ -193,7 +193,7 @@ pub fn load_source(
             source.location,
             source.format.as_str(),
             raw_table,
-            chrono::Utc::now().to_rfc3339()
+            crate::pipeline::timeparse::now_utc()
         ],
     )?;
     tx.commit()

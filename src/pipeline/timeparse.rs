@@ -18,6 +18,11 @@ pub fn format_utc(ts: &DateTime<Utc>) -> String {
     ts.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// The current time as stored in bookkeeping columns (second precision).
+pub fn now_utc() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Parse `text` to UTC. `tz` and `order` apply only to naive values.
 pub fn parse_timestamp(text: &str, tz: Tz, order: DateOrder) -> Option<DateTime<Utc>> {
     let s = text.trim();

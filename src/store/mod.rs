@@ -216,6 +216,136 @@ pub struct Reject {
     pub raw: String,
 }
 
+/// Which rejects a view shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectFilter {
+    pub source: Option<String>,
+    pub reason: Option<String>,
+    /// Substring of the original row or the detail (case-insensitive).
+    pub text: Option<String>,
+}
+
+/// Where a window of rows starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    First,
+    Last,
+    /// Rows with a key greater than this, ascending.
+    After(i64),
+    /// Rows with a key less than this (returned ascending).
+    Before(i64),
+}
+
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// The WHERE clause and parameters of a filter. Only active conditions are
+/// written, so SQLite can use `rejects_by_source_reason` / `rejects_by_reason`
+/// (both end in `reject_id`) for keyset paging.
+fn reject_conditions(filter: &RejectFilter) -> (Vec<String>, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    if let Some(source) = &filter.source {
+        args.push(Value::Text(source.clone()));
+        conds.push(format!("source = ?{}", args.len()));
+    }
+    if let Some(reason) = &filter.reason {
+        args.push(Value::Text(reason.clone()));
+        conds.push(format!("reason = ?{}", args.len()));
+    }
+    if let Some(text) = &filter.text {
+        args.push(Value::Text(like_pattern(text)));
+        let n = args.len();
+        conds.push(format!(
+            "(CAST(raw AS TEXT) LIKE ?{n} ESCAPE '\\' OR detail LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    (conds, args)
+}
+
+/// Up to `limit` rejects next to `anchor` (keyset paging on `reject_id`, an
+/// index range scan: instant on millions of rows), in ascending order.
+pub fn rejects_window(
+    conn: &Connection,
+    filter: &RejectFilter,
+    anchor: Anchor,
+    limit: usize,
+) -> Result<Vec<Reject>> {
+    let (mut conds, mut args) = reject_conditions(filter);
+    let order = match anchor {
+        Anchor::First | Anchor::After(_) => "ASC",
+        Anchor::Last | Anchor::Before(_) => "DESC",
+    };
+    match anchor {
+        Anchor::After(id) => {
+            args.push(rusqlite::types::Value::Integer(id));
+            conds.push(format!("reject_id > ?{}", args.len()));
+        }
+        Anchor::Before(id) => {
+            args.push(rusqlite::types::Value::Integer(id));
+            conds.push(format!("reject_id < ?{}", args.len()));
+        }
+        Anchor::First | Anchor::Last => {}
+    }
+    args.push(rusqlite::types::Value::Integer(limit as i64));
+    let where_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT reject_id, batch_id, source, row_num, field, reason, detail, raw FROM rejects
+         {where_sql} ORDER BY reject_id {order} LIMIT ?{}",
+        args.len()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), reject_from_row)?;
+    let mut out: Vec<Reject> = rows.collect::<rusqlite::Result<_>>()?;
+    if order == "DESC" {
+        out.reverse();
+    }
+    Ok(out)
+}
+
+/// How many rejects match a filter.
+pub fn rejects_count(conn: &Connection, filter: &RejectFilter) -> Result<u64> {
+    let (conds, args) = reject_conditions(filter);
+    let where_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let n: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM rejects {where_sql}"))?
+        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+fn reject_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reject> {
+    let raw = match r.get_ref(7)? {
+        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+            String::from_utf8_lossy(t).into_owned()
+        }
+        _ => String::new(),
+    };
+    Ok(Reject {
+        reject_id: r.get(0)?,
+        batch_id: r.get(1)?,
+        source: r.get(2)?,
+        row_num: r.get::<_, i64>(3)? as u64,
+        field: r.get(4)?,
+        reason: r.get(5)?,
+        detail: r.get(6)?,
+        raw,
+    })
+}
+
 /// A page of rejects after `after_id` (keyset paging on `reject_id`).
 pub fn rejects_page(
     conn: &Connection,
@@ -229,24 +359,10 @@ pub fn rejects_page(
          WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR reason = ?2) AND reject_id > ?3
          ORDER BY reject_id LIMIT ?4",
     )?;
-    let rows = stmt.query_map(params![source, reason, after_id, limit as i64], |r| {
-        let raw = match r.get_ref(7)? {
-            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                String::from_utf8_lossy(t).into_owned()
-            }
-            _ => String::new(),
-        };
-        Ok(Reject {
-            reject_id: r.get(0)?,
-            batch_id: r.get(1)?,
-            source: r.get(2)?,
-            row_num: r.get::<_, i64>(3)? as u64,
-            field: r.get(4)?,
-            reason: r.get(5)?,
-            detail: r.get(6)?,
-            raw,
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![source, reason, after_id, limit as i64],
+        reject_from_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -1,0 +1,851 @@
+//! Application state. Keys become [`Action`]s; [`App::update`] is the only
+//! place state changes; drawing (`ui.rs`) only reads it.
+
+use crate::pipeline::{STEPS, Step};
+use crate::store::{self, Anchor, Reject, RejectFilter};
+use crate::tui::jobs::{Job, JobEvent, JobKind};
+use crate::tui::keymap::{self, Action, Scope};
+use crate::workspace::{Source, Workspace};
+use anyhow::Result;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use rusqlite::{Connection, OptionalExtension};
+use std::time::{Duration, Instant};
+
+/// The screens (tabs), in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Pipeline,
+    Rejects,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 2] = [Tab::Pipeline, Tab::Rejects];
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Pipeline => "Pipeline",
+            Tab::Rejects => "Rejects",
+        }
+    }
+    fn scope(self) -> Scope {
+        match self {
+            Tab::Pipeline => Scope::Pipeline,
+            Tab::Rejects => Scope::Rejects,
+        }
+    }
+    fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// What the keyboard is talking to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    Help {
+        scroll: u16,
+    },
+    Detail {
+        title: String,
+        body: String,
+        scroll: u16,
+    },
+    Input {
+        kind: InputKind,
+        text: String,
+    },
+    Confirm {
+        prompt: String,
+        on_yes: Pending,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Search,
+    Palette,
+}
+
+/// A risky action waiting for a yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    CancelJob,
+    QuitDuringJob,
+}
+
+/// One source row of the Pipeline screen.
+#[derive(Debug, Clone)]
+pub struct SourceRow {
+    pub source: Source,
+    pub last: Option<store::Batch>,
+    pub batches: usize,
+}
+
+/// One step row of the Pipeline screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    pub step: Step,
+    pub status: String,
+    pub rows_in: Option<u64>,
+    pub rows_out: Option<u64>,
+    pub seconds: Option<f64>,
+    pub last_run: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelinePane {
+    Sources,
+    Steps,
+}
+
+pub struct PipelineView {
+    pub sources: Vec<SourceRow>,
+    pub steps: Vec<StepRow>,
+    pub pane: PipelinePane,
+    pub source_sel: usize,
+    pub step_sel: usize,
+}
+
+pub struct RejectsView {
+    pub filter: RejectFilter,
+    /// (source, reason, count) for the whole table.
+    pub counts: Vec<(String, String, u64)>,
+    /// Rows matching the filter.
+    pub total: u64,
+    /// The visible window (keyset paged), ascending by reject_id.
+    pub rows: Vec<Reject>,
+    pub selected: usize,
+}
+
+pub struct App {
+    pub ws: Workspace,
+    conn: Connection,
+    pub tab: Tab,
+    pub mode: Mode,
+    pub pipeline: PipelineView,
+    pub rejects: RejectsView,
+    pub job: Option<Job>,
+    /// The last finished job: (label, outcome).
+    pub last_job: Option<(String, Result<String, String>)>,
+    /// A short message for the status bar.
+    pub flash: Option<String>,
+    /// Table rows that fit on screen (kept in step with the terminal size).
+    pub viewport: usize,
+    pub quit: bool,
+}
+
+/// Rows of the rejects table for a terminal of `height` lines: tabs (1),
+/// status bar (2), table borders and header (3), filter line (1).
+pub fn viewport_for(height: u16) -> usize {
+    (height as usize).saturating_sub(7).max(1)
+}
+
+impl App {
+    pub fn new(ws: Workspace, height: u16) -> Result<App> {
+        let conn = store::open(&ws.db_path())?;
+        let mut app = App {
+            ws,
+            conn,
+            tab: Tab::Pipeline,
+            mode: Mode::Normal,
+            pipeline: PipelineView {
+                sources: Vec::new(),
+                steps: Vec::new(),
+                pane: PipelinePane::Steps,
+                source_sel: 0,
+                step_sel: 0,
+            },
+            rejects: RejectsView {
+                filter: RejectFilter::default(),
+                counts: Vec::new(),
+                total: 0,
+                rows: Vec::new(),
+                selected: 0,
+            },
+            job: None,
+            last_job: None,
+            flash: None,
+            viewport: viewport_for(height),
+            quit: false,
+        };
+        app.refresh()?;
+        Ok(app)
+    }
+
+    pub fn scope(&self) -> Scope {
+        self.tab.scope()
+    }
+
+    /// Turn a key into an action, given the current mode.
+    pub fn key_to_action(&self, key: &KeyEvent) -> Option<Action> {
+        let ctrl_c =
+            key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
+        match &self.mode {
+            Mode::Normal => keymap::action_for(self.scope(), key),
+            Mode::Help { .. } | Mode::Detail { .. } => match key.code {
+                _ if ctrl_c => Some(Action::Quit),
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Enter => {
+                    Some(Action::Back)
+                }
+                KeyCode::Char('j') | KeyCode::Down => Some(Action::Down),
+                KeyCode::Char('k') | KeyCode::Up => Some(Action::Up),
+                KeyCode::PageDown => Some(Action::PageDown),
+                KeyCode::PageUp => Some(Action::PageUp),
+                _ => None,
+            },
+            Mode::Input { .. } => match key.code {
+                _ if ctrl_c => Some(Action::Back),
+                KeyCode::Esc => Some(Action::Back),
+                KeyCode::Enter => Some(Action::Submit),
+                KeyCode::Backspace => Some(Action::Backspace),
+                KeyCode::Char(c) => Some(Action::Char(c)),
+                _ => None,
+            },
+            Mode::Confirm { .. } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    Some(Action::Confirm(true))
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    Some(Action::Confirm(false))
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// Handle one key: map it and apply it. Returns true when state changed.
+    pub fn handle_key(&mut self, key: KeyEvent) -> bool {
+        match self.key_to_action(&key) {
+            Some(action) => {
+                self.update(action);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The terminal was resized.
+    pub fn resize(&mut self, height: u16) {
+        let viewport = viewport_for(height);
+        if viewport != self.viewport {
+            self.viewport = viewport;
+            let first = self.rejects.rows.first().map(|r| r.reject_id);
+            self.load_rejects(first.map_or(Anchor::First, |id| Anchor::After(id - 1)));
+        }
+    }
+
+    /// Apply an action. The only place state changes.
+    pub fn update(&mut self, action: Action) {
+        self.flash = None;
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => self.update_normal(action),
+            Mode::Help { scroll } => {
+                self.mode = match action {
+                    Action::Back | Action::Help => Mode::Normal,
+                    Action::Quit => {
+                        self.quit = true;
+                        Mode::Normal
+                    }
+                    Action::Down => Mode::Help { scroll: scroll + 1 },
+                    Action::Up => Mode::Help {
+                        scroll: scroll.saturating_sub(1),
+                    },
+                    _ => Mode::Help { scroll },
+                }
+            }
+            Mode::Detail {
+                title,
+                body,
+                scroll,
+            } => {
+                let page = self.viewport as u16;
+                self.mode = match action {
+                    Action::Back => Mode::Normal,
+                    Action::Quit => {
+                        self.quit = true;
+                        Mode::Normal
+                    }
+                    Action::Down => Mode::Detail {
+                        title,
+                        body,
+                        scroll: scroll + 1,
+                    },
+                    Action::Up => Mode::Detail {
+                        title,
+                        body,
+                        scroll: scroll.saturating_sub(1),
+                    },
+                    Action::PageDown => Mode::Detail {
+                        title,
+                        body,
+                        scroll: scroll + page,
+                    },
+                    Action::PageUp => Mode::Detail {
+                        title,
+                        body,
+                        scroll: scroll.saturating_sub(page),
+                    },
+                    _ => Mode::Detail {
+                        title,
+                        body,
+                        scroll,
+                    },
+                }
+            }
+            Mode::Input { kind, mut text } => match action {
+                Action::Back => {}
+                Action::Char(c) => {
+                    text.push(c);
+                    self.mode = Mode::Input { kind, text };
+                }
+                Action::Backspace => {
+                    text.pop();
+                    self.mode = Mode::Input { kind, text };
+                }
+                Action::Submit => match kind {
+                    InputKind::Search => {
+                        let t = text.trim();
+                        self.rejects.filter.text = (!t.is_empty()).then(|| t.to_string());
+                        self.reload_rejects_filtered();
+                    }
+                    InputKind::Palette => self.run_command(text.trim()),
+                },
+                _ => self.mode = Mode::Input { kind, text },
+            },
+            Mode::Confirm { prompt, on_yes } => match action {
+                Action::Confirm(true) => match on_yes {
+                    Pending::CancelJob => self.cancel_job(),
+                    Pending::QuitDuringJob => {
+                        self.cancel_job();
+                        self.quit = true;
+                    }
+                },
+                Action::Confirm(false) => {}
+                _ => self.mode = Mode::Confirm { prompt, on_yes },
+            },
+        }
+    }
+
+    fn update_normal(&mut self, action: Action) {
+        match action {
+            Action::Quit => {
+                if self.job.is_some() {
+                    self.mode = Mode::Confirm {
+                        prompt: "A job is running. Quit and roll it back?".into(),
+                        on_yes: Pending::QuitDuringJob,
+                    };
+                } else {
+                    self.quit = true;
+                }
+            }
+            Action::Help => self.mode = Mode::Help { scroll: 0 },
+            Action::NextTab => self.set_tab(Tab::ALL[(self.tab.index() + 1) % Tab::ALL.len()]),
+            Action::PrevTab => {
+                self.set_tab(Tab::ALL[(self.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()])
+            }
+            Action::Tab(i) => {
+                if let Some(t) = Tab::ALL.get(i) {
+                    self.set_tab(*t);
+                }
+            }
+            Action::Palette => {
+                self.mode = Mode::Input {
+                    kind: InputKind::Palette,
+                    text: String::new(),
+                }
+            }
+            Action::Search => {
+                self.mode = Mode::Input {
+                    kind: InputKind::Search,
+                    text: self.rejects.filter.text.clone().unwrap_or_default(),
+                }
+            }
+            Action::Cancel => {
+                if self.job.as_ref().is_some_and(|j| !j.cancelling()) {
+                    self.mode = Mode::Confirm {
+                        prompt: "Cancel the running job? Its work is rolled back.".into(),
+                        on_yes: Pending::CancelJob,
+                    };
+                } else {
+                    self.flash = Some("no job is running".into());
+                }
+            }
+            Action::Refresh => {
+                if let Err(e) = self.refresh() {
+                    self.flash = Some(format!("refresh failed: {e:#}"));
+                }
+            }
+            Action::Back => {
+                if self.tab == Tab::Rejects && self.rejects.filter != RejectFilter::default() {
+                    self.clear_filters();
+                }
+            }
+            other => match self.tab {
+                Tab::Pipeline => self.update_pipeline(other),
+                Tab::Rejects => self.update_rejects(other),
+            },
+        }
+    }
+
+    fn set_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+        if let Err(e) = self.refresh() {
+            self.flash = Some(format!("refresh failed: {e:#}"));
+        }
+    }
+
+    fn update_pipeline(&mut self, action: Action) {
+        let p = &mut self.pipeline;
+        let (sel, len) = match p.pane {
+            PipelinePane::Sources => (&mut p.source_sel, p.sources.len()),
+            PipelinePane::Steps => (&mut p.step_sel, p.steps.len()),
+        };
+        match action {
+            Action::Down => *sel = (*sel + 1).min(len.saturating_sub(1)),
+            Action::Up => *sel = sel.saturating_sub(1),
+            Action::Top | Action::PageUp => *sel = 0,
+            Action::Bottom | Action::PageDown => *sel = len.saturating_sub(1),
+            Action::Left => p.pane = PipelinePane::Sources,
+            Action::Right => p.pane = PipelinePane::Steps,
+            Action::Open => self.open_pipeline_detail(),
+            Action::RunStep => match p.pane {
+                PipelinePane::Steps => {
+                    if let Some(row) = p.steps.get(p.step_sel) {
+                        if row.step.available {
+                            let name = row.step.name.to_string();
+                            self.start_job(JobKind::Step(name));
+                        } else {
+                            self.flash = Some(format!(
+                                "{} is not available in this build yet",
+                                row.step.title
+                            ));
+                        }
+                    }
+                }
+                PipelinePane::Sources => self.update_pipeline(Action::ReloadSource),
+            },
+            Action::RunAll => self.start_job(JobKind::All),
+            Action::ReloadSource => {
+                if let Some(row) = p.sources.get(p.source_sel) {
+                    let name = row.source.name.clone();
+                    self.start_job(JobKind::Source(name));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn open_pipeline_detail(&mut self) {
+        let p = &self.pipeline;
+        let (title, body) = match p.pane {
+            PipelinePane::Sources => {
+                let Some(row) = p.sources.get(p.source_sel) else {
+                    return;
+                };
+                let s = &row.source;
+                let mut body = format!(
+                    "system:    {}\nformat:    {}\nlocation:  {}\nraw table: {}\ntimezone:  {}\n\nload batches ({}):\n",
+                    s.system,
+                    s.format,
+                    s.location,
+                    s.raw_table(),
+                    s.timezone,
+                    row.batches
+                );
+                match store::batches(&self.conn, Some(&s.name)) {
+                    Ok(batches) => {
+                        for b in batches {
+                            body.push_str(&format!(
+                                "  batch {:>4}  read {:>9}  staged {:>9}  rejected {:>7}  {:>7.2}s  {}  {}\n",
+                                b.batch_id,
+                                b.rows_read,
+                                b.rows_staged,
+                                b.rows_rejected,
+                                b.seconds,
+                                b.finished_at.as_deref().unwrap_or("-"),
+                                &b.content_hash[..12.min(b.content_hash.len())]
+                            ));
+                        }
+                    }
+                    Err(e) => body.push_str(&format!("  cannot read batches: {e:#}\n")),
+                }
+                (format!("Source {}", s.name), body)
+            }
+            PipelinePane::Steps => {
+                let Some(row) = p.steps.get(p.step_sel) else {
+                    return;
+                };
+                let body = if row.step.available {
+                    format!(
+                        "status:    {}\nrows in:   {}\nrows out:  {}\nseconds:   {}\nlast run:  {}\n\n{}",
+                        row.status,
+                        row.rows_in.map_or("-".into(), |n| n.to_string()),
+                        row.rows_out.map_or("-".into(), |n| n.to_string()),
+                        row.seconds.map_or("-".into(), |s| format!("{s:.2}")),
+                        row.last_run.as_deref().unwrap_or("never"),
+                        row.message.as_deref().unwrap_or("")
+                    )
+                } else {
+                    format!("{} is not available in this build yet.", row.step.title)
+                };
+                (format!("Step {}", row.step.title), body)
+            }
+        };
+        self.mode = Mode::Detail {
+            title,
+            body,
+            scroll: 0,
+        };
+    }
+
+    fn update_rejects(&mut self, action: Action) {
+        let n = self.viewport;
+        let r = &mut self.rejects;
+        match action {
+            Action::Down => {
+                if r.selected + 1 < r.rows.len() {
+                    r.selected += 1;
+                } else if let Some(last) = r.rows.last().map(|x| x.reject_id) {
+                    let more = self.window(Anchor::After(last), 1);
+                    if !more.is_empty() {
+                        let r = &mut self.rejects;
+                        r.rows.extend(more);
+                        if r.rows.len() > n {
+                            r.rows.remove(0);
+                        }
+                        r.selected = r.rows.len() - 1;
+                    }
+                }
+            }
+            Action::Up => {
+                if r.selected > 0 {
+                    r.selected -= 1;
+                } else if let Some(first) = r.rows.first().map(|x| x.reject_id) {
+                    let more = self.window(Anchor::Before(first), 1);
+                    if !more.is_empty() {
+                        let r = &mut self.rejects;
+                        r.rows.splice(0..0, more);
+                        r.rows.truncate(n);
+                        r.selected = 0;
+                    }
+                }
+            }
+            Action::PageDown => {
+                if let Some(last) = r.rows.last().map(|x| x.reject_id) {
+                    let sel = r.selected;
+                    let more = self.window(Anchor::After(last), n);
+                    let at_end = more.is_empty();
+                    if more.len() == n {
+                        self.rejects.rows = more;
+                    } else if !at_end {
+                        self.rejects.rows = self.window(Anchor::Last, n);
+                    }
+                    let r = &mut self.rejects;
+                    r.selected = if at_end {
+                        r.rows.len().saturating_sub(1)
+                    } else {
+                        sel.min(r.rows.len().saturating_sub(1))
+                    };
+                }
+            }
+            Action::PageUp => {
+                if let Some(first) = r.rows.first().map(|x| x.reject_id) {
+                    let sel = r.selected;
+                    let more = self.window(Anchor::Before(first), n);
+                    if more.len() == n {
+                        self.rejects.rows = more;
+                        self.rejects.selected = sel;
+                    } else {
+                        self.rejects.rows = self.window(Anchor::First, n);
+                        self.rejects.selected = if more.is_empty() { 0 } else { sel };
+                    }
+                    let r = &mut self.rejects;
+                    r.selected = r.selected.min(r.rows.len().saturating_sub(1));
+                }
+            }
+            Action::Top => {
+                self.load_rejects(Anchor::First);
+            }
+            Action::Bottom => {
+                self.load_rejects(Anchor::Last);
+                self.rejects.selected = self.rejects.rows.len().saturating_sub(1);
+            }
+            Action::Open => {
+                if let Some(row) = r.rows.get(r.selected) {
+                    self.mode = Mode::Detail {
+                        title: format!("Reject #{}", row.reject_id),
+                        body: format!(
+                            "source:  {}\nbatch:   {}\nrow:     {}\nfield:   {}\nreason:  {}\ndetail:  {}\n\noriginal row:\n{}",
+                            row.source,
+                            row.batch_id,
+                            row.row_num,
+                            row.field.as_deref().unwrap_or("-"),
+                            row.reason,
+                            row.detail,
+                            row.raw
+                        ),
+                        scroll: 0,
+                    };
+                }
+            }
+            Action::CycleReason => {
+                let mut reasons: Vec<&String> = r.counts.iter().map(|c| &c.1).collect();
+                reasons.sort();
+                reasons.dedup();
+                r.filter.reason = cycle(&reasons, r.filter.reason.as_ref());
+                self.reload_rejects_filtered();
+            }
+            Action::CycleSource => {
+                let mut sources: Vec<&String> = r.counts.iter().map(|c| &c.0).collect();
+                sources.sort();
+                sources.dedup();
+                r.filter.source = cycle(&sources, r.filter.source.as_ref());
+                self.reload_rejects_filtered();
+            }
+            Action::ClearFilters => self.clear_filters(),
+            _ => {}
+        }
+    }
+
+    fn clear_filters(&mut self) {
+        self.rejects.filter = RejectFilter::default();
+        self.reload_rejects_filtered();
+    }
+
+    fn window(&mut self, anchor: Anchor, limit: usize) -> Vec<Reject> {
+        match store::rejects_window(&self.conn, &self.rejects.filter, anchor, limit) {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.flash = Some(format!("cannot read rejects: {e:#}"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn load_rejects(&mut self, anchor: Anchor) {
+        let n = self.viewport;
+        let mut rows = self.window(anchor, n);
+        if rows.len() < n && matches!(anchor, Anchor::After(_)) {
+            rows = self.window(Anchor::Last, n);
+        }
+        self.rejects.rows = rows;
+        self.rejects.selected = 0;
+    }
+
+    fn reload_rejects_filtered(&mut self) {
+        self.rejects.total = store::rejects_count(&self.conn, &self.rejects.filter).unwrap_or(0);
+        self.load_rejects(Anchor::First);
+    }
+
+    /// Re-read what the screens show from SQLite (after jobs, on tab change).
+    pub fn refresh(&mut self) -> Result<()> {
+        let mut sources = Vec::new();
+        for s in &self.ws.sources {
+            let batches = store::batches(&self.conn, Some(&s.name))?;
+            sources.push(SourceRow {
+                source: s.clone(),
+                last: batches.first().cloned(),
+                batches: batches.len(),
+            });
+        }
+        self.pipeline.sources = sources;
+        self.pipeline.steps = self.step_rows()?;
+        self.pipeline.source_sel = self
+            .pipeline
+            .source_sel
+            .min(self.pipeline.sources.len().saturating_sub(1));
+        if self.tab == Tab::Rejects || self.rejects.rows.is_empty() {
+            self.rejects.counts = store::reject_counts(&self.conn, None)?;
+            self.rejects.total = store::rejects_count(&self.conn, &self.rejects.filter)?;
+            let first = self.rejects.rows.first().map(|r| r.reject_id);
+            let selected = self.rejects.selected;
+            self.load_rejects(first.map_or(Anchor::First, |id| Anchor::After(id - 1)));
+            self.rejects.selected = selected.min(self.rejects.rows.len().saturating_sub(1));
+        }
+        Ok(())
+    }
+
+    fn step_rows(&self) -> Result<Vec<StepRow>> {
+        let last_load = self
+            .conn
+            .query_row(
+                "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
+                 WHERE step = 'load' ORDER BY run_id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, f64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (read, staged, rejected): (i64, i64, i64) = self.conn.query_row(
+            "SELECT coalesce(sum(rows_read),0), coalesce(sum(rows_staged),0), coalesce(sum(rows_rejected),0) FROM load_batches",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let running = self.job.as_ref().map(|j| j.kind.clone());
+        Ok(STEPS
+            .iter()
+            .map(|step| {
+                if !step.available {
+                    return StepRow {
+                        step: *step,
+                        status: "not available".into(),
+                        rows_in: None,
+                        rows_out: None,
+                        seconds: None,
+                        last_run: None,
+                        message: None,
+                    };
+                }
+                let loaded = read > 0;
+                let (rows_in, rows_out) = match step.name {
+                    "extract" => (None, Some(read as u64)),
+                    _ => (Some(read as u64), Some(staged as u64)),
+                };
+                let status = if running.is_some() {
+                    "running".to_string()
+                } else {
+                    match &last_load {
+                        Some((s, ..)) if s != "ok" => s.clone(),
+                        _ if loaded => "done".into(),
+                        _ => "not run".into(),
+                    }
+                };
+                StepRow {
+                    step: *step,
+                    status,
+                    rows_in: loaded.then_some(rows_in).flatten(),
+                    rows_out: loaded.then_some(rows_out).flatten(),
+                    seconds: last_load.as_ref().map(|l| l.3),
+                    last_run: last_load.as_ref().and_then(|l| l.4.clone()),
+                    message: Some(match &last_load {
+                        Some(l) => format!(
+                            "{}\n\nAll loads so far: {read} read = {staged} staged + {rejected} rejected.",
+                            l.5.clone().unwrap_or_default()
+                        ),
+                        None => format!(
+                            "All loads so far: {read} read = {staged} staged + {rejected} rejected."
+                        ),
+                    }),
+                }
+            })
+            .collect())
+    }
+
+    fn start_job(&mut self, kind: JobKind) {
+        if let Some(job) = &self.job {
+            self.flash = Some(format!(
+                "{} is still running (x cancels it)",
+                job.kind.label()
+            ));
+            return;
+        }
+        self.flash = Some(format!("started: {}", kind.label()));
+        self.job = Some(Job::spawn(self.ws.clone(), kind));
+        let _ = self.refresh();
+    }
+
+    fn cancel_job(&mut self) {
+        if let Some(job) = &self.job {
+            job.request_cancel();
+            self.flash = Some(format!("cancelling {}…", job.kind.label()));
+        }
+    }
+
+    /// Take job events (waiting up to `wait` for the first). Returns true when
+    /// something changed on screen.
+    pub fn poll_job(&mut self, wait: Option<Duration>) -> bool {
+        let Some(job) = &mut self.job else {
+            return false;
+        };
+        let events = job.poll(wait);
+        if events.is_empty() {
+            return false;
+        }
+        for e in events {
+            match e {
+                JobEvent::Message(m) => self.flash = Some(m),
+                JobEvent::Done(result) => {
+                    let label = self.job.take().map(|j| j.kind.label()).unwrap_or_default();
+                    self.flash = Some(match &result {
+                        Ok(m) => format!("{label}: {m}"),
+                        Err(e) => format!("{label} failed: {e}"),
+                    });
+                    self.last_job = Some((label, result));
+                    if let Err(e) = self.refresh() {
+                        self.flash = Some(format!("refresh failed: {e:#}"));
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Block until the running job finishes (tests, quitting).
+    pub fn wait_for_job(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.job.is_some() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            self.poll_job(Some(Duration::from_millis(50)));
+        }
+        true
+    }
+
+    /// `:` commands.
+    fn run_command(&mut self, text: &str) {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            [] => {}
+            ["q"] | ["quit"] => self.update_normal(Action::Quit),
+            ["help"] => self.mode = Mode::Help { scroll: 0 },
+            ["pipeline"] | ["1"] => self.set_tab(Tab::Pipeline),
+            ["rejects"] | ["2"] => self.set_tab(Tab::Rejects),
+            ["rejects", reason] => {
+                self.set_tab(Tab::Rejects);
+                self.rejects.filter.reason = Some(reason.to_string());
+                self.reload_rejects_filtered();
+            }
+            ["load"] | ["run", "load"] => self.start_job(JobKind::Step("stage".into())),
+            ["run", "all"] => self.start_job(JobKind::All),
+            ["run", step] => match crate::pipeline::step(step) {
+                Some(s) if s.available => self.start_job(JobKind::Step(s.name.into())),
+                Some(s) => {
+                    self.flash = Some(format!("{} is not available in this build yet", s.title))
+                }
+                None => self.flash = Some(format!("unknown step {step:?}")),
+            },
+            ["reload", source] => {
+                if self.ws.source(source).is_some() {
+                    self.start_job(JobKind::Source(source.to_string()));
+                } else {
+                    self.flash = Some(format!("no source named {source:?}"));
+                }
+            }
+            ["cancel"] => self.update_normal(Action::Cancel),
+            _ => {
+                self.flash = Some(format!(
+                    "unknown command {text:?} — try: load, run all, run <step>, reload <source>, rejects [reason], pipeline, help, quit"
+                ))
+            }
+        }
+    }
+}
+
+/// The next value after `current` in `values`, then back to none.
+fn cycle(values: &[&String], current: Option<&String>) -> Option<String> {
+    match current.and_then(|c| values.iter().position(|v| *v == c)) {
+        None => values.first().map(|v| (*v).clone()),
+        Some(i) => values.get(i + 1).map(|v| (*v).clone()),
+    }
+}

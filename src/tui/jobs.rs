@@ -1,0 +1,198 @@
+//! Pipeline work on a worker thread with its own SQLite connection. The UI
+//! thread never runs pipeline code: it starts a [`Job`], reads its events
+//! without blocking, and can cancel it (cooperatively; the load rolls back).
+
+use crate::pipeline::progress::Progress;
+use crate::pipeline::{self, STEPS, stage};
+use crate::store;
+use crate::workspace::Workspace;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::time::{Duration, Instant};
+
+/// What a job does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobKind {
+    /// One step (extract and stage both load every source).
+    Step(String),
+    /// Every available step, in order.
+    All,
+    /// Load one source.
+    Source(String),
+}
+
+impl JobKind {
+    pub fn label(&self) -> String {
+        match self {
+            JobKind::Step(s) => format!("run {s}"),
+            JobKind::All => "run all".into(),
+            JobKind::Source(s) => format!("reload {s}"),
+        }
+    }
+}
+
+/// What a job reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    Phase { name: String, total: u64 },
+    Progress(u64),
+    Message(String),
+    Done(Result<String, String>),
+}
+
+/// A running job, as the UI sees it.
+pub struct Job {
+    pub kind: JobKind,
+    pub started: Instant,
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+    pub cancel: Arc<AtomicBool>,
+    events: Receiver<JobEvent>,
+}
+
+/// Forwards progress over a channel; throttles updates to changes.
+struct ChannelProgress {
+    tx: Sender<JobEvent>,
+    cancel: Arc<AtomicBool>,
+    last: AtomicU64,
+}
+
+impl Progress for ChannelProgress {
+    fn start(&self, phase: &str, total: u64) {
+        self.last.store(u64::MAX, Ordering::Relaxed);
+        let _ = self.tx.send(JobEvent::Phase {
+            name: phase.to_string(),
+            total,
+        });
+    }
+    fn update(&self, done: u64) {
+        if self.last.swap(done, Ordering::Relaxed) != done {
+            let _ = self.tx.send(JobEvent::Progress(done));
+        }
+    }
+    fn message(&self, msg: &str) {
+        let _ = self.tx.send(JobEvent::Message(msg.to_string()));
+    }
+    fn finish(&self) {}
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Result<String> {
+    let mut conn = store::open(&ws.db_path())?;
+    match kind {
+        JobKind::Step(step) => Ok(pipeline::run_step(&mut conn, ws, step, progress)?.message),
+        JobKind::All => {
+            // Extract and stage are one run; later steps join as they land.
+            let mut messages = Vec::new();
+            let mut loaded = false;
+            for step in STEPS.iter().filter(|s| s.available) {
+                if matches!(step.name, "extract" | "stage") {
+                    if loaded {
+                        continue;
+                    }
+                    loaded = true;
+                }
+                messages.push(pipeline::run_step(&mut conn, ws, step.name, progress)?.message);
+            }
+            Ok(messages.join("; "))
+        }
+        JobKind::Source(name) => {
+            let Some(source) = ws.source(name) else {
+                anyhow::bail!("no source named {name:?}");
+            };
+            let r = stage::load_source(&mut conn, ws, source, progress)?;
+            Ok(if r.already_loaded {
+                format!("{name}: unchanged (batch {}), nothing added", r.batch_id)
+            } else {
+                format!(
+                    "{name}: batch {} read {} staged {} rejected {}",
+                    r.batch_id, r.rows_read, r.rows_staged, r.rows_rejected
+                )
+            })
+        }
+    }
+}
+
+impl Job {
+    /// Start `kind` on a worker thread.
+    pub fn spawn(ws: Workspace, kind: JobKind) -> Job {
+        let (tx, rx) = channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let progress = ChannelProgress {
+            tx: tx.clone(),
+            cancel: cancel.clone(),
+            last: AtomicU64::new(u64::MAX),
+        };
+        let job_kind = kind.clone();
+        std::thread::spawn(move || {
+            let result = run(&ws, &job_kind, &progress).map_err(|e| format!("{e:#}"));
+            let _ = tx.send(JobEvent::Done(result));
+        });
+        Job {
+            kind,
+            started: Instant::now(),
+            phase: String::new(),
+            done: 0,
+            total: 0,
+            cancel,
+            events: rx,
+        }
+    }
+
+    pub fn request_cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn cancelling(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Share of the current phase done, 0.0–1.0.
+    pub fn ratio(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            (self.done as f64 / self.total as f64).clamp(0.0, 1.0)
+        }
+    }
+
+    /// Drain pending events without blocking (or wait up to `wait` for the
+    /// first one). Returns the events; progress fields are updated.
+    pub fn poll(&mut self, wait: Option<Duration>) -> Vec<JobEvent> {
+        let mut out = Vec::new();
+        if let Some(wait) = wait {
+            match self.events.recv_timeout(wait) {
+                Ok(e) => out.push(e),
+                Err(_) => return out,
+            }
+        }
+        loop {
+            match self.events.try_recv() {
+                Ok(e) => out.push(e),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if !out.iter().any(|e| matches!(e, JobEvent::Done(_))) {
+                        out.push(JobEvent::Done(Err("the job stopped unexpectedly".into())));
+                    }
+                    break;
+                }
+            }
+        }
+        for e in &out {
+            match e {
+                JobEvent::Phase { name, total } => {
+                    self.phase = name.clone();
+                    self.total = *total;
+                    self.done = 0;
+                }
+                JobEvent::Progress(d) => self.done = *d,
+                _ => {}
+            }
+        }
+        out
+    }
+}
