@@ -2,7 +2,7 @@
 //! absent and reuses it (with its decisions) when present.
 
 use crate::pipeline::progress::Progress;
-use crate::pipeline::stage::{self, LoadReport};
+use crate::pipeline::stage::LoadReport;
 use crate::workspace::{self, CONFIG_FILE, Workspace};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ pub fn prepare(dir: &Path, fresh: bool, progress: &dyn Progress) -> Result<Demo>
     }
     let ws = Workspace::open(dir)?;
     let mut conn = crate::store::open(&ws.db_path())?;
-    let loads = stage::load_all(&mut conn, &ws, progress)?;
+    let loads = crate::pipeline::run_step(&mut conn, &ws, "stage", progress)?.loads;
     Ok(Demo {
         workspace: ws,
         created,

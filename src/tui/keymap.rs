@@ -64,8 +64,8 @@ pub struct Binding {
     pub label: &'static str,
     pub help: &'static str,
     pub action: Action,
-    /// Shown in the status bar.
-    pub hint: bool,
+    /// Short text for the status bar ("" = not shown there).
+    pub hint: &'static str,
 }
 
 const fn b(
@@ -74,7 +74,7 @@ const fn b(
     label: &'static str,
     help: &'static str,
     action: Action,
-    hint: bool,
+    hint: &'static str,
 ) -> Binding {
     Binding {
         scope,
@@ -89,173 +89,34 @@ const fn b(
 use KeyCode::*;
 use Scope::*;
 
+#[rustfmt::skip]
 pub const BINDINGS: &[Binding] = &[
-    b(Global, &[Char('q')], "q", "quit", Action::Quit, true),
-    b(Global, &[Char('?')], "?", "help", Action::Help, true),
-    b(Global, &[Tab], "Tab", "next screen", Action::NextTab, false),
-    b(
-        Global,
-        &[BackTab],
-        "S-Tab",
-        "previous screen",
-        Action::PrevTab,
-        false,
-    ),
-    b(
-        Global,
-        &[Char('1')],
-        "1",
-        "Pipeline screen",
-        Action::Tab(0),
-        false,
-    ),
-    b(
-        Global,
-        &[Char('2')],
-        "2",
-        "Rejects screen",
-        Action::Tab(1),
-        false,
-    ),
-    b(
-        Global,
-        &[Char('j'), Down],
-        "j/↓",
-        "down",
-        Action::Down,
-        false,
-    ),
-    b(Global, &[Char('k'), Up], "k/↑", "up", Action::Up, false),
-    b(
-        Global,
-        &[PageDown],
-        "PgDn",
-        "page down",
-        Action::PageDown,
-        false,
-    ),
-    b(Global, &[PageUp], "PgUp", "page up", Action::PageUp, false),
-    b(
-        Global,
-        &[Char('g'), Home],
-        "g/Home",
-        "first row",
-        Action::Top,
-        false,
-    ),
-    b(
-        Global,
-        &[Char('G'), End],
-        "G/End",
-        "last row",
-        Action::Bottom,
-        false,
-    ),
-    b(
-        Global,
-        &[Enter],
-        "Enter",
-        "open details",
-        Action::Open,
-        true,
-    ),
-    b(Global, &[Esc], "Esc", "back / close", Action::Back, false),
-    b(
-        Global,
-        &[Char(':')],
-        ":",
-        "command palette",
-        Action::Palette,
-        true,
-    ),
-    b(
-        Global,
-        &[Char('x')],
-        "x",
-        "cancel the running job",
-        Action::Cancel,
-        false,
-    ),
-    b(
-        Global,
-        &[Char('F')],
-        "F",
-        "refresh from the database",
-        Action::Refresh,
-        false,
-    ),
-    b(
-        Pipeline,
-        &[Char('h'), KeyCode::Left],
-        "h/l",
-        "sources / steps pane",
-        Action::Left,
-        false,
-    ),
-    b(
-        Pipeline,
-        &[Char('l'), KeyCode::Right],
-        "",
-        "",
-        Action::Right,
-        false,
-    ),
-    b(
-        Pipeline,
-        &[Char('r')],
-        "r",
-        "run the selected step",
-        Action::RunStep,
-        true,
-    ),
-    b(
-        Pipeline,
-        &[Char('R')],
-        "R",
-        "run all remaining steps",
-        Action::RunAll,
-        true,
-    ),
-    b(
-        Pipeline,
-        &[Char('L')],
-        "L",
-        "reload the selected source",
-        Action::ReloadSource,
-        true,
-    ),
-    b(
-        Rejects,
-        &[Char('/')],
-        "/",
-        "search original rows and details",
-        Action::Search,
-        true,
-    ),
-    b(
-        Rejects,
-        &[Char('e')],
-        "e",
-        "filter by next reason",
-        Action::CycleReason,
-        true,
-    ),
-    b(
-        Rejects,
-        &[Char('s')],
-        "s",
-        "filter by next source",
-        Action::CycleSource,
-        true,
-    ),
-    b(
-        Rejects,
-        &[Char('c')],
-        "c",
-        "clear filters",
-        Action::ClearFilters,
-        true,
-    ),
+    b(Global, &[Char('q')], "q", "quit", Action::Quit, "quit"),
+    b(Global, &[Char('?')], "?", "help", Action::Help, "help"),
+    b(Global, &[Tab], "Tab", "next screen", Action::NextTab, ""),
+    b(Global, &[BackTab], "S-Tab", "previous screen", Action::PrevTab, ""),
+    b(Global, &[Char('1')], "1", "Pipeline screen", Action::Tab(0), ""),
+    b(Global, &[Char('2')], "2", "Rejects screen", Action::Tab(1), ""),
+    b(Global, &[Char('j'), Down], "j/↓", "down", Action::Down, ""),
+    b(Global, &[Char('k'), Up], "k/↑", "up", Action::Up, ""),
+    b(Global, &[PageDown], "PgDn", "page down", Action::PageDown, ""),
+    b(Global, &[PageUp], "PgUp", "page up", Action::PageUp, ""),
+    b(Global, &[Char('g'), Home], "g/Home", "first row", Action::Top, ""),
+    b(Global, &[Char('G'), End], "G/End", "last row", Action::Bottom, ""),
+    b(Global, &[Enter], "Enter", "open details", Action::Open, "details"),
+    b(Global, &[Esc], "Esc", "back / close / clear filters", Action::Back, ""),
+    b(Global, &[Char(':')], ":", "command palette", Action::Palette, "commands"),
+    b(Global, &[Char('x')], "x", "cancel the running job", Action::Cancel, ""),
+    b(Global, &[Char('F')], "F", "refresh from the database", Action::Refresh, ""),
+    b(Pipeline, &[Char('h'), Left], "h/l", "sources / steps pane", Action::Left, "pane"),
+    b(Pipeline, &[Char('l'), Right], "", "", Action::Right, ""),
+    b(Pipeline, &[Char('r')], "r", "run the selected step", Action::RunStep, "run step"),
+    b(Pipeline, &[Char('R')], "R", "run all remaining steps", Action::RunAll, "run all"),
+    b(Pipeline, &[Char('L')], "L", "reload the selected source", Action::ReloadSource, "reload"),
+    b(Rejects, &[Char('/')], "/", "search original rows and details", Action::Search, "search"),
+    b(Rejects, &[Char('e')], "e", "filter by the next reason", Action::CycleReason, "reason"),
+    b(Rejects, &[Char('s')], "s", "filter by the next source", Action::CycleSource, "source"),
+    b(Rejects, &[Char('c')], "c", "clear filters", Action::ClearFilters, "clear"),
 ];
 
 /// The action bound to `key` in `scope` (scope bindings win over global).
@@ -289,13 +150,13 @@ pub fn help_rows() -> Vec<(Scope, &'static str, &'static str)> {
 pub fn hints(scope: Scope) -> Vec<(&'static str, &'static str)> {
     BINDINGS
         .iter()
-        .filter(|bind| bind.hint && (bind.scope == scope))
+        .filter(|bind| !bind.hint.is_empty() && bind.scope == scope)
         .chain(
             BINDINGS
                 .iter()
-                .filter(|bind| bind.hint && bind.scope == Global),
+                .filter(|bind| !bind.hint.is_empty() && bind.scope == Global),
         )
-        .map(|bind| (bind.label, bind.help))
+        .map(|bind| (bind.label, bind.hint))
         .collect()
 }
 

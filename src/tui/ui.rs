@@ -279,8 +279,10 @@ fn draw_pipeline(frame: &mut Frame, app: &App, area: Rect) {
 
 fn draw_rejects(frame: &mut Frame, app: &App, area: Rect) {
     let r = &app.rejects;
+    // The counts pane shows when there is room for it beside the table.
+    let counts_width = if area.width >= 110 { 36 } else { 0 };
     let [left, right] =
-        Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(area);
+        Layout::horizontal([Constraint::Length(counts_width), Constraint::Min(20)]).areas(area);
 
     // Counts per source and reason; the active filter is highlighted.
     let mut lines = vec![
@@ -300,10 +302,10 @@ fn draw_rejects(frame: &mut Frame, app: &App, area: Rect) {
         };
         lines.push(Line::styled(
             format!(
-                "{:>9}  {} · {}",
+                "{:>7} {:<10} {}",
                 num(Some(*n)),
-                cut(&clean(source), 8),
-                cut(&clean(reason), 12)
+                cut(&clean(source), 10),
+                cut(&clean(reason), 15)
             ),
             style,
         ));
@@ -340,9 +342,10 @@ fn draw_rejects(frame: &mut Frame, app: &App, area: Rect) {
         "detail / original row",
     ])
     .style(Style::new().add_modifier(Modifier::BOLD));
-    let detail_width = table_area
-        .width
-        .saturating_sub(2 + 8 + 10 + 8 + 16 + 14 + 5) as usize;
+    // id, source, row, reason, field: fixed; the detail takes the rest.
+    const FIXED: [u16; 5] = [7, 10, 7, 15, 12];
+    let used: u16 = FIXED.iter().sum::<u16>() + FIXED.len() as u16 + 2;
+    let detail_width = table_area.width.saturating_sub(used).max(8) as usize;
     let rows: Vec<Row> = r
         .rows
         .iter()
@@ -351,22 +354,22 @@ fn draw_rejects(frame: &mut Frame, app: &App, area: Rect) {
                 Cell::from(x.reject_id.to_string()),
                 Cell::from(cut(&clean(&x.source), 10)),
                 Cell::from(x.row_num.to_string()),
-                Cell::from(cut(&clean(&x.reason), 16)).fg(WARN),
-                Cell::from(cut(&clean(x.field.as_deref().unwrap_or("-")), 14)),
+                Cell::from(cut(&clean(&x.reason), 15)).fg(WARN),
+                Cell::from(cut(&clean(x.field.as_deref().unwrap_or("-")), 12)),
                 Cell::from(cut(
                     &clean(&format!("{} · {}", x.detail, x.raw)),
-                    detail_width.max(4),
+                    detail_width,
                 )),
             ])
         })
         .collect();
     let widths = [
-        Constraint::Length(8),
-        Constraint::Length(10),
-        Constraint::Length(8),
-        Constraint::Length(16),
-        Constraint::Length(14),
-        Constraint::Min(10),
+        Constraint::Length(FIXED[0]),
+        Constraint::Length(FIXED[1]),
+        Constraint::Length(FIXED[2]),
+        Constraint::Length(FIXED[3]),
+        Constraint::Length(FIXED[4]),
+        Constraint::Min(8),
     ];
     let empty = r.rows.is_empty();
     let mut state = TableState::new().with_selected((!empty).then_some(r.selected));
