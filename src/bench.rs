@@ -178,3 +178,122 @@ pub fn bench_load(opts: &BenchOptions, progress: &dyn Progress) -> Result<String
     writeln!(out, "\nworkspace database: {db_mib:.0} MiB")?;
     Ok(out)
 }
+
+/// `c360 bench tui`: frame times of the Pipeline and Rejects screens on a
+/// workspace with `rows` staged and `rows` rejected CRM rows, drawn on an
+/// off-screen terminal (ratatui's TestBackend) of 200×50.
+pub fn bench_tui(dir: &Path, rows: u64, progress: &dyn Progress) -> Result<String> {
+    use crate::tui::app::App;
+    use crate::tui::ui;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let ws_dir = dir.join(format!("tui-{rows}"));
+    let marker = ws_dir.join(".loaded");
+    if !marker.exists() {
+        if ws_dir.exists() {
+            std::fs::remove_dir_all(&ws_dir)?;
+        }
+        std::fs::create_dir_all(&ws_dir)?;
+        std::fs::write(
+            ws_dir.join("c360.toml"),
+            "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"crm.csv\"\nformat = \"csv\"\n",
+        )?;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(ws_dir.join("crm.csv"))?);
+        writeln!(f, "customer_id,first_name,email,created_at")?;
+        for i in 0..rows {
+            writeln!(f, "C{i},Name{i},n{i}@example.com,2024-01-01T00:00:00Z")?;
+            // Every other kind of row is bad: no id, or a bad timestamp.
+            if i % 2 == 0 {
+                writeln!(f, ",Nobody{i},x{i}@example.com,2024-01-01")?;
+            } else {
+                writeln!(f, "B{i},Late{i},y{i}@example.com,not a date")?;
+            }
+        }
+        f.flush()?;
+        drop(f);
+        let ws = Workspace::open(&ws_dir)?;
+        let mut conn = store::open(&ws.db_path())?;
+        crate::pipeline::run_step(&mut conn, &ws, "stage", progress)?;
+        std::fs::write(&marker, "")?;
+    }
+    let ws = Workspace::open(&ws_dir)?;
+    let (w, h) = (200u16, 50u16);
+    let t = Instant::now();
+    let mut app = App::new(ws, h)?;
+    let open_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let mut terminal = Terminal::new(TestBackend::new(w, h))?;
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+
+    let mut out = String::new();
+    writeln!(
+        out,
+        "workspace: {rows} staged + {rows} rejected CRM rows; terminal {w}×{h}; opening the workbench (all counts): {open_ms:.1} ms\n"
+    )?;
+    writeln!(
+        out,
+        "| screen | what each frame does | frames | mean ms | max ms |"
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|")?;
+    let mut measure = |label: &str, what: &str, app: &mut App, keys: &[KeyCode]| -> Result<()> {
+        let mut times = Vec::new();
+        for i in 0..200 {
+            let t = Instant::now();
+            if !keys.is_empty() {
+                app.handle_key(key(keys[i % keys.len()]));
+            }
+            terminal.draw(|f| ui::draw(f, app))?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        let max = times.iter().cloned().fold(0.0, f64::max);
+        writeln!(
+            out,
+            "| {label} | {what} | {} | {mean:.2} | {max:.2} |",
+            times.len()
+        )?;
+        Ok(())
+    };
+    measure("Pipeline", "draw", &mut app, &[])?;
+    measure(
+        "Pipeline",
+        "j/k, then draw",
+        &mut app,
+        &[KeyCode::Char('j'), KeyCode::Char('k')],
+    )?;
+    let t = Instant::now();
+    app.handle_key(key(KeyCode::Char('2')));
+    let switch_ms = t.elapsed().as_secs_f64() * 1000.0;
+    measure("Rejects", "draw", &mut app, &[])?;
+    measure(
+        "Rejects",
+        "j (scrolls past the bottom: keyset fetch), then draw",
+        &mut app,
+        &[KeyCode::Char('j')],
+    )?;
+    measure(
+        "Rejects",
+        "PgDn (fetch a page), then draw",
+        &mut app,
+        &[KeyCode::PageDown],
+    )?;
+    measure(
+        "Rejects",
+        "End / Home alternately, then draw",
+        &mut app,
+        &[KeyCode::End, KeyCode::Home],
+    )?;
+    app.handle_key(key(KeyCode::Char('e')));
+    measure(
+        "Rejects, filtered by reason",
+        "PgDn, then draw",
+        &mut app,
+        &[KeyCode::PageDown],
+    )?;
+    writeln!(
+        out,
+        "\nswitching to Rejects (re-reads counts per source and reason, and the filtered total): {switch_ms:.1} ms"
+    )?;
+    Ok(out)
+}

@@ -117,6 +117,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Frame times of the TUI screens on a large workspace.
+    Tui {
+        /// Working folder (the workspace is built once and reused).
+        #[arg(long, default_value = "target/bench-tui")]
+        dir: PathBuf,
+        /// Staged rows and rejected rows (each).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+    },
     /// Load + stage generated data; compare with the sqlite3 shell's .import.
     Load {
         /// Working folder (generated data is kept and reused).
@@ -325,6 +334,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 summary.transaction_rows,
                 summary.truth_rows
             );
+        }
+        Command::Bench {
+            what: Bench::Tui { dir, rows },
+        } => {
+            println!("{}", c360::bench::bench_tui(&dir, rows, &progress)?);
         }
         Command::Bench {
             what:
