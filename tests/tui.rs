@@ -160,26 +160,32 @@ fn rejects_screen_pages_filters_and_opens_rows() {
     let mut app = App::new(ws, 20).unwrap();
     key(&mut app, KeyCode::Char('2'));
     let n = app.viewport;
-    assert_eq!(app.rejects.rows.len(), n);
+    assert_eq!(app.rejects.page.rows.len(), n);
     assert_eq!(app.rejects.total, 120);
-    assert_eq!(app.rejects.rows[0].reject_id, 1);
+    assert_eq!(app.rejects.page.rows[0].reject_id, 1);
 
     // j past the bottom scrolls the window by one row (keyset paging).
     for _ in 0..n {
         key(&mut app, KeyCode::Char('j'));
     }
-    assert_eq!(app.rejects.rows[0].reject_id, 2);
+    assert_eq!(app.rejects.page.rows[0].reject_id, 2);
     assert_eq!(
-        app.rejects.rows[app.rejects.selected].reject_id as usize,
+        app.rejects.page.rows[app.rejects.page.selected].reject_id as usize,
         n + 1
     );
     key(&mut app, KeyCode::End);
-    assert_eq!(app.rejects.rows.last().unwrap().reject_id, 120);
-    assert_eq!(app.rejects.rows[app.rejects.selected].reject_id, 120);
+    assert_eq!(app.rejects.page.rows.last().unwrap().reject_id, 120);
+    assert_eq!(
+        app.rejects.page.rows[app.rejects.page.selected].reject_id,
+        120
+    );
     key(&mut app, KeyCode::PageUp);
-    assert_eq!(app.rejects.rows.last().unwrap().reject_id, 120 - n as i64);
+    assert_eq!(
+        app.rejects.page.rows.last().unwrap().reject_id,
+        120 - n as i64
+    );
     key(&mut app, KeyCode::Char('g'));
-    assert_eq!(app.rejects.rows[0].reject_id, 1);
+    assert_eq!(app.rejects.page.rows[0].reject_id, 1);
 
     // Enter shows the whole original row; control characters are escaped.
     key(&mut app, KeyCode::Enter);

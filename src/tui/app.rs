@@ -5,6 +5,7 @@ use crate::pipeline::{STEPS, Step};
 use crate::store::{self, Anchor, Reject, RejectFilter};
 use crate::tui::jobs::{Job, JobEvent, JobKind};
 use crate::tui::keymap::{self, Action, Scope};
+use crate::tui::paged::Paged;
 use crate::workspace::{Source, Workspace};
 use anyhow::Result;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -112,9 +113,8 @@ pub struct RejectsView {
     pub counts: Vec<(String, String, u64)>,
     /// Rows matching the filter.
     pub total: u64,
-    /// The visible window (keyset paged), ascending by reject_id.
-    pub rows: Vec<Reject>,
-    pub selected: usize,
+    /// The visible rows (keyset paged on reject_id).
+    pub page: Paged<Reject>,
 }
 
 pub struct App {
@@ -159,8 +159,7 @@ impl App {
                 filter: RejectFilter::default(),
                 counts: Vec::new(),
                 total: 0,
-                rows: Vec::new(),
-                selected: 0,
+                page: Paged::new(viewport_for(height)),
             },
             job: None,
             last_job: None,
@@ -227,10 +226,17 @@ impl App {
     /// The terminal was resized.
     pub fn resize(&mut self, height: u16) {
         let viewport = viewport_for(height);
-        if viewport != self.viewport {
-            self.viewport = viewport;
-            let first = self.rejects.rows.first().map(|r| r.reject_id);
-            self.load_rejects(first.map_or(Anchor::First, |id| Anchor::After(id - 1)));
+        self.viewport = viewport;
+        let (conn, filter) = (&self.conn, &self.rejects.filter);
+        let result = self.rejects.page.set_viewport(viewport, &mut |a, n| {
+            store::rejects_window(conn, filter, a, n)
+        });
+        self.report(result);
+    }
+
+    fn report(&mut self, result: Result<()>) {
+        if let Err(e) = result {
+            self.flash = Some(format!("cannot read the database: {e:#}"));
         }
     }
 
@@ -499,79 +505,19 @@ impl App {
     }
 
     fn update_rejects(&mut self, action: Action) {
-        let n = self.viewport;
+        let (conn, filter) = (&self.conn, &self.rejects.filter);
+        let moved = self.rejects.page.apply(&action, &mut |a, n| {
+            store::rejects_window(conn, filter, a, n)
+        });
+        match moved {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => return self.report(Err(e)),
+        }
         let r = &mut self.rejects;
         match action {
-            Action::Down => {
-                if r.selected + 1 < r.rows.len() {
-                    r.selected += 1;
-                } else if let Some(last) = r.rows.last().map(|x| x.reject_id) {
-                    let more = self.window(Anchor::After(last), 1);
-                    if !more.is_empty() {
-                        let r = &mut self.rejects;
-                        r.rows.extend(more);
-                        if r.rows.len() > n {
-                            r.rows.remove(0);
-                        }
-                        r.selected = r.rows.len() - 1;
-                    }
-                }
-            }
-            Action::Up => {
-                if r.selected > 0 {
-                    r.selected -= 1;
-                } else if let Some(first) = r.rows.first().map(|x| x.reject_id) {
-                    let more = self.window(Anchor::Before(first), 1);
-                    if !more.is_empty() {
-                        let r = &mut self.rejects;
-                        r.rows.splice(0..0, more);
-                        r.rows.truncate(n);
-                        r.selected = 0;
-                    }
-                }
-            }
-            Action::PageDown => {
-                if let Some(last) = r.rows.last().map(|x| x.reject_id) {
-                    let sel = r.selected;
-                    let more = self.window(Anchor::After(last), n);
-                    let at_end = more.is_empty();
-                    if more.len() == n {
-                        self.rejects.rows = more;
-                    } else if !at_end {
-                        self.rejects.rows = self.window(Anchor::Last, n);
-                    }
-                    let r = &mut self.rejects;
-                    r.selected = if at_end {
-                        r.rows.len().saturating_sub(1)
-                    } else {
-                        sel.min(r.rows.len().saturating_sub(1))
-                    };
-                }
-            }
-            Action::PageUp => {
-                if let Some(first) = r.rows.first().map(|x| x.reject_id) {
-                    let sel = r.selected;
-                    let more = self.window(Anchor::Before(first), n);
-                    if more.len() == n {
-                        self.rejects.rows = more;
-                        self.rejects.selected = sel;
-                    } else {
-                        self.rejects.rows = self.window(Anchor::First, n);
-                        self.rejects.selected = if more.is_empty() { 0 } else { sel };
-                    }
-                    let r = &mut self.rejects;
-                    r.selected = r.selected.min(r.rows.len().saturating_sub(1));
-                }
-            }
-            Action::Top => {
-                self.load_rejects(Anchor::First);
-            }
-            Action::Bottom => {
-                self.load_rejects(Anchor::Last);
-                self.rejects.selected = self.rejects.rows.len().saturating_sub(1);
-            }
             Action::Open => {
-                if let Some(row) = r.rows.get(r.selected) {
+                if let Some(row) = r.page.selected_row() {
                     self.mode = Mode::Detail {
                         title: format!("Reject #{}", row.reject_id),
                         body: format!(
@@ -612,24 +558,12 @@ impl App {
         self.reload_rejects_filtered();
     }
 
-    fn window(&mut self, anchor: Anchor, limit: usize) -> Vec<Reject> {
-        match store::rejects_window(&self.conn, &self.rejects.filter, anchor, limit) {
-            Ok(rows) => rows,
-            Err(e) => {
-                self.flash = Some(format!("cannot read rejects: {e:#}"));
-                Vec::new()
-            }
-        }
-    }
-
     fn load_rejects(&mut self, anchor: Anchor) {
-        let n = self.viewport;
-        let mut rows = self.window(anchor, n);
-        if rows.len() < n && matches!(anchor, Anchor::After(_)) {
-            rows = self.window(Anchor::Last, n);
-        }
-        self.rejects.rows = rows;
-        self.rejects.selected = 0;
+        let (conn, filter) = (&self.conn, &self.rejects.filter);
+        let result = self.rejects.page.load(anchor, &mut |a, n| {
+            store::rejects_window(conn, filter, a, n)
+        });
+        self.report(result);
     }
 
     fn reload_rejects_filtered(&mut self) {
@@ -654,13 +588,13 @@ impl App {
             .pipeline
             .source_sel
             .min(self.pipeline.sources.len().saturating_sub(1));
-        if self.tab == Tab::Rejects || self.rejects.rows.is_empty() {
+        if self.tab == Tab::Rejects || self.rejects.page.rows.is_empty() {
             self.rejects.counts = store::reject_counts(&self.conn, None)?;
             self.rejects.total = store::rejects_count(&self.conn, &self.rejects.filter)?;
-            let first = self.rejects.rows.first().map(|r| r.reject_id);
-            let selected = self.rejects.selected;
-            self.load_rejects(first.map_or(Anchor::First, |id| Anchor::After(id - 1)));
-            self.rejects.selected = selected.min(self.rejects.rows.len().saturating_sub(1));
+            let (conn, filter) = (&self.conn, &self.rejects.filter);
+            self.rejects
+                .page
+                .reload(&mut |a, n| store::rejects_window(conn, filter, a, n))?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod jobs;
 pub mod keymap;
+pub mod paged;
 pub mod text;
 pub mod ui;
 

@@ -347,6 +347,7 @@ fn draw_rejects(frame: &mut Frame, app: &App, area: Rect) {
     let used: u16 = FIXED.iter().sum::<u16>() + FIXED.len() as u16 + 2;
     let detail_width = table_area.width.saturating_sub(used).max(8) as usize;
     let rows: Vec<Row> = r
+        .page
         .rows
         .iter()
         .map(|x| {
@@ -371,15 +372,15 @@ fn draw_rejects(frame: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(FIXED[4]),
         Constraint::Min(8),
     ];
-    let empty = r.rows.is_empty();
-    let mut state = TableState::new().with_selected((!empty).then_some(r.selected));
+    let empty = r.page.rows.is_empty();
+    let mut state = TableState::new().with_selected((!empty).then_some(r.page.selected));
     let title = if empty {
         "Rejects · none match".to_string()
     } else {
         format!(
             "Rejects · ids {}–{} · Enter opens the row",
-            r.rows.first().map_or(0, |x| x.reject_id),
-            r.rows.last().map_or(0, |x| x.reject_id)
+            r.page.rows.first().map_or(0, |x| x.reject_id),
+            r.page.rows.last().map_or(0, |x| x.reject_id)
         )
     };
     frame.render_stateful_widget(
