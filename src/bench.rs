@@ -297,3 +297,46 @@ pub fn bench_tui(dir: &Path, rows: u64, progress: &dyn Progress) -> Result<Strin
     )?;
     Ok(out)
 }
+
+/// `c360 bench standardise`: standardise the workspace `c360 bench load`
+/// built (1M CRM rows and ~5M web events by default).
+pub fn bench_standardise(dir: &Path, progress: &dyn Progress) -> Result<String> {
+    let ws_dir = dir.join("ws");
+    let ws = Workspace::open(&ws_dir)
+        .with_context(|| format!("run `c360 bench load --dir {}` first", dir.display()))?;
+    // The bench workspace has no rules/: use the repository's defaults.
+    if !ws.rules_dir().exists() {
+        std::fs::create_dir_all(ws.rules_dir())?;
+        for (name, body) in crate::workspace::DEFAULT_RULES {
+            std::fs::write(ws.rules_dir().join(name), body)?;
+        }
+    }
+    let mut conn = store::open(&ws.db_path())?;
+    reset_peak_rss();
+    let t = Instant::now();
+    let r = crate::pipeline::standardise::run(&mut conn, &ws, progress)?;
+    let secs = t.elapsed().as_secs_f64();
+    let mut out = String::new();
+    writeln!(
+        out,
+        "| input rows | CRM | web events | transactions | clean rows | seconds | rows/s | peak RSS (MiB) |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {secs:.1} | {:.0} | {:.0} |",
+        r.rows_in,
+        r.crm,
+        r.web,
+        r.transactions,
+        r.rows_out,
+        r.rows_in as f64 / secs,
+        peak_rss_mib().unwrap_or(f64::NAN)
+    )?;
+    writeln!(
+        out,
+        "\n{} unknown country values, {} unmapped event names",
+        r.unknown_countries, r.unmapped_events
+    )?;
+    Ok(out)
+}

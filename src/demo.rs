@@ -45,6 +45,8 @@ pub struct Demo {
     /// True when the workspace was built now, false when it was reused.
     pub created: bool,
     pub loads: Vec<LoadReport>,
+    /// Every step run (load first).
+    pub reports: Vec<crate::pipeline::StepReport>,
 }
 
 /// Build (or reuse) the demo workspace in `dir` and load its sources.
@@ -74,10 +76,14 @@ pub fn prepare(dir: &Path, fresh: bool, progress: &dyn Progress) -> Result<Demo>
     }
     let ws = Workspace::open(dir)?;
     let mut conn = crate::store::open(&ws.db_path())?;
-    let loads = crate::pipeline::run_step(&mut conn, &ws, "stage", progress)?.loads;
+    // The whole pipeline, as far as this build has it; steps re-run quickly
+    // on the sample and honour everything already decided in the workspace.
+    let reports = crate::pipeline::run_all(&mut conn, &ws, progress)?;
+    let loads = reports.iter().flat_map(|r| r.loads.clone()).collect();
     Ok(Demo {
         workspace: ws,
         created,
         loads,
+        reports,
     })
 }

@@ -174,6 +174,9 @@ const P_WEB_DUPLICATE: f64 = 0.003;
 const P_ORDER_INVALID: f64 = 0.003;
 const P_REFUND: f64 = 0.05;
 const P_GUEST_ORDER: f64 = 0.10;
+/// Chance that a web/app order is tracked although the person's event budget
+/// is used up (otherwise it is not tracked at all).
+const P_TRACKED_OVER_BUDGET: f64 = 0.3;
 /// Devices remembered as candidates for sharing.
 const RECENT_DEVICES: usize = 1000;
 /// Chance that a new device of a person is one already used by someone else.
@@ -197,421 +200,61 @@ enum Gender {
     Male,
 }
 
+#[rustfmt::skip]
 const FEMALE_FIRST: &[&str] = &[
-    "Mary",
-    "Patricia",
-    "Jennifer",
-    "Linda",
-    "Elizabeth",
-    "Barbara",
-    "Susan",
-    "Jessica",
-    "Sarah",
-    "Karen",
-    "Nancy",
-    "Lisa",
-    "Margaret",
-    "Sandra",
-    "Ashley",
-    "Emily",
-    "Donna",
-    "Michelle",
-    "Katherine",
-    "Rebecca",
-    "Deborah",
-    "Stephanie",
-    "Victoria",
-    "Alexandra",
-    "Samantha",
-    "Christina",
-    "Olivia",
-    "Emma",
-    "Sophia",
-    "Isabella",
-    "Charlotte",
-    "Amelia",
-    "Mia",
-    "Harper",
-    "Evelyn",
-    "Abigail",
-    "Chloé",
-    "Zoë",
-    "Anna",
-    "Hannah",
-    "Lea",
-    "Lena",
-    "Julia",
-    "Laura",
-    "Katharina",
-    "Sophie",
-    "Marie",
-    "Johanna",
-    "Sabine",
-    "Ursula",
-    "Birgit",
-    "Heike",
-    "Claudia",
-    "Camille",
-    "Manon",
-    "Inès",
-    "Léa",
-    "Juliette",
-    "Margaux",
-    "Élodie",
-    "Sanne",
-    "Femke",
-    "Anouk",
-    "Fleur",
-    "Lotte",
-    "Carmen",
-    "Lucía",
-    "María",
-    "Sofía",
-    "Valentina",
-    "Martina",
-    "Paula",
-    "Elena",
-    "Alba",
-    "Ingrid",
-    "Astrid",
-    "Sigrid",
-    "Freya",
-    "Aoife",
-    "Siobhan",
-    "Priya",
-    "Ananya",
-    "Aisha",
-    "Fatima",
-    "Yasmin",
-    "Mei",
-    "Yuki",
-    "Hana",
-    "Olga",
-    "Natasha",
-    "Agnieszka",
-    "Małgorzata",
-    "Keisha",
-    "Imani",
-    "Grace",
-    "Ruby",
-    "Isla",
-    "Matilda",
-    "Ava",
-    "Ella",
+    "Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica", "Sarah",
+    "Karen", "Nancy", "Lisa", "Margaret", "Sandra", "Ashley", "Emily", "Donna", "Michelle",
+    "Katherine", "Rebecca", "Deborah", "Stephanie", "Victoria", "Alexandra", "Samantha",
+    "Christina", "Olivia", "Emma", "Sophia", "Isabella", "Charlotte", "Amelia", "Mia", "Harper",
+    "Evelyn", "Abigail", "Chloé", "Zoë", "Anna", "Hannah", "Lea", "Lena", "Julia", "Laura",
+    "Katharina", "Sophie", "Marie", "Johanna", "Sabine", "Ursula", "Birgit", "Heike", "Claudia",
+    "Camille", "Manon", "Inès", "Léa", "Juliette", "Margaux", "Élodie", "Sanne", "Femke", "Anouk",
+    "Fleur", "Lotte", "Carmen", "Lucía", "María", "Sofía", "Valentina", "Martina", "Paula",
+    "Elena", "Alba", "Ingrid", "Astrid", "Sigrid", "Freya", "Aoife", "Siobhan", "Priya", "Ananya",
+    "Aisha", "Fatima", "Yasmin", "Mei", "Yuki", "Hana", "Olga", "Natasha", "Agnieszka",
+    "Małgorzata", "Keisha", "Imani", "Grace", "Ruby", "Isla", "Matilda", "Ava", "Ella",
 ];
 
+#[rustfmt::skip]
 const MALE_FIRST: &[&str] = &[
-    "James",
-    "Robert",
-    "John",
-    "Michael",
-    "William",
-    "David",
-    "Richard",
-    "Joseph",
-    "Thomas",
-    "Charles",
-    "Christopher",
-    "Daniel",
-    "Matthew",
-    "Anthony",
-    "Andrew",
-    "Steven",
-    "Timothy",
-    "Jonathan",
-    "Benjamin",
-    "Samuel",
-    "Alexander",
-    "Nicholas",
-    "Edward",
-    "Patrick",
-    "Brian",
-    "Kevin",
-    "Jason",
-    "Ryan",
-    "Jacob",
-    "Ethan",
-    "Noah",
-    "Liam",
-    "Lucas",
-    "Oliver",
-    "Jack",
-    "Harry",
-    "George",
-    "Oscar",
-    "Leo",
-    "Finn",
-    "Lukas",
-    "Maximilian",
-    "Felix",
-    "Paul",
-    "Jonas",
-    "Johannes",
-    "Wilhelm",
-    "Jürgen",
-    "Stefan",
-    "Klaus",
-    "Matthias",
-    "Sebastian",
-    "Florian",
-    "Tobias",
-    "Hugo",
-    "Louis",
-    "Gabriel",
-    "Raphaël",
-    "Arthur",
-    "Théo",
-    "Jules",
-    "François",
-    "Antoine",
-    "Sem",
-    "Daan",
-    "Bram",
-    "Jeroen",
-    "Thijs",
-    "José",
-    "Francisco",
-    "Javier",
-    "Alejandro",
-    "Pablo",
-    "Diego",
-    "Sergio",
-    "Álvaro",
-    "Giuseppe",
-    "Marco",
-    "Luca",
-    "Søren",
-    "Lars",
-    "Bjørn",
-    "Magnus",
-    "Erik",
-    "Sean",
-    "Conor",
-    "Raj",
-    "Arjun",
-    "Mohammed",
-    "Omar",
-    "Ali",
-    "Wei",
-    "Hiroshi",
-    "Kenji",
-    "Dmitri",
-    "Ivan",
-    "Piotr",
-    "Łukasz",
-    "Jamal",
-    "DeShawn",
-    "Mateo",
+    "James", "Robert", "John", "Michael", "William", "David", "Richard", "Joseph", "Thomas",
+    "Charles", "Christopher", "Daniel", "Matthew", "Anthony", "Andrew", "Steven", "Timothy",
+    "Jonathan", "Benjamin", "Samuel", "Alexander", "Nicholas", "Edward", "Patrick", "Brian",
+    "Kevin", "Jason", "Ryan", "Jacob", "Ethan", "Noah", "Liam", "Lucas", "Oliver", "Jack", "Harry",
+    "George", "Oscar", "Leo", "Finn", "Lukas", "Maximilian", "Felix", "Paul", "Jonas", "Johannes",
+    "Wilhelm", "Jürgen", "Stefan", "Klaus", "Matthias", "Sebastian", "Florian", "Tobias", "Hugo",
+    "Louis", "Gabriel", "Raphaël", "Arthur", "Théo", "Jules", "François", "Antoine", "Sem", "Daan",
+    "Bram", "Jeroen", "Thijs", "José", "Francisco", "Javier", "Alejandro", "Pablo", "Diego",
+    "Sergio", "Álvaro", "Giuseppe", "Marco", "Luca", "Søren", "Lars", "Bjørn", "Magnus", "Erik",
+    "Sean", "Conor", "Raj", "Arjun", "Mohammed", "Omar", "Ali", "Wei", "Hiroshi", "Kenji",
+    "Dmitri", "Ivan", "Piotr", "Łukasz", "Jamal", "DeShawn", "Mateo",
 ];
 
+#[rustfmt::skip]
 const LAST_NAMES: &[&str] = &[
-    "Smith",
-    "Johnson",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Garcia",
-    "Miller",
-    "Davis",
-    "Rodriguez",
-    "Martinez",
-    "Hernandez",
-    "Lopez",
-    "Gonzalez",
-    "Wilson",
-    "Anderson",
-    "Thomas",
-    "Taylor",
-    "Moore",
-    "Jackson",
-    "Martin",
-    "Lee",
-    "Perez",
-    "Thompson",
-    "White",
-    "Harris",
-    "Sanchez",
-    "Clark",
-    "Ramirez",
-    "Lewis",
-    "Robinson",
-    "Walker",
-    "Young",
-    "Allen",
-    "King",
-    "Wright",
-    "Scott",
-    "Torres",
-    "Nguyen",
-    "Hill",
-    "Flores",
-    "Green",
-    "Adams",
-    "Nelson",
-    "Baker",
-    "Hall",
-    "Rivera",
-    "Campbell",
-    "Mitchell",
-    "Carter",
-    "Roberts",
-    "Evans",
-    "Turner",
-    "Phillips",
-    "Parker",
-    "Edwards",
-    "Collins",
-    "Stewart",
-    "Morris",
-    "Murphy",
-    "Cook",
-    "Rogers",
-    "Morgan",
-    "Cooper",
-    "Peterson",
-    "Reed",
-    "Bailey",
-    "Bell",
-    "Kelly",
-    "Howard",
-    "Ward",
-    "Cox",
-    "Richardson",
-    "Wood",
-    "Watson",
-    "Brooks",
-    "Bennett",
-    "Gray",
-    "Hughes",
-    "Price",
-    "Sanders",
-    "Patel",
-    "Shah",
-    "Khan",
-    "O'Brien",
-    "O'Connor",
-    "McDonald",
-    "MacLeod",
-    "Walsh",
-    "Byrne",
-    "Murray",
-    "Davies",
-    "Jenkins",
-    "Lloyd",
-    "Müller",
-    "Schmidt",
-    "Schneider",
-    "Fischer",
-    "Weber",
-    "Meyer",
-    "Wagner",
-    "Becker",
-    "Schulz",
-    "Hoffmann",
-    "Schäfer",
-    "Koch",
-    "Bauer",
-    "Richter",
-    "Klein",
-    "Wolf",
-    "Schröder",
-    "Neumann",
-    "Schwarz",
-    "Zimmermann",
-    "Braun",
-    "Krüger",
-    "Hartmann",
-    "Lange",
-    "Weiß",
-    "Köhler",
-    "Jäger",
-    "Böhm",
-    "Günther",
-    "Bernard",
-    "Dubois",
-    "Petit",
-    "Durand",
-    "Leroy",
-    "Moreau",
-    "Simon",
-    "Laurent",
-    "Lefèvre",
-    "Michel",
-    "Fontaine",
-    "Chevalier",
-    "Rousseau",
-    "Girard",
-    "Bonnet",
-    "Lambert",
-    "Faure",
-    "de Jong",
-    "Jansen",
-    "de Vries",
-    "van den Berg",
-    "van Dijk",
-    "Bakker",
-    "Visser",
-    "Smit",
-    "Meijer",
-    "de Boer",
-    "Mulder",
-    "de Groot",
-    "Bos",
-    "Vos",
-    "Hendriks",
-    "van Leeuwen",
-    "Dekker",
-    "García",
-    "Fernández",
-    "González",
-    "Rodríguez",
-    "López",
-    "Martínez",
-    "Sánchez",
-    "Pérez",
-    "Gómez",
-    "Jiménez",
-    "Ruiz",
-    "Hernández",
-    "Díaz",
-    "Moreno",
-    "Muñoz",
-    "Álvarez",
-    "Romero",
-    "Navarro",
-    "Ødegaard",
-    "Johansen",
-    "Hansen",
-    "Nilsson",
-    "Lindqvist",
-    "Åberg",
-    "Kowalski",
-    "Nowak",
-    "Wiśniewski",
-    "Dvořák",
-    "Novák",
-    "Rossi",
-    "Russo",
-    "Ferrari",
-    "Esposito",
-    "Bianchi",
-    "Romano",
-    "Tanaka",
-    "Suzuki",
-    "Kim",
-    "Park",
-    "Chen",
-    "Wang",
-    "Li",
-    "Zhang",
-    "Singh",
-    "Kumar",
-    "Ivanov",
-    "Smith-Jones",
-    "Fitzgerald",
-    "Ng",
-    "Okafor",
-    "Mensah",
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
+    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
+    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott",
+    "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera",
+    "Campbell", "Mitchell", "Carter", "Roberts", "Evans", "Turner", "Phillips", "Parker",
+    "Edwards", "Collins", "Stewart", "Morris", "Murphy", "Cook", "Rogers", "Morgan", "Cooper",
+    "Peterson", "Reed", "Bailey", "Bell", "Kelly", "Howard", "Ward", "Cox", "Richardson", "Wood",
+    "Watson", "Brooks", "Bennett", "Gray", "Hughes", "Price", "Sanders", "Patel", "Shah", "Khan",
+    "O'Brien", "O'Connor", "McDonald", "MacLeod", "Walsh", "Byrne", "Murray", "Davies", "Jenkins",
+    "Lloyd", "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
+    "Schulz", "Hoffmann", "Schäfer", "Koch", "Bauer", "Richter", "Klein", "Wolf", "Schröder",
+    "Neumann", "Schwarz", "Zimmermann", "Braun", "Krüger", "Hartmann", "Lange", "Weiß", "Köhler",
+    "Jäger", "Böhm", "Günther", "Bernard", "Dubois", "Petit", "Durand", "Leroy", "Moreau", "Simon",
+    "Laurent", "Lefèvre", "Michel", "Fontaine", "Chevalier", "Rousseau", "Girard", "Bonnet",
+    "Lambert", "Faure", "de Jong", "Jansen", "de Vries", "van den Berg", "van Dijk", "Bakker",
+    "Visser", "Smit", "Meijer", "de Boer", "Mulder", "de Groot", "Bos", "Vos", "Hendriks",
+    "van Leeuwen", "Dekker", "García", "Fernández", "González", "Rodríguez", "López", "Martínez",
+    "Sánchez", "Pérez", "Gómez", "Jiménez", "Ruiz", "Hernández", "Díaz", "Moreno", "Muñoz",
+    "Álvarez", "Romero", "Navarro", "Ødegaard", "Johansen", "Hansen", "Nilsson", "Lindqvist",
+    "Åberg", "Kowalski", "Nowak", "Wiśniewski", "Dvořák", "Novák", "Rossi", "Russo", "Ferrari",
+    "Esposito", "Bianchi", "Romano", "Tanaka", "Suzuki", "Kim", "Park", "Chen", "Wang", "Li",
+    "Zhang", "Singh", "Kumar", "Ivanov", "Smith-Jones", "Fitzgerald", "Ng", "Okafor", "Mensah",
     "Nuñez",
 ];
 
@@ -1234,17 +877,19 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len().max(1))]
 }
 
-/// An element chosen with probability proportional to its weight.
-fn pick_weighted<'a, T>(rng: &mut ChaCha8Rng, items: &'a [(T, u32)]) -> &'a T {
+/// An element chosen with probability proportional to its weight. Only
+/// called with the non-empty tables above.
+fn pick_weighted<T: Copy>(rng: &mut ChaCha8Rng, items: &[(T, u32)]) -> T {
+    debug_assert!(!items.is_empty());
     let total: u32 = items.iter().map(|(_, w)| *w).sum();
     let mut roll = rng.random_range(0..total.max(1));
-    for (item, weight) in items {
-        if roll < *weight {
+    for &(item, weight) in items {
+        if roll < weight {
             return item;
         }
         roll -= weight;
     }
-    &items[items.len() - 1].0
+    items[items.len() - 1].0
 }
 
 /// A factor with mean 1 and a long right tail (log-normal, σ = `sigma`):
@@ -1297,14 +942,33 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// A scrambled but unique number in `offset..offset + space` for `counter <
-/// space` (`mult` must be coprime with `space`); beyond that, a longer unique
-/// number above the range.
-fn scrambled(counter: u64, space: u64, mult: u64, offset: u64) -> u64 {
-    if counter < space {
-        offset + ((u128::from(counter) * u128::from(mult)) % u128::from(space)) as u64
-    } else {
-        offset + space + counter
+/// A keyed bijection of `0..2^bits` (`bits` in 2..=40): rounds of an odd
+/// multiplication plus key and a right xorshift, each invertible mod `2^bits`.
+fn mix(mut x: u64, bits: u32, key: u64) -> u64 {
+    let mask = (1u64 << bits) - 1;
+    for round in 0..4u64 {
+        let k = key.rotate_left(16 * round as u32) ^ round;
+        x = (x.wrapping_mul(0x2545_f491_4f6c_dd1d).wrapping_add(k)) & mask;
+        x ^= x >> (bits / 2 + 1);
+    }
+    x
+}
+
+/// A scrambled but unique number in `offset..offset + space` for each
+/// `counter < space` (`space <= 2^bits`), so that ids given out one after the
+/// other look unrelated. Cycle walking keeps the permutation inside `space`;
+/// it ends because the walk returns to `counter` itself at the latest. Beyond
+/// `space`, a longer unique number above the range.
+fn scrambled(counter: u64, space: u64, bits: u32, key: u64, offset: u64) -> u64 {
+    if counter >= space {
+        return offset + space + counter;
+    }
+    let mut x = counter;
+    loop {
+        x = mix(x, bits, key);
+        if x < space {
+            return offset + x;
+        }
     }
 }
 
@@ -2185,14 +1849,15 @@ struct Session<'a> {
     offset_min: i32,
 }
 
-/// What one event carries beyond the session.
+/// What one event carries beyond the session. `order` and `currency` only
+/// show on checkout / purchase events, `email` only on `identify` calls.
 #[derive(Default)]
 struct EventExtras<'a> {
     product: Option<&'static Product>,
     order: Option<&'a Order>,
     currency: Option<&'static str>,
     email: Option<&'a str>,
-    /// Force the Segment call type (e.g. "screen" in the app).
+    /// The event happens in the mobile app: page views may be `screen` calls.
     app: bool,
 }
 
@@ -2212,7 +1877,11 @@ struct Generator {
     emails: EmailRegistry,
     /// Recently created devices, some of which a later person shares.
     recent_devices: VecDeque<Device>,
+    /// Key of the id scrambling (from the seed).
+    id_key: u64,
     customer_seq: u64,
+    /// Web events written beyond people's budgets, not yet paid back.
+    event_overshoot: u64,
     order_seq: u64,
     refund_seq: u64,
     message_seq: u64,
@@ -2232,6 +1901,7 @@ impl Generator {
         let truth_path = opts.out.join("truth.csv");
         let header = encode_csv_line(&CRM_COLUMNS)?;
         let latin1_due = rng.random_range(10..120);
+        let id_key = rng.random::<u64>();
         Ok(Generator {
             crm: LineSink::create(crm_path.clone(), Some(&header), stream(1))?,
             web: LineSink::create(web_path.clone(), None, stream(2))?,
@@ -2242,7 +1912,9 @@ impl Generator {
             opts: opts.clone(),
             emails: EmailRegistry::new(),
             recent_devices: VecDeque::with_capacity(1024),
+            id_key,
             customer_seq: 0,
+            event_overshoot: 0,
             order_seq: 0,
             refund_seq: 0,
             message_seq: 0,
@@ -2319,7 +1991,7 @@ impl Generator {
                     .enumerate()
                     .map(|(i, c)| (i, c.weight))
                     .collect();
-                *pick_weighted(rng, &weighted)
+                pick_weighted(rng, &weighted)
             }
         };
         let last = household
@@ -2338,7 +2010,7 @@ impl Generator {
             None => Phone::random(rng, country),
         };
         let domain = if rng.random_bool(0.75) {
-            *pick_weighted(rng, GLOBAL_DOMAINS)
+            pick_weighted(rng, GLOBAL_DOMAINS)
         } else {
             *pick(rng, COUNTRIES[country].domains)
         };
@@ -2356,14 +2028,14 @@ impl Generator {
             email,
             phone,
             created_ms,
-            status: *pick_weighted(rng, LIFECYCLE),
-            tier: *pick_weighted(rng, LOYALTY_TIERS),
+            status: pick_weighted(rng, LIFECYCLE),
+            tier: pick_weighted(rng, LOYALTY_TIERS),
             opt_in: rng.random_bool(0.55),
         }
     }
 
     fn next_customer_id(&mut self) -> String {
-        let n = scrambled(self.customer_seq, 9_000_000, 7_654_321, 1_000_000);
+        let n = scrambled(self.customer_seq, 9_000_000, 24, self.id_key, 1_000_000);
         self.customer_seq += 1;
         format!("C{n:07}")
     }
@@ -2561,12 +2233,12 @@ impl Generator {
         let updated_ms = rng.random_range(created_ms..WINDOW_END_MS);
         let created = format_time(
             created_ms,
-            *pick_weighted(rng, CRM_TIME_STYLES),
+            pick_weighted(rng, CRM_TIME_STYLES),
             c.utc_offset_min,
         );
         let updated = format_time(
             updated_ms,
-            *pick_weighted(rng, CRM_TIME_STYLES),
+            pick_weighted(rng, CRM_TIME_STYLES),
             c.utc_offset_min,
         );
         let status = match rng.random_range(0..10) {
@@ -2624,7 +2296,7 @@ impl Generator {
         for _ in 0..n {
             let order_id = format!(
                 "O{:08}",
-                scrambled(self.order_seq, 90_000_000, 48_271, 10_000_000)
+                scrambled(self.order_seq, 90_000_000, 27, self.id_key ^ 1, 10_000_000)
             );
             self.order_seq += 1;
             let product = pick(rng, PRODUCTS);
@@ -2636,7 +2308,7 @@ impl Generator {
             let unit_price = local_price(product, c.currency);
             let discount = if rng.random_bool(0.15) { 0.9 } else { 1.0 };
             let revenue = round2(unit_price * quantity as f64 * discount);
-            let channel = *pick_weighted(rng, &[("web", 50), ("store", 30), ("app", 20)]);
+            let channel = pick_weighted(rng, &[("web", 50), ("store", 30), ("app", 20)]);
             let guest = identity.customer_ids.is_empty() || rng.random_bool(P_GUEST_ORDER);
             let (customer_id, email) = if guest {
                 let email = identity
@@ -2676,7 +2348,7 @@ impl Generator {
     fn write_orders(&mut self, p: &Person, orders: &[Order]) -> Result<()> {
         let c = &COUNTRIES[p.country];
         for order in orders {
-            let style = *pick_weighted(&mut self.rng, ORDER_TIME_STYLES);
+            let style = pick_weighted(&mut self.rng, ORDER_TIME_STYLES);
             let row = TxRow {
                 order_id: Some(order.order_id.clone()),
                 customer_id: order.customer_id.clone(),
@@ -2694,11 +2366,11 @@ impl Generator {
             if self.rng.random_bool(P_REFUND) {
                 let refund_id = format!(
                     "R{:08}",
-                    scrambled(self.refund_seq, 90_000_000, 7_919, 10_000_000)
+                    scrambled(self.refund_seq, 90_000_000, 27, self.id_key ^ 2, 10_000_000)
                 );
                 self.refund_seq += 1;
                 let when = order.time_ms + self.rng.random_range(DAY_MS..30 * DAY_MS);
-                let style = *pick_weighted(&mut self.rng, ORDER_TIME_STYLES);
+                let style = pick_weighted(&mut self.rng, ORDER_TIME_STYLES);
                 let row = TxRow {
                     order_id: Some(refund_id),
                     customer_id: order.customer_id.clone(),
@@ -2750,7 +2422,7 @@ impl Generator {
     /// The person's devices: 1–3, a few of them shared with an earlier person.
     fn devices(&mut self) -> Vec<Device> {
         let rng = &mut self.rng;
-        let n = *pick_weighted(rng, &[(1usize, 55), (2, 33), (3, 12)]);
+        let n = pick_weighted(rng, &[(1usize, 55), (2, 33), (3, 12)]);
         let mut devices = Vec::with_capacity(n);
         let mut created = Vec::with_capacity(n);
         for _ in 0..n {
@@ -2761,7 +2433,7 @@ impl Generator {
                     continue;
                 }
             }
-            let kind = *pick_weighted(rng, &[("mobile", 50), ("desktop", 38), ("tablet", 12)]);
+            let kind = pick_weighted(rng, &[("mobile", 50), ("desktop", 38), ("tablet", 12)]);
             let user_agent = match kind {
                 "mobile" => *pick(rng, USER_AGENTS_MOBILE),
                 "desktop" => *pick(rng, USER_AGENTS_DESKTOP),
@@ -2775,7 +2447,7 @@ impl Generator {
                 kind,
                 user_agent,
                 cookies,
-                time_style: *pick_weighted(rng, WEB_TIME_STYLES),
+                time_style: pick_weighted(rng, WEB_TIME_STYLES),
             };
             created.push(device.clone());
             devices.push(device);
@@ -2790,164 +2462,179 @@ impl Generator {
         devices
     }
 
-    /// Write the person's web events: a purchase session for most web/app
-    /// orders, then browsing sessions until the person's event budget is used.
+    /// Write the person's web events: a purchase session for web/app orders
+    /// (when the person's event budget allows, or now and then regardless),
+    /// then browsing sessions until the budget is used.
     fn write_events(&mut self, p: &Person, identity: &Identity, orders: &[Order]) -> Result<()> {
-        let budget = {
+        let drawn = {
             let mean = self.opts.events_per_customer * activity_factor(&mut self.rng, 1.0);
             stochastic_round(&mut self.rng, mean)
         };
-        let online: Vec<&Order> = orders
-            .iter()
-            .filter(|o| o.channel != "store" && self.rng.random_bool(0.92))
-            .collect();
-        if budget == 0 && online.is_empty() {
-            return Ok(());
+        // Pay back events earlier people wrote beyond their budget, so the
+        // total stays near customers × events_per_customer.
+        let budget = drawn - drawn.min(self.event_overshoot);
+        self.event_overshoot -= drawn - budget;
+        let written = self.write_person_events(p, identity, orders, budget)?;
+        self.event_overshoot += written.saturating_sub(budget);
+        Ok(())
+    }
+
+    /// [`Self::write_events`] for a given budget; returns the events written.
+    fn write_person_events(
+        &mut self,
+        p: &Person,
+        identity: &Identity,
+        orders: &[Order],
+        budget: u64,
+    ) -> Result<u64> {
+        let has_online = orders.iter().any(|o| o.channel != "store");
+        if budget == 0 && !has_online {
+            return Ok(0);
         }
         let devices = self.devices();
-        let offset_min = COUNTRIES[p.country].utc_offset_min;
-        let currency = COUNTRIES[p.country].currency;
         let mut written = 0u64;
-        let mut signed_up = identity.customer_ids.is_empty() || !self.rng.random_bool(0.3);
-
-        for order in online {
-            let device = pick(&mut self.rng, &devices);
-            let mut session = self.session(
-                &p.person_id,
-                device,
-                order.customer_id.clone(),
-                0,
-                offset_min,
-            );
-            let app = order.channel == "app";
-            // Work backwards from the order time so the purchase lands on it.
-            let views = self.rng.random_range(1..=2);
-            let gaps: Vec<i64> = (0..views + 3)
-                .map(|_| self.rng.random_range(5_000..120_000))
-                .collect();
-            session.t_ms = order.time_ms - gaps.iter().sum::<i64>();
-            let product = Some(order.product);
-            for _ in 0..views {
-                written += self.emit(
-                    &mut session,
-                    EventKind::PageView,
-                    &EventExtras {
-                        product,
-                        app,
-                        ..Default::default()
-                    },
-                )?;
+        for order in orders.iter().filter(|o| o.channel != "store") {
+            let views = self.rng.random_range(1..=2u64);
+            // Page views, add to cart, checkout, purchase.
+            let size = views + 3;
+            if written + size > budget && !self.rng.random_bool(P_TRACKED_OVER_BUDGET) {
+                continue; // not tracked (ad blocker, consent banner, ...)
             }
-            written += self.emit(
-                &mut session,
-                EventKind::AddToCart,
-                &EventExtras {
-                    product,
-                    app,
-                    ..Default::default()
-                },
-            )?;
-            let with_order = EventExtras {
-                product,
-                order: Some(order),
-                currency: Some(currency),
-                app,
-                ..Default::default()
-            };
-            written += self.emit(&mut session, EventKind::Checkout, &with_order)?;
-            session.t_ms = order.time_ms;
-            written += self.emit(&mut session, EventKind::Purchase, &with_order)?;
+            written += self.purchase_session(p, &devices, order, views)?;
         }
-
+        let mut signed_up = identity.customer_ids.is_empty() || !self.rng.random_bool(0.3);
         while written < budget {
             let device = if devices.len() > 1 && self.rng.random_bool(0.4) {
                 pick(&mut self.rng, &devices)
             } else {
                 &devices[0]
             };
-            let start = self
-                .rng
-                .random_range(WINDOW_START_MS..WINDOW_END_MS - DAY_MS);
-            let mode = if identity.customer_ids.is_empty() {
-                0
-            } else {
-                self.rng.random_range(0..100)
-            };
-            let user = identity.pick_customer_id(&mut self.rng);
-            let logged_in_from_start = mode >= 60;
-            let mut session = self.session(
-                &p.person_id,
-                device,
-                if logged_in_from_start {
-                    user.clone()
-                } else {
-                    None
-                },
-                start,
-                offset_min,
-            );
-            let remaining = budget - written;
-            let len = 1 + self
-                .rng
-                .random_range(0..12u64)
-                .min(self.rng.random_range(0..12u64));
-            let len = len.min(remaining.max(2));
-            // Anonymous browsing, then a login in the middle of the session.
-            let login_at = (35..60)
-                .contains(&mode)
-                .then(|| self.rng.random_range(1..len.max(2)));
-            if self.rng.random_bool(0.4) {
-                written += self.emit(
-                    &mut session,
-                    EventKind::SessionStart,
-                    &EventExtras::default(),
-                )?;
-            }
-            for i in 0..len {
-                if login_at == Some(i) {
-                    session.user_id = user.clone();
-                    if !signed_up {
-                        signed_up = true;
-                        written +=
-                            self.emit(&mut session, EventKind::SignUp, &EventExtras::default())?;
-                    }
-                    written +=
-                        self.emit(&mut session, EventKind::Login, &EventExtras::default())?;
-                    if self.rng.random_bool(0.3) {
-                        let email = identity.emails.first().map(String::as_str);
-                        written += self.emit(
-                            &mut session,
-                            EventKind::Identify,
-                            &EventExtras {
-                                email,
-                                ..Default::default()
-                            },
-                        )?;
-                    }
-                    continue;
-                }
-                let kind = match self.rng.random_range(0..100) {
-                    0..=61 => EventKind::PageView,
-                    62..=85 => EventKind::Click,
-                    86..=94 => EventKind::AddToCart,
-                    95..=97 => EventKind::Checkout,
-                    _ => EventKind::Unknown,
-                };
-                let product = (kind != EventKind::Click || self.rng.random_bool(0.3))
-                    .then(|| pick(&mut self.rng, PRODUCTS));
-                let app = device.user_agent.starts_with("ShopApp");
-                written += self.emit(
-                    &mut session,
-                    kind,
-                    &EventExtras {
-                        product,
-                        app,
-                        ..Default::default()
-                    },
-                )?;
-            }
+            written +=
+                self.browse_session(p, identity, device, budget - written, &mut signed_up)?;
         }
-        Ok(())
+        Ok(written)
+    }
+
+    /// Product views, add to cart, checkout and purchase ending at the order's
+    /// time, logged in as the order's customer (or anonymous for a guest).
+    fn purchase_session(
+        &mut self,
+        p: &Person,
+        devices: &[Device],
+        order: &Order,
+        views: u64,
+    ) -> Result<u64> {
+        let c = &COUNTRIES[p.country];
+        let device = pick(&mut self.rng, devices);
+        let mut session = self.session(
+            &p.person_id,
+            device,
+            order.customer_id.clone(),
+            0,
+            c.utc_offset_min,
+        );
+        // Work backwards from the order time so the purchase lands on it.
+        let lead: i64 = (0..views + 2)
+            .map(|_| self.rng.random_range(5_000..120_000))
+            .sum();
+        session.t_ms = order.time_ms - lead;
+        let browse = EventExtras {
+            product: Some(order.product),
+            app: order.channel == "app",
+            ..Default::default()
+        };
+        let mut n = 0;
+        for _ in 0..views {
+            n += self.emit(&mut session, EventKind::PageView, &browse)?;
+        }
+        n += self.emit(&mut session, EventKind::AddToCart, &browse)?;
+        let with_order = EventExtras {
+            order: Some(order),
+            currency: Some(c.currency),
+            ..browse
+        };
+        n += self.emit(&mut session, EventKind::Checkout, &with_order)?;
+        session.t_ms = order.time_ms;
+        n += self.emit(&mut session, EventKind::Purchase, &with_order)?;
+        Ok(n)
+    }
+
+    /// One browsing session of at most about `max_events` events: anonymous,
+    /// logged in from the start, or anonymous until a login part-way through
+    /// (the first login may come with a sign-up). Returns the events written.
+    fn browse_session(
+        &mut self,
+        p: &Person,
+        identity: &Identity,
+        device: &Device,
+        max_events: u64,
+        signed_up: &mut bool,
+    ) -> Result<u64> {
+        let start = self
+            .rng
+            .random_range(WINDOW_START_MS..WINDOW_END_MS - DAY_MS);
+        let mode = if identity.customer_ids.is_empty() {
+            0
+        } else {
+            self.rng.random_range(0..100)
+        };
+        let user = identity.pick_customer_id(&mut self.rng);
+        let from_start = if mode >= 60 { user.clone() } else { None };
+        let offset_min = COUNTRIES[p.country].utc_offset_min;
+        let mut session = self.session(&p.person_id, device, from_start, start, offset_min);
+        let len = 1 + self
+            .rng
+            .random_range(0..12u64)
+            .min(self.rng.random_range(0..12u64));
+        let len = len.min(max_events).max(1);
+        // Anonymous browsing, then a login part-way (never for 1-event sessions).
+        let login_at = (35..60)
+            .contains(&mode)
+            .then(|| self.rng.random_range(1..len.max(2)));
+        let app = device.user_agent.starts_with("ShopApp");
+        let mut n = 0;
+        if len > 1 && self.rng.random_bool(0.4) {
+            n += self.emit(
+                &mut session,
+                EventKind::SessionStart,
+                &EventExtras::default(),
+            )?;
+        }
+        while n < len {
+            if login_at == Some(n) {
+                session.user_id = user.clone();
+                if !*signed_up {
+                    *signed_up = true;
+                    n += self.emit(&mut session, EventKind::SignUp, &EventExtras::default())?;
+                }
+                n += self.emit(&mut session, EventKind::Login, &EventExtras::default())?;
+                if self.rng.random_bool(0.3) {
+                    let email = identity.emails.first().map(String::as_str);
+                    let extras = EventExtras {
+                        email,
+                        ..Default::default()
+                    };
+                    n += self.emit(&mut session, EventKind::Identify, &extras)?;
+                }
+                continue;
+            }
+            let kind = match self.rng.random_range(0..100) {
+                0..=61 => EventKind::PageView,
+                62..=85 => EventKind::Click,
+                86..=94 => EventKind::AddToCart,
+                95..=97 => EventKind::Checkout,
+                _ => EventKind::Unknown,
+            };
+            let product = (kind != EventKind::Click || self.rng.random_bool(0.3))
+                .then(|| pick(&mut self.rng, PRODUCTS));
+            let extras = EventExtras {
+                product,
+                app,
+                ..Default::default()
+            };
+            n += self.emit(&mut session, kind, &extras)?;
+        }
+        Ok(n)
     }
 
     fn session<'a>(
@@ -3004,7 +2691,7 @@ impl Generator {
         let event = (kind != EventKind::Identify).then(|| *pick(rng, kind.spellings()));
         let url = page_url(rng, kind, extras.product);
         let style = if rng.random_bool(0.1) {
-            *pick_weighted(rng, WEB_TIME_STYLES)
+            pick_weighted(rng, WEB_TIME_STYLES)
         } else {
             session.device.time_style
         };

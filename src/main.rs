@@ -117,6 +117,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Standardise the workspace built by `bench load`.
+    Standardise {
+        #[arg(long, default_value = "target/bench-load")]
+        dir: PathBuf,
+    },
     /// Frame times of the TUI screens on a large workspace.
     Tui {
         /// Working folder (the workspace is built once and reused).
@@ -178,6 +183,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             );
             print_loads(&demo.loads);
+            for r in demo.reports.iter().filter(|r| r.loads.is_empty()) {
+                println!("{}: {} ({:.2}s)", r.step, r.message, r.seconds);
+            }
             print_status(&demo.workspace)?;
             println!(
                 "\nNext: c360 tui --workspace {} | c360 rejects --workspace {}",
@@ -243,23 +251,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             let mut conn = store::open(&ws.db_path())?;
-            let mut loaded = false;
             let mut missing = Vec::new();
+            let mut ran_load = false;
             for step in steps {
                 if !step.available {
                     missing.push(step.name);
-                } else if !loaded {
-                    // Extract and stage are one run: `load`.
-                    let report = c360::pipeline::run_step(&mut conn, &ws, step.name, &progress)?;
+                    continue;
+                }
+                let is_load = matches!(step.name, "extract" | "stage");
+                if is_load && ran_load {
+                    continue;
+                }
+                ran_load |= is_load;
+                let report = c360::pipeline::run_step(&mut conn, &ws, step.name, &progress)?;
+                if is_load {
                     print_loads(&report.loads);
-                    loaded = true;
+                } else {
+                    println!(
+                        "{}: {} ({:.2}s)",
+                        report.step, report.message, report.seconds
+                    );
                 }
             }
             if !missing.is_empty() {
-                eprintln!(
-                    "not available in this build yet: {} (extract and stage run as `load`)",
-                    missing.join(", ")
-                );
+                eprintln!("not available in this build yet: {}", missing.join(", "));
                 if !all {
                     return Ok(ExitCode::from(2));
                 }
@@ -334,6 +349,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 summary.transaction_rows,
                 summary.truth_rows
             );
+        }
+        Command::Bench {
+            what: Bench::Standardise { dir },
+        } => {
+            println!("{}", c360::bench::bench_standardise(&dir, &progress)?);
         }
         Command::Bench {
             what: Bench::Tui { dir, rows },
@@ -432,15 +452,25 @@ fn print_status(ws: &Workspace) -> Result<()> {
     );
     println!("\nPipeline");
     for step in STEPS {
-        println!(
-            "  {:<12} {}",
-            step.name,
-            if step.available {
-                "available (runs as `c360 load`)"
-            } else {
-                "not available yet"
-            }
-        );
+        let run_name = if matches!(step.name, "extract" | "stage") {
+            "load"
+        } else {
+            step.name
+        };
+        let last: Option<(String, String, String)> = conn
+            .query_row(
+                "SELECT status, coalesce(finished_at, ''), coalesce(message, '') FROM pipeline_runs
+                 WHERE step = ?1 ORDER BY run_id DESC LIMIT 1",
+                [run_name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .ok();
+        let state = match (step.available, last) {
+            (false, _) => "not available yet".to_string(),
+            (true, None) => "not run".to_string(),
+            (true, Some((status, at, msg))) => format!("{status} at {at}: {msg}"),
+        };
+        println!("  {:<12} {}", step.name, state);
     }
     Ok(())
 }

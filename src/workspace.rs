@@ -21,6 +21,9 @@ pub const CONFIG_TEMPLATE: &str = include_str!("../rules/c360.template.toml");
 pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("c360.template.toml", CONFIG_TEMPLATE),
     ("README.md", include_str!("../rules/README.md")),
+    ("countries.toml", include_str!("../rules/countries.toml")),
+    ("events.toml", include_str!("../rules/events.toml")),
+    ("people.toml", include_str!("../rules/people.toml")),
 ];
 
 /// A configuration error that points at `file:line`.
@@ -315,7 +318,8 @@ pub fn init(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// 1-based line number of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 

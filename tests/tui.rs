@@ -17,14 +17,20 @@ name = "crm"
 system = "crm"
 location = "crm.csv"
 format = "csv"
+[sources.mapping]
+country = "land"
 "#;
 
 /// A CRM file with `good` valid rows and `bad` rows missing their id; the
 /// first bad row carries an escape sequence.
 fn crm_csv(good: usize, bad: usize) -> String {
-    let mut s = String::from("customer_id,first_name,created_at\n");
+    let mut s = String::from("customer_id,first_name,created_at,land\n");
+    let lands = ["Deutschland", "USA", "u.s.", "Atlantis"];
     for i in 0..good {
-        s.push_str(&format!("C{i},Name{i},2024-01-01\n"));
+        s.push_str(&format!(
+            "C{i},NAME{i},2024-01-01,{}\n",
+            lands[i % lands.len()]
+        ));
     }
     for i in 0..bad {
         let name = if i == 0 {
@@ -32,7 +38,7 @@ fn crm_csv(good: usize, bad: usize) -> String {
         } else {
             format!("Nobody{i}")
         };
-        s.push_str(&format!(",{name},2024-01-01\n"));
+        s.push_str(&format!(",{name},2024-01-01,DE\n"));
     }
     s
 }
@@ -43,6 +49,10 @@ fn workspace(good: usize, bad: usize) -> (tempfile::TempDir, Workspace) {
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("c360.toml"), CONFIG).unwrap();
     std::fs::write(root.join("crm.csv"), crm_csv(good, bad)).unwrap();
+    std::fs::create_dir(root.join("rules")).unwrap();
+    for (name, body) in c360::workspace::DEFAULT_RULES {
+        std::fs::write(root.join("rules").join(name), body).unwrap();
+    }
     let ws = Workspace::open(&root).unwrap();
     (dir, ws)
 }
@@ -103,7 +113,11 @@ fn keys_become_actions_by_mode() {
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.mode, Mode::Normal);
     key(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Rules);
+    key(&mut app, KeyCode::Tab);
     assert_eq!(app.tab, Tab::Pipeline);
+    key(&mut app, KeyCode::BackTab);
+    assert_eq!(app.tab, Tab::Rules);
 }
 
 #[test]
@@ -258,6 +272,49 @@ fn command_palette() {
     keys(&mut app, "quit");
     key(&mut app, KeyCode::Enter);
     assert!(app.quit);
+}
+
+#[test]
+fn rules_screen_shows_counts_examples_and_unmapped_values() {
+    let (_d, ws) = workspace(8, 1);
+    let mut app = App::new(ws, 30).unwrap();
+    key(&mut app, KeyCode::Char('3'));
+    assert!(render(&app, 120, 30).contains("Standardise has not run yet"));
+    key(&mut app, KeyCode::Char('1'));
+    key(&mut app, KeyCode::Char('R'));
+    assert!(app.wait_for_job(Duration::from_secs(60)));
+    assert!(
+        app.last_job.as_ref().unwrap().1.is_ok(),
+        "{:?}",
+        app.last_job
+    );
+    key(&mut app, KeyCode::Char('3'));
+    let rule = |app: &App| app.rules.rules[app.rules.sel].rule.clone();
+    while rule(&app) != "crm.country" {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    let r = &app.rules.rules[app.rules.sel];
+    // 8 rows: 2 each of Deutschland, USA, u.s. (changed to a code) and
+    // Atlantis (kept as written, flagged).
+    assert_eq!((r.seen, r.changed, r.flagged), (8, 6, 2));
+    let shown = render(&app, 140, 30);
+    assert!(
+        shown.contains("Deutschland") && shown.contains("DE"),
+        "{shown}"
+    );
+    key(&mut app, KeyCode::Char('u'));
+    assert_eq!(app.rules.unmapped, vec![("Atlantis".to_string(), 2)]);
+    assert!(render(&app, 140, 30).contains("Atlantis"));
+    key(&mut app, KeyCode::Char('u'));
+    key(&mut app, KeyCode::Char('l'));
+    key(&mut app, KeyCode::Enter);
+    let Mode::Detail { body, .. } = &app.mode else {
+        panic!("Enter opens the example")
+    };
+    assert!(
+        body.contains("before:") && body.contains("after:"),
+        "{body}"
+    );
 }
 
 #[test]

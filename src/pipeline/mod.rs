@@ -8,6 +8,7 @@ pub mod extract;
 pub mod progress;
 pub mod schema;
 pub mod stage;
+pub mod standardise;
 pub mod timeparse;
 
 use crate::workspace::Workspace;
@@ -40,7 +41,7 @@ pub const STEPS: &[Step] = &[
     Step {
         name: "standardise",
         title: "Standardise",
-        available: false,
+        available: true,
     },
     Step {
         name: "resolve",
@@ -74,6 +75,20 @@ pub struct StepReport {
     pub loads: Vec<stage::LoadReport>,
 }
 
+/// Run every available step in order (extract and stage run once, as the
+/// load). Stops at the first failure.
+pub fn run_all(
+    conn: &mut Connection,
+    ws: &Workspace,
+    progress: &dyn Progress,
+) -> Result<Vec<StepReport>> {
+    let mut reports = Vec::new();
+    for step in STEPS.iter().filter(|s| s.available && s.name != "extract") {
+        reports.push(run_step(conn, ws, step.name, progress)?);
+    }
+    Ok(reports)
+}
+
 /// Run one step (extract and stage both mean: load every source) and record
 /// it in `pipeline_runs`. A failed or cancelled run is recorded as such.
 pub fn run_step(
@@ -93,10 +108,8 @@ pub fn run_step(
     }
     let started = Instant::now();
     let started_at = crate::pipeline::timeparse::now_utc();
-    let result = stage::load_all(conn, ws, progress);
-    let seconds = started.elapsed().as_secs_f64();
-    let (status, rows_in, rows_out, message) = match &result {
-        Ok(loads) => {
+    let result: Result<(u64, u64, String, Vec<stage::LoadReport>)> = match step.name {
+        "extract" | "stage" => stage::load_all(conn, ws, progress).map(|loads| {
             let fresh: Vec<_> = loads.iter().filter(|l| !l.already_loaded).collect();
             let read: u64 = fresh.iter().map(|l| l.rows_read).sum();
             let staged: u64 = fresh.iter().map(|l| l.rows_staged).sum();
@@ -106,16 +119,33 @@ pub fn run_step(
                 fresh.len(),
                 loads.len() - fresh.len()
             );
-            ("ok", read, staged, msg)
-        }
+            (read, staged, msg, loads)
+        }),
+        "standardise" => standardise::run(conn, ws, progress).map(|r| {
+            let msg = format!(
+                "{} rows in, {} clean ({} CRM, {} web, {} transactions); {} unknown countries, {} unmapped event names",
+                r.rows_in, r.rows_out, r.crm, r.web, r.transactions, r.unknown_countries, r.unmapped_events
+            );
+            (r.rows_in, r.rows_out, msg, Vec::new())
+        }),
+        other => bail!("step {other:?} has no runner"),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, rows_in, rows_out, message) = match &result {
+        Ok((i, o, m, _)) => ("ok", *i, *o, m.clone()),
         Err(e) if progress.is_cancelled() => ("cancelled", 0, 0, format!("{e:#}")),
         Err(e) => ("failed", 0, 0, format!("{e:#}")),
+    };
+    let run_name = if matches!(step.name, "extract" | "stage") {
+        "load"
+    } else {
+        step.name
     };
     conn.execute(
         "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
-            "load",
+            run_name,
             status,
             rows_in as i64,
             rows_out as i64,
@@ -125,7 +155,7 @@ pub fn run_step(
             message
         ],
     )?;
-    let loads = result?;
+    let (_, _, _, loads) = result?;
     Ok(StepReport {
         step: step.name,
         rows_in,

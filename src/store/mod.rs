@@ -7,7 +7,13 @@ use std::path::Path;
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records the
 /// last one applied.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        "0002_standardise",
+        include_str!("migrations/0002_standardise.sql"),
+    ),
+];
 
 /// Open (creating if needed) the database at `path` and bring its schema up
 /// to date.

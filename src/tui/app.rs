@@ -1,6 +1,7 @@
 //! Application state. Keys become [`Action`]s; [`App::update`] is the only
 //! place state changes; drawing (`ui.rs`) only reads it.
 
+use crate::pipeline::standardise::{self, ExampleRow, RuleRow};
 use crate::pipeline::{STEPS, Step};
 use crate::store::{self, Anchor, Reject, RejectFilter};
 use crate::tui::jobs::{Job, JobEvent, JobKind};
@@ -17,20 +18,23 @@ use std::time::{Duration, Instant};
 pub enum Tab {
     Pipeline,
     Rejects,
+    Rules,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 2] = [Tab::Pipeline, Tab::Rejects];
+    pub const ALL: [Tab; 3] = [Tab::Pipeline, Tab::Rejects, Tab::Rules];
     pub fn title(self) -> &'static str {
         match self {
             Tab::Pipeline => "Pipeline",
             Tab::Rejects => "Rejects",
+            Tab::Rules => "Rules",
         }
     }
     fn scope(self) -> Scope {
         match self {
             Tab::Pipeline => Scope::Pipeline,
             Tab::Rejects => Scope::Rejects,
+            Tab::Rules => Scope::Rules,
         }
     }
     fn index(self) -> usize {
@@ -117,6 +121,25 @@ pub struct RejectsView {
     pub page: Paged<Reject>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RulesPane {
+    Rules,
+    Examples,
+}
+
+/// The Rules screen: what each standardise rule did.
+pub struct RulesView {
+    pub rules: Vec<RuleRow>,
+    pub sel: usize,
+    pub pane: RulesPane,
+    /// Show unmapped values instead of examples.
+    pub show_unmapped: bool,
+    pub examples: Vec<ExampleRow>,
+    pub unmapped: Vec<(String, u64)>,
+    /// Selection (and scroll anchor) in the examples / unmapped list.
+    pub item_sel: usize,
+}
+
 pub struct App {
     pub ws: Workspace,
     conn: Connection,
@@ -124,6 +147,7 @@ pub struct App {
     pub mode: Mode,
     pub pipeline: PipelineView,
     pub rejects: RejectsView,
+    pub rules: RulesView,
     pub job: Option<Job>,
     /// The last finished job: (label, outcome).
     pub last_job: Option<(String, Result<String, String>)>,
@@ -160,6 +184,15 @@ impl App {
                 counts: Vec::new(),
                 total: 0,
                 page: Paged::new(viewport_for(height)),
+            },
+            rules: RulesView {
+                rules: Vec::new(),
+                sel: 0,
+                pane: RulesPane::Rules,
+                show_unmapped: false,
+                examples: Vec::new(),
+                unmapped: Vec::new(),
+                item_sel: 0,
             },
             job: None,
             last_job: None,
@@ -389,6 +422,7 @@ impl App {
             other => match self.tab {
                 Tab::Pipeline => self.update_pipeline(other),
                 Tab::Rejects => self.update_rejects(other),
+                Tab::Rules => self.update_rules(other),
             },
         }
     }
@@ -553,6 +587,125 @@ impl App {
         }
     }
 
+    fn update_rules(&mut self, action: Action) {
+        let v = &mut self.rules;
+        let items = if v.show_unmapped {
+            v.unmapped.len()
+        } else {
+            v.examples.len()
+        };
+        let page = self.viewport.max(1);
+        match (v.pane, action) {
+            (_, Action::Left) => v.pane = RulesPane::Rules,
+            (_, Action::Right) => v.pane = RulesPane::Examples,
+            (_, Action::ToggleUnmapped) => {
+                v.show_unmapped = !v.show_unmapped;
+                v.item_sel = 0;
+            }
+            (RulesPane::Rules, a) => {
+                let before = v.sel;
+                let last = v.rules.len().saturating_sub(1);
+                v.sel = match a {
+                    Action::Down => (v.sel + 1).min(last),
+                    Action::Up => v.sel.saturating_sub(1),
+                    Action::PageDown => (v.sel + page).min(last),
+                    Action::PageUp => v.sel.saturating_sub(page),
+                    Action::Top => 0,
+                    Action::Bottom => last,
+                    Action::Open => {
+                        v.pane = RulesPane::Examples;
+                        v.sel
+                    }
+                    _ => v.sel,
+                };
+                if v.sel != before {
+                    let result = self.load_rule_details();
+                    self.report(result);
+                }
+            }
+            (RulesPane::Examples, a) => {
+                let last = items.saturating_sub(1);
+                match a {
+                    Action::Down => v.item_sel = (v.item_sel + 1).min(last),
+                    Action::Up => v.item_sel = v.item_sel.saturating_sub(1),
+                    Action::PageDown => v.item_sel = (v.item_sel + page).min(last),
+                    Action::PageUp => v.item_sel = v.item_sel.saturating_sub(page),
+                    Action::Top => v.item_sel = 0,
+                    Action::Bottom => v.item_sel = last,
+                    Action::Open => self.open_rule_item(),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn open_rule_item(&mut self) {
+        let v = &self.rules;
+        let Some(rule) = v.rules.get(v.sel) else {
+            return;
+        };
+        let body = if v.show_unmapped {
+            let Some((value, n)) = v.unmapped.get(v.item_sel) else {
+                return;
+            };
+            format!(
+                "rule:   {}
+value:  {value}
+count:  {n}
+
+No rule maps this value. Add an alias to the rule file to map it.",
+                rule.rule
+            )
+        } else {
+            let Some((source, record, field, before, after, flagged)) = v.examples.get(v.item_sel)
+            else {
+                return;
+            };
+            format!(
+                "rule:    {}
+source:  {source}
+record:  {record}
+field:   {field}
+flagged: {}
+
+before:
+{}
+
+after:
+{}",
+                rule.rule,
+                if *flagged {
+                    "yes (kept as written)"
+                } else {
+                    "no"
+                },
+                before.as_deref().unwrap_or("(empty)"),
+                after.as_deref().unwrap_or("(empty)")
+            )
+        };
+        self.mode = Mode::Detail {
+            title: format!("Rule {}", rule.rule),
+            body,
+            scroll: 0,
+        };
+    }
+
+    fn load_rule_details(&mut self) -> Result<()> {
+        let v = &mut self.rules;
+        v.item_sel = 0;
+        match v.rules.get(v.sel) {
+            Some(rule) => {
+                v.examples = standardise::examples(&self.conn, &rule.rule)?;
+                v.unmapped = standardise::unmapped(&self.conn, &rule.rule, 1000)?;
+            }
+            None => {
+                v.examples.clear();
+                v.unmapped.clear();
+            }
+        }
+        Ok(())
+    }
+
     fn clear_filters(&mut self) {
         self.rejects.filter = RejectFilter::default();
         self.reload_rejects_filtered();
@@ -588,6 +741,13 @@ impl App {
             .pipeline
             .source_sel
             .min(self.pipeline.sources.len().saturating_sub(1));
+        if self.tab == Tab::Rules {
+            self.rules.rules = standardise::rule_rows(&self.conn)?;
+            self.rules.sel = self.rules.sel.min(self.rules.rules.len().saturating_sub(1));
+            let item = self.rules.item_sel;
+            self.load_rule_details()?;
+            self.rules.item_sel = item;
+        }
         if self.tab == Tab::Rejects || self.rejects.page.rows.is_empty() {
             self.rejects.counts = store::reject_counts(&self.conn, None)?;
             self.rejects.total = store::rejects_count(&self.conn, &self.rejects.filter)?;
@@ -600,77 +760,72 @@ impl App {
     }
 
     fn step_rows(&self) -> Result<Vec<StepRow>> {
-        let last_load = self
-            .conn
-            .query_row(
-                "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
-                 WHERE step = 'load' ORDER BY run_id DESC LIMIT 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, f64>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                    ))
-                },
-            )
-            .optional()?;
+        type Run = (String, i64, i64, f64, Option<String>, Option<String>);
+        let last_run = |name: &str| -> Result<Option<Run>> {
+            Ok(self
+                .conn
+                .query_row(
+                    "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
+                     WHERE step = ?1 ORDER BY run_id DESC LIMIT 1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                )
+                .optional()?)
+        };
         let (read, staged, rejected): (i64, i64, i64) = self.conn.query_row(
             "SELECT coalesce(sum(rows_read),0), coalesce(sum(rows_staged),0), coalesce(sum(rows_rejected),0) FROM load_batches",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        let running = self.job.as_ref().map(|j| j.kind.clone());
-        Ok(STEPS
-            .iter()
-            .map(|step| {
-                if !step.available {
-                    return StepRow {
-                        step: *step,
-                        status: "not available".into(),
-                        rows_in: None,
-                        rows_out: None,
-                        seconds: None,
-                        last_run: None,
-                        message: None,
-                    };
-                }
-                let loaded = read > 0;
-                let (rows_in, rows_out) = match step.name {
-                    "extract" => (None, Some(read as u64)),
-                    _ => (Some(read as u64), Some(staged as u64)),
-                };
-                let status = if running.is_some() {
-                    "running".to_string()
-                } else {
-                    match &last_load {
-                        Some((s, ..)) if s != "ok" => s.clone(),
-                        _ if loaded => "done".into(),
-                        _ => "not run".into(),
-                    }
-                };
-                StepRow {
+        let running = self.job.is_some();
+        let mut rows = Vec::new();
+        for step in STEPS {
+            if !step.available {
+                rows.push(StepRow {
                     step: *step,
-                    status,
-                    rows_in: loaded.then_some(rows_in).flatten(),
-                    rows_out: loaded.then_some(rows_out).flatten(),
-                    seconds: last_load.as_ref().map(|l| l.3),
-                    last_run: last_load.as_ref().and_then(|l| l.4.clone()),
-                    message: Some(match &last_load {
-                        Some(l) => format!(
-                            "{}\n\nAll loads so far: {read} read = {staged} staged + {rejected} rejected.",
-                            l.5.clone().unwrap_or_default()
-                        ),
-                        None => format!(
-                            "All loads so far: {read} read = {staged} staged + {rejected} rejected."
-                        ),
-                    }),
-                }
-            })
-            .collect())
+                    status: "not available".into(),
+                    rows_in: None,
+                    rows_out: None,
+                    seconds: None,
+                    last_run: None,
+                    message: None,
+                });
+                continue;
+            }
+            let is_load = matches!(step.name, "extract" | "stage");
+            let last = last_run(if is_load { "load" } else { step.name })?;
+            // Load counts are totals over all batches; other steps report
+            // their last run.
+            let (rows_in, rows_out) = match (step.name, &last) {
+                ("extract", _) if read > 0 => (None, Some(read as u64)),
+                ("stage", _) if read > 0 => (Some(read as u64), Some(staged as u64)),
+                (_, Some(l)) if !is_load && l.0 == "ok" => (Some(l.1 as u64), Some(l.2 as u64)),
+                _ => (None, None),
+            };
+            let status = match &last {
+                _ if running => "running".to_string(),
+                Some(l) if l.0 != "ok" => l.0.clone(),
+                _ if is_load && read > 0 => "done".into(),
+                Some(_) => "done".into(),
+                None => "not run".into(),
+            };
+            let mut message = last.as_ref().and_then(|l| l.5.clone()).unwrap_or_default();
+            if is_load {
+                message.push_str(&format!(
+                    "\n\nAll loads so far: {read} read = {staged} staged + {rejected} rejected."
+                ));
+            }
+            rows.push(StepRow {
+                step: *step,
+                status,
+                rows_in,
+                rows_out,
+                seconds: last.as_ref().map(|l| l.3),
+                last_run: last.as_ref().and_then(|l| l.4.clone()),
+                message: Some(message),
+            });
+        }
+        Ok(rows)
     }
 
     fn start_job(&mut self, kind: JobKind) {
@@ -745,6 +900,7 @@ impl App {
             ["help"] => self.mode = Mode::Help { scroll: 0 },
             ["pipeline"] | ["1"] => self.set_tab(Tab::Pipeline),
             ["rejects"] | ["2"] => self.set_tab(Tab::Rejects),
+            ["rules"] | ["3"] => self.set_tab(Tab::Rules),
             ["rejects", reason] => {
                 self.set_tab(Tab::Rejects);
                 self.rejects.filter.reason = Some(reason.to_string());

@@ -3,7 +3,7 @@
 //! without blocking, and can cancel it (cooperatively; the load rolls back).
 
 use crate::pipeline::progress::Progress;
-use crate::pipeline::{self, STEPS, stage};
+use crate::pipeline::{self, stage};
 use crate::store;
 use crate::workspace::Workspace;
 use std::sync::Arc;
@@ -85,21 +85,11 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
     let mut conn = store::open(&ws.db_path())?;
     match kind {
         JobKind::Step(step) => Ok(pipeline::run_step(&mut conn, ws, step, progress)?.message),
-        JobKind::All => {
-            // Extract and stage are one run; later steps join as they land.
-            let mut messages = Vec::new();
-            let mut loaded = false;
-            for step in STEPS.iter().filter(|s| s.available) {
-                if matches!(step.name, "extract" | "stage") {
-                    if loaded {
-                        continue;
-                    }
-                    loaded = true;
-                }
-                messages.push(pipeline::run_step(&mut conn, ws, step.name, progress)?.message);
-            }
-            Ok(messages.join("; "))
-        }
+        JobKind::All => Ok(pipeline::run_all(&mut conn, ws, progress)?
+            .into_iter()
+            .map(|r| format!("{}: {}", r.step, r.message))
+            .collect::<Vec<_>>()
+            .join(" · ")),
         JobKind::Source(name) => {
             let Some(source) = ws.source(name) else {
                 anyhow::bail!("no source named {name:?}");

@@ -32,6 +32,7 @@ pub enum Action {
     CycleReason,
     ClearFilters,
     Refresh,
+    ToggleUnmapped,
     /// Text input (search, palette).
     Char(char),
     Backspace,
@@ -46,6 +47,7 @@ pub enum Scope {
     Global,
     Pipeline,
     Rejects,
+    Rules,
 }
 
 impl Scope {
@@ -54,6 +56,7 @@ impl Scope {
             Scope::Global => "Everywhere",
             Scope::Pipeline => "Pipeline",
             Scope::Rejects => "Rejects",
+            Scope::Rules => "Rules",
         }
     }
 }
@@ -97,6 +100,7 @@ pub const BINDINGS: &[Binding] = &[
     b(Global, &[BackTab], "S-Tab", "previous screen", Action::PrevTab, ""),
     b(Global, &[Char('1')], "1", "Pipeline screen", Action::Tab(0), ""),
     b(Global, &[Char('2')], "2", "Rejects screen", Action::Tab(1), ""),
+    b(Global, &[Char('3')], "3", "Rules screen", Action::Tab(2), ""),
     b(Global, &[Char('j'), Down], "j/↓", "down", Action::Down, ""),
     b(Global, &[Char('k'), Up], "k/↑", "up", Action::Up, ""),
     b(Global, &[PageDown], "PgDn", "page down", Action::PageDown, ""),
@@ -117,6 +121,9 @@ pub const BINDINGS: &[Binding] = &[
     b(Rejects, &[Char('e')], "e", "filter by the next reason", Action::CycleReason, "reason"),
     b(Rejects, &[Char('s')], "s", "filter by the next source", Action::CycleSource, "source"),
     b(Rejects, &[Char('c')], "c", "clear filters", Action::ClearFilters, "clear"),
+    b(Rules, &[Char('h'), Left], "h/l", "rules / examples pane", Action::Left, "pane"),
+    b(Rules, &[Char('l'), Right], "", "", Action::Right, ""),
+    b(Rules, &[Char('u')], "u", "examples / unmapped values", Action::ToggleUnmapped, "unmapped"),
 ];
 
 /// The action bound to `key` in `scope` (scope bindings win over global).
@@ -135,7 +142,7 @@ pub fn action_for(scope: Scope, key: &KeyEvent) -> Option<Action> {
 
 /// Bindings to list in the help overlay, grouped by scope.
 pub fn help_rows() -> Vec<(Scope, &'static str, &'static str)> {
-    [Global, Pipeline, Rejects]
+    [Global, Pipeline, Rejects, Rules]
         .iter()
         .flat_map(|scope| {
             BINDINGS

@@ -1,7 +1,7 @@
 //! Drawing. Reads [`App`] state, never changes it. Every data string goes
 //! through [`clean`] so nothing from the data reaches the terminal raw.
 
-use crate::tui::app::{App, InputKind, Mode, PipelinePane, Tab};
+use crate::tui::app::{App, InputKind, Mode, PipelinePane, RulesPane, Tab};
 use crate::tui::keymap::{self, Scope};
 use crate::tui::text::{clean, clean_multiline, cut};
 use ratatui::Frame;
@@ -48,6 +48,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     match app.tab {
         Tab::Pipeline => draw_pipeline(frame, app, body),
         Tab::Rejects => draw_rejects(frame, app, body),
+        Tab::Rules => draw_rules(frame, app, body),
     }
     draw_status(frame, app, status);
     match &app.mode {
@@ -393,6 +394,148 @@ fn draw_rejects(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
+fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
+    let v = &app.rules;
+    if v.rules.is_empty() {
+        frame.render_widget(
+            Paragraph::new(
+                "Standardise has not run yet.\n\nPress 1 for the Pipeline screen, select Standardise and press r (or R to run all).",
+            )
+            .wrap(Wrap { trim: true })
+            .block(block("Rules", true)),
+            area,
+        );
+        return;
+    }
+    let top_height = (v.rules.len() as u16 + 3).min(area.height / 2);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(top_height), Constraint::Min(4)]).areas(area);
+    let header = Row::new([
+        "rule",
+        "fields",
+        "seen",
+        "changed",
+        "flagged",
+        "what it does",
+    ])
+    .style(Style::new().add_modifier(Modifier::BOLD));
+    let rows: Vec<Row> = v
+        .rules
+        .iter()
+        .map(|r| {
+            Row::new(vec![
+                Cell::from(clean(&r.rule)),
+                Cell::from(cut(&clean(&r.target), 22)),
+                Cell::from(num(Some(r.seen))),
+                Cell::from(num(Some(r.changed))).fg(if r.changed > 0 {
+                    ACCENT
+                } else {
+                    Color::Reset
+                }),
+                Cell::from(num(Some(r.flagged))).fg(if r.flagged > 0 {
+                    WARN
+                } else {
+                    Color::Reset
+                }),
+                Cell::from(clean(&r.description)),
+            ])
+        })
+        .collect();
+    let focused = v.pane == RulesPane::Rules;
+    let mut state = TableState::new().with_selected(Some(v.sel));
+    frame.render_stateful_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(15),
+                Constraint::Length(22),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(9),
+                Constraint::Min(20),
+            ],
+        )
+        .header(header)
+        .block(block("Rules · what standardise changed", focused))
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        top,
+        &mut state,
+    );
+
+    let rule = v.rules.get(v.sel).map_or("", |r| r.rule.as_str());
+    let focused = v.pane == RulesPane::Examples;
+    let visible = bottom.height.saturating_sub(3) as usize;
+    let offset = v.item_sel.saturating_sub(visible.saturating_sub(1));
+    let mut state = TableState::new().with_selected(focused.then_some(v.item_sel - offset));
+    if v.show_unmapped {
+        let rows: Vec<Row> = v
+            .unmapped
+            .iter()
+            .skip(offset)
+            .take(visible)
+            .map(|(value, n)| Row::new(vec![Cell::from(num(Some(*n))), Cell::from(clean(value))]))
+            .collect();
+        let title = format!(
+            "{} unmapped values of {} · u shows examples",
+            v.unmapped.len(),
+            clean(rule)
+        );
+        frame.render_stateful_widget(
+            Table::new(rows, [Constraint::Length(10), Constraint::Min(10)])
+                .header(
+                    Row::new(["count", "value"]).style(Style::new().add_modifier(Modifier::BOLD)),
+                )
+                .block(block(&title, focused))
+                .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+            bottom,
+            &mut state,
+        );
+    } else {
+        let half = (bottom.width.saturating_sub(2 + 12 + 12 + 14 + 4) / 2).max(8) as usize;
+        let rows: Vec<Row> = v
+            .examples
+            .iter()
+            .skip(offset)
+            .take(visible)
+            .map(|(source, record, field, before, after, flagged)| {
+                let row = Row::new(vec![
+                    Cell::from(cut(&clean(source), 12)),
+                    Cell::from(cut(&clean(record), 12)),
+                    Cell::from(cut(&clean(field), 14)),
+                    Cell::from(cut(&clean(before.as_deref().unwrap_or("∅")), half)),
+                    Cell::from(cut(&clean(after.as_deref().unwrap_or("∅")), half)),
+                ]);
+                if *flagged { row.fg(WARN) } else { row }
+            })
+            .collect();
+        let title = format!(
+            "{} examples of {} (flagged in yellow) · u shows unmapped values",
+            v.examples.len(),
+            clean(rule)
+        );
+        frame.render_stateful_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(12),
+                    Constraint::Length(12),
+                    Constraint::Length(14),
+                    Constraint::Fill(1),
+                    Constraint::Fill(1),
+                ],
+            )
+            .header(
+                Row::new(["source", "record", "field", "before", "after"])
+                    .style(Style::new().add_modifier(Modifier::BOLD)),
+            )
+            .block(block(&title, focused))
+            .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+            bottom,
+            &mut state,
+        );
+    }
+}
+
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
@@ -479,7 +622,7 @@ fn draw_help(frame: &mut Frame, scroll: u16, area: Rect) {
     lines.push(Line::from("Commands (:)").fg(ACCENT).bold());
     for c in [
         "load · run all · run <step> · reload <source>",
-        "rejects [reason] · pipeline · cancel · help · quit",
+        "rejects [reason] · rules · pipeline · cancel · help · quit",
     ] {
         lines.push(Line::from(format!("  {c}")));
     }

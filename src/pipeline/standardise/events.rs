@@ -1,0 +1,132 @@
+//! Event names to a canonical set, from `rules/events.toml`: the event type
+//! (Segment `page`, `screen`, `identify`), then exact aliases after folding
+//! (case, spaces, dashes, dots), then regex patterns. Names that match
+//! nothing are kept as written and listed as unmapped.
+
+use regex::Regex;
+use std::collections::HashMap;
+
+/// Fold an event name: lowercase; runs of anything not a letter or digit
+/// become one `_`; no leading or trailing `_`. "Page View" -> "page_view".
+pub fn fold(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut gap = false;
+    for c in name.trim().chars() {
+        if c.is_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push('_');
+            }
+            gap = false;
+            out.extend(c.to_lowercase());
+        } else {
+            gap = true;
+        }
+    }
+    out
+}
+
+/// How a name was mapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    Type,
+    Alias,
+    Pattern,
+}
+
+pub struct EventNames {
+    by_type: HashMap<String, String>,
+    exact: HashMap<String, String>,
+    patterns: Vec<(Regex, String)>,
+}
+
+impl EventNames {
+    /// `canonical`: (canonical name, aliases, patterns) in file order;
+    /// `by_type`: event type -> canonical name.
+    pub fn new(
+        canonical: Vec<(String, Vec<String>, Vec<Regex>)>,
+        by_type: Vec<(String, String)>,
+    ) -> EventNames {
+        let mut exact = HashMap::new();
+        let mut patterns = Vec::new();
+        for (name, aliases, pats) in canonical {
+            exact.insert(fold(&name), name.clone());
+            for a in aliases {
+                exact.insert(fold(&a), name.clone());
+            }
+            for p in pats {
+                patterns.push((p, name.clone()));
+            }
+        }
+        EventNames {
+            by_type: by_type.into_iter().map(|(t, n)| (fold(&t), n)).collect(),
+            exact,
+            patterns,
+        }
+    }
+
+    /// The canonical name of an event and how it was found, or None.
+    pub fn canonical(&self, name: &str, event_type: Option<&str>) -> Option<(&str, How)> {
+        if let Some(t) = event_type
+            && let Some(n) = self.by_type.get(&fold(t))
+        {
+            return Some((n, How::Type));
+        }
+        let folded = fold(name);
+        if let Some(n) = self.exact.get(&folded) {
+            return Some((n, How::Alias));
+        }
+        self.patterns
+            .iter()
+            .find(|(re, _)| re.is_match(&folded))
+            .map(|(_, n)| (n.as_str(), How::Pattern))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding() {
+        assert_eq!(fold("Page View"), "page_view");
+        assert_eq!(fold("  add-to-cart "), "add_to_cart");
+        assert_eq!(fold("PAGE__VIEW"), "page_view");
+        assert_eq!(fold("Order Completed!"), "order_completed");
+    }
+
+    #[test]
+    fn type_alias_pattern_unmapped() {
+        let names = EventNames::new(
+            vec![
+                (
+                    "page_view".into(),
+                    vec!["pageview".into(), "Page Viewed".into()],
+                    vec![],
+                ),
+                (
+                    "purchase".into(),
+                    vec!["Order Completed".into()],
+                    vec![Regex::new("^(order|purchase)_(done|complete)").unwrap()],
+                ),
+            ],
+            vec![("page".into(), "page_view".into())],
+        );
+        assert_eq!(
+            names.canonical("Home", Some("page")),
+            Some(("page_view", How::Type))
+        );
+        assert_eq!(
+            names.canonical("PAGE VIEWED", Some("track")),
+            Some(("page_view", How::Alias))
+        );
+        assert_eq!(
+            names.canonical("page_view", None),
+            Some(("page_view", How::Alias))
+        );
+        assert_eq!(
+            names.canonical("order-complete-v2", None),
+            Some(("purchase", How::Pattern))
+        );
+        assert_eq!(names.canonical("Video Played", Some("track")), None);
+    }
+}

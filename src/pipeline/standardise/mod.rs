@@ -1,0 +1,964 @@
+//! Step 3, standardise: staged rows -> `clean_crm_customers`,
+//! `clean_web_events`, `clean_transactions`, driven by the rule files in the
+//! workspace's `rules/`. Every rule's outcome goes to `rule_outcomes` (rows
+//! seen / changed / flagged), `rule_examples` (before/after per record) and
+//! `rule_unmapped` (values no rule knew), so a steward can see what it did.
+//!
+//! Rows are read in chunks, normalised on all cores (rayon) and written
+//! through prepared statements in one transaction; the step rebuilds the
+//! clean tables from staging each run, so re-running is idempotent.
+
+pub mod country;
+pub mod events;
+pub mod people;
+pub mod rules;
+
+use crate::pipeline::progress::Progress;
+use crate::pipeline::timeparse::now_utc;
+use crate::workspace::{DateOrder, Workspace};
+use anyhow::{Result, bail};
+use rayon::prelude::*;
+use rules::Rules;
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, params};
+use std::collections::{BTreeMap, HashMap};
+
+/// Examples kept per rule.
+const EXAMPLES_PER_RULE: usize = 200;
+const CHUNK: usize = 20_000;
+
+/// The rules this step applies, in display order: (name, target, description).
+pub const RULES: &[(&str, &str, &str)] = &[
+    (
+        "crm.dedup",
+        "clean_crm_customers",
+        "the same customer_id twice in a source: the latest row is kept",
+    ),
+    (
+        "crm.name",
+        "first_name, last_name, full_name",
+        "trim, Unicode NFC, case; \"Last, First\" split into first and last name",
+    ),
+    (
+        "crm.email",
+        "email",
+        "trim, lowercase, syntax check, per-domain rules (rules/people.toml)",
+    ),
+    ("crm.phone", "phone", "to E.164 using the record's country"),
+    (
+        "crm.country",
+        "country",
+        "to ISO 3166-1 alpha-2 (rules/countries.toml); unknown values kept and flagged",
+    ),
+    (
+        "crm.region",
+        "region",
+        "to ISO 3166-2 subdivision codes where the country is known",
+    ),
+    (
+        "crm.address",
+        "address, city, postcode",
+        "whitespace, case, postcode upper case",
+    ),
+    (
+        "crm.birth_date",
+        "birth_date",
+        "to YYYY-MM-DD (day/month order from the source)",
+    ),
+    (
+        "crm.lifecycle",
+        "lifecycle_status",
+        "lowercase; values outside lead/prospect/active/lapsed/churned flagged",
+    ),
+    (
+        "crm.timestamps",
+        "created_at, updated_at",
+        "to UTC ISO 8601 (at staging, per-source zone)",
+    ),
+    (
+        "web.dedup",
+        "clean_web_events",
+        "the same event_id twice in a source: the first is kept",
+    ),
+    (
+        "web.event_name",
+        "event_name",
+        "to the canonical set (rules/events.toml); unmapped names kept and listed",
+    ),
+    (
+        "web.timestamps",
+        "event_time",
+        "to UTC ISO 8601 (at staging, per-source zone)",
+    ),
+    (
+        "tx.dedup",
+        "clean_transactions",
+        "the same order_id and type twice in a source: the first is kept",
+    ),
+    ("tx.email", "email", "as crm.email"),
+    (
+        "tx.refund",
+        "transaction_type, revenue, quantity",
+        "refunds (type refund/return) get negative revenue and quantity",
+    ),
+    (
+        "tx.currency",
+        "currency",
+        "upper-case ISO 4217 code; other values flagged",
+    ),
+    (
+        "tx.timestamps",
+        "order_time",
+        "to UTC ISO 8601 (at staging, per-source zone)",
+    ),
+];
+
+/// What the step did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StandardiseReport {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub crm: u64,
+    pub web: u64,
+    pub transactions: u64,
+    pub unknown_countries: u64,
+    pub unmapped_events: u64,
+}
+
+/// One before/after example.
+#[derive(Debug, Clone)]
+struct Example {
+    source: String,
+    record_id: String,
+    field: &'static str,
+    before: Option<String>,
+    after: Option<String>,
+    flagged: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct RuleStat {
+    seen: u64,
+    changed: u64,
+    flagged: u64,
+    examples: Vec<Example>,
+}
+
+/// Outcomes of a chunk (merged across chunks).
+#[derive(Debug, Default)]
+struct Outcomes {
+    rules: HashMap<&'static str, RuleStat>,
+    unmapped: HashMap<(&'static str, String), u64>,
+}
+
+impl Outcomes {
+    /// Record one application of `rule` to a field of a record.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        rule: &'static str,
+        source: &str,
+        record_id: &str,
+        field: &'static str,
+        before: Option<&str>,
+        after: Option<&str>,
+        flagged: bool,
+    ) {
+        let stat = self.rules.entry(rule).or_default();
+        stat.seen += 1;
+        let changed = before != after;
+        if changed {
+            stat.changed += 1;
+        }
+        if flagged {
+            stat.flagged += 1;
+        }
+        if (changed || flagged) && stat.examples.len() < EXAMPLES_PER_RULE {
+            stat.examples.push(Example {
+                source: source.to_string(),
+                record_id: record_id.to_string(),
+                field,
+                before: before.map(str::to_string),
+                after: after.map(str::to_string),
+                flagged,
+            });
+        }
+    }
+
+    fn unmapped(&mut self, rule: &'static str, value: &str) {
+        *self.unmapped.entry((rule, value.to_string())).or_default() += 1;
+    }
+
+    fn merge(&mut self, other: Outcomes) {
+        for (rule, s) in other.rules {
+            let t = self.rules.entry(rule).or_default();
+            t.seen += s.seen;
+            t.changed += s.changed;
+            t.flagged += s.flagged;
+            let room = EXAMPLES_PER_RULE.saturating_sub(t.examples.len());
+            t.examples.extend(s.examples.into_iter().take(room));
+        }
+        for (k, n) in other.unmapped {
+            *self.unmapped.entry(k).or_default() += n;
+        }
+    }
+}
+
+/// Per-source settings the normalisers need.
+#[derive(Clone, Copy)]
+struct SourceCtx {
+    date_order: DateOrder,
+}
+
+fn text(v: &Sql) -> Option<&str> {
+    match v {
+        Sql::Text(s) if !s.trim().is_empty() => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn opt(s: Option<String>) -> Sql {
+    s.map_or(Sql::Null, Sql::Text)
+}
+
+fn flag_value(valid: Option<bool>) -> Sql {
+    valid.map_or(Sql::Null, |v| Sql::Integer(v as i64))
+}
+
+/// A normalised row: the values to insert, its source and its record id.
+type CleanRow = (Vec<Sql>, String, String);
+
+/// Read `sql` in chunks, normalise each chunk in parallel with `f`, write the
+/// results with `insert` (one prepared statement), and return (rows read,
+/// rows written, outcomes). `f` returns None for a row it drops.
+fn process<F>(
+    tx: &Connection,
+    select: &str,
+    insert: &str,
+    total: u64,
+    progress: &dyn Progress,
+    dedup_rule: &'static str,
+    f: F,
+) -> Result<(u64, u64, Outcomes)>
+where
+    F: Fn(&[Sql], &mut Outcomes) -> CleanRow + Sync,
+{
+    let mut outcomes = Outcomes::default();
+    let mut read_stmt = tx.prepare(select)?;
+    let ncols = read_stmt.column_count();
+    let mut rows = read_stmt.query([])?;
+    let mut insert_stmt = tx.prepare(insert)?;
+    let (mut read, mut written) = (0u64, 0u64);
+    loop {
+        let mut chunk: Vec<Vec<Sql>> = Vec::with_capacity(CHUNK);
+        while chunk.len() < CHUNK {
+            match rows.next()? {
+                Some(row) => {
+                    let mut v = Vec::with_capacity(ncols);
+                    for i in 0..ncols {
+                        v.push(row.get::<_, Sql>(i)?);
+                    }
+                    chunk.push(v);
+                }
+                None => break,
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        if progress.is_cancelled() {
+            bail!("standardise cancelled; nothing was written");
+        }
+        read += chunk.len() as u64;
+        let results: Vec<(Vec<CleanRow>, Outcomes)> = chunk
+            .par_chunks(1000)
+            .map(|rows| {
+                let mut o = Outcomes::default();
+                let out = rows.iter().map(|r| f(r, &mut o)).collect();
+                (out, o)
+            })
+            .collect();
+        for (out, o) in results {
+            outcomes.merge(o);
+            for (values, source, key) in out {
+                let n = insert_stmt.execute(rusqlite::params_from_iter(values.iter()))?;
+                let dup = n == 0;
+                outcomes.record(
+                    dedup_rule,
+                    &source,
+                    &key,
+                    "record",
+                    Some("kept"),
+                    Some(if dup {
+                        "collapsed into an earlier row"
+                    } else {
+                        "kept"
+                    }),
+                    false,
+                );
+                if !dup {
+                    written += 1;
+                }
+            }
+        }
+        progress.update(read.min(total));
+    }
+    Ok((read, written, outcomes))
+}
+
+/// Run the step on a workspace (one transaction).
+pub fn run(
+    conn: &mut Connection,
+    ws: &Workspace,
+    progress: &dyn Progress,
+) -> Result<StandardiseReport> {
+    let rules = Rules::load(&ws.rules_dir())?;
+    let ctx: HashMap<String, SourceCtx> = ws
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                SourceCtx {
+                    date_order: s.date_order,
+                },
+            )
+        })
+        .collect();
+    let ctx_of = |source: &str| {
+        ctx.get(source).copied().unwrap_or(SourceCtx {
+            date_order: ws.settings.date_order,
+        })
+    };
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "DELETE FROM clean_crm_customers; DELETE FROM clean_web_events; DELETE FROM clean_transactions;
+         DELETE FROM rule_outcomes; DELETE FROM rule_examples; DELETE FROM rule_unmapped;",
+    )?;
+    let mut outcomes = Outcomes::default();
+    let count = |t: &str| -> Result<u64> {
+        Ok(tx.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64)
+    };
+
+    // CRM: latest first, so INSERT OR IGNORE keeps the latest row per id.
+    let total = count("stg_crm_customers")?;
+    progress.start("standardise crm", total);
+    let (crm_in, crm_out, o) = process(
+        &tx,
+        "SELECT source, batch_id, row_num, customer_id, first_name, last_name, full_name, email, phone,
+                birth_date, address, city, postcode, region, country, lifecycle_status,
+                created_at, created_at_raw, updated_at, updated_at_raw, extra
+         FROM stg_crm_customers ORDER BY batch_id DESC, row_num DESC",
+        "INSERT OR IGNORE INTO clean_crm_customers (source, batch_id, row_num, customer_id, first_name,
+           last_name, full_name, email, email_valid, phone, phone_valid, birth_date, address, city,
+           postcode, region, country, country_valid, lifecycle_status, created_at, updated_at, extra, flags)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
+        total,
+        progress,
+        "crm.dedup",
+        |r, o| clean_crm(r, &rules, ctx_of(text(&r[0]).unwrap_or("")), o),
+    )?;
+    outcomes.merge(o);
+    progress.finish();
+
+    // Web events.
+    let total = count("stg_web_events")?;
+    progress.start("standardise web", total);
+    let (web_in, web_out, o) = process(
+        &tx,
+        "SELECT source, batch_id, row_num, event_id, event_name, event_time, event_time_raw, event_type,
+                user_id, cookie_id, device_id, session_id, page_url, order_id, properties, extra
+         FROM stg_web_events ORDER BY batch_id, row_num",
+        "INSERT OR IGNORE INTO clean_web_events (source, batch_id, row_num, event_id, event_name,
+           event_name_raw, event_mapped, event_time, event_type, user_id, cookie_id, device_id,
+           session_id, page_url, order_id, properties, extra)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+        total,
+        progress,
+        "web.dedup",
+        |r, o| clean_web(r, &rules, o),
+    )?;
+    outcomes.merge(o);
+    progress.finish();
+
+    // Transactions.
+    let total = count("stg_transactions")?;
+    progress.start("standardise transactions", total);
+    let (tx_in, tx_out, o) = process(
+        &tx,
+        "SELECT source, batch_id, row_num, order_id, customer_id, email, order_time, order_time_raw,
+                product_id, product_name, category, quantity, unit_price, currency, revenue,
+                transaction_type, extra
+         FROM stg_transactions ORDER BY batch_id, row_num",
+        "INSERT OR IGNORE INTO clean_transactions (source, batch_id, row_num, order_id, transaction_type,
+           customer_id, email, email_valid, order_time, product_id, product_name, category, quantity,
+           unit_price, currency, revenue, extra, flags)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+        total,
+        progress,
+        "tx.dedup",
+        |r, o| clean_transaction(r, &rules, o),
+    )?;
+    outcomes.merge(o);
+    progress.finish();
+
+    write_outcomes(&tx, &outcomes)?;
+    tx.commit()?;
+    let unknown_countries = outcomes
+        .unmapped
+        .iter()
+        .filter(|((rule, _), _)| *rule == "crm.country")
+        .map(|(_, n)| n)
+        .sum();
+    let unmapped_events = outcomes
+        .unmapped
+        .iter()
+        .filter(|((rule, _), _)| *rule == "web.event_name")
+        .map(|(_, n)| n)
+        .sum();
+    Ok(StandardiseReport {
+        rows_in: crm_in + web_in + tx_in,
+        rows_out: crm_out + web_out + tx_out,
+        crm: crm_out,
+        web: web_out,
+        transactions: tx_out,
+        unknown_countries,
+        unmapped_events,
+    })
+}
+
+fn write_outcomes(tx: &Connection, outcomes: &Outcomes) -> Result<()> {
+    let now = now_utc();
+    let mut rule_stmt = tx.prepare(
+        "INSERT INTO rule_outcomes (rule, ordinal, target, description, rows_seen, rows_changed, rows_flagged, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut ex_stmt = tx.prepare(
+        "INSERT INTO rule_examples (rule, n, source, record_id, field, before, after, flagged)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (i, (rule, target, description)) in RULES.iter().enumerate() {
+        let stat = outcomes.rules.get(rule).cloned().unwrap_or_default();
+        rule_stmt.execute(params![
+            rule,
+            i as i64,
+            target,
+            description,
+            stat.seen as i64,
+            stat.changed as i64,
+            stat.flagged as i64,
+            now
+        ])?;
+        for (n, e) in stat.examples.iter().enumerate() {
+            ex_stmt.execute(params![
+                rule,
+                n as i64,
+                e.source,
+                e.record_id,
+                e.field,
+                e.before,
+                e.after,
+                e.flagged as i64
+            ])?;
+        }
+    }
+    let mut un_stmt =
+        tx.prepare("INSERT INTO rule_unmapped (rule, value, count) VALUES (?1, ?2, ?3)")?;
+    let mut unmapped: Vec<_> = outcomes.unmapped.iter().collect();
+    unmapped.sort();
+    for ((rule, value), n) in unmapped {
+        un_stmt.execute(params![rule, value, *n as i64])?;
+    }
+    Ok(())
+}
+
+/// Apply a text normaliser to an optional value and record the outcome.
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    o: &mut Outcomes,
+    rule: &'static str,
+    source: &str,
+    id: &str,
+    field: &'static str,
+    raw: Option<&str>,
+    norm: impl FnOnce(&str) -> people::Norm,
+    flags: &mut Vec<&'static str>,
+    flag: &'static str,
+) -> (Option<String>, Option<bool>) {
+    let Some(raw) = raw else {
+        return (None, None);
+    };
+    let n = norm(raw);
+    o.record(rule, source, id, field, Some(raw), Some(&n.value), !n.valid);
+    if !n.valid {
+        flags.push(flag);
+    }
+    (Some(n.value), Some(n.valid))
+}
+
+fn clean_crm(r: &[Sql], rules: &Rules, ctx: SourceCtx, o: &mut Outcomes) -> CleanRow {
+    let source = text(&r[0]).unwrap_or("").to_string();
+    let id = text(&r[3]).unwrap_or("").to_string();
+    let mut flags: Vec<&'static str> = Vec::new();
+
+    // Names: tidy each; split a full name into missing first / last.
+    let mut first = text(&r[4]).map(|s| {
+        let n = people::name(s).value;
+        o.record(
+            "crm.name",
+            &source,
+            &id,
+            "first_name",
+            Some(s),
+            Some(&n),
+            false,
+        );
+        n
+    });
+    let mut last = text(&r[5]).map(|s| {
+        let n = people::name(s).value;
+        o.record(
+            "crm.name",
+            &source,
+            &id,
+            "last_name",
+            Some(s),
+            Some(&n),
+            false,
+        );
+        n
+    });
+    let full = text(&r[6]).map(|s| {
+        let (f, l) = people::split_full_name(s);
+        if first.is_none() && f.is_some() {
+            o.record(
+                "crm.name",
+                &source,
+                &id,
+                "first_name",
+                None,
+                f.as_deref(),
+                false,
+            );
+            first = f;
+        }
+        if last.is_none() && l.is_some() {
+            o.record(
+                "crm.name",
+                &source,
+                &id,
+                "last_name",
+                None,
+                l.as_deref(),
+                false,
+            );
+            last = l;
+        }
+        people::name(s).value
+    });
+
+    let (email, email_valid) = apply(
+        o,
+        "crm.email",
+        &source,
+        &id,
+        "email",
+        text(&r[7]),
+        |s| people::email(s, &rules.email),
+        &mut flags,
+        "invalid_email",
+    );
+
+    // Country before phone: the phone is read in the record's country.
+    let (country, country_valid) = match text(&r[14]) {
+        None => (None, None),
+        Some(raw) if rules.country_nulls.contains(&raw.trim().to_lowercase()) => {
+            o.record(
+                "crm.country",
+                &source,
+                &id,
+                "country",
+                Some(raw),
+                None,
+                false,
+            );
+            (None, None)
+        }
+        Some(raw) => match rules.countries.code(raw) {
+            Some(code) => {
+                o.record(
+                    "crm.country",
+                    &source,
+                    &id,
+                    "country",
+                    Some(raw),
+                    Some(code),
+                    false,
+                );
+                (Some(code.to_string()), Some(true))
+            }
+            None => {
+                let kept = people::tidy(raw);
+                o.record(
+                    "crm.country",
+                    &source,
+                    &id,
+                    "country",
+                    Some(raw),
+                    Some(&kept),
+                    true,
+                );
+                o.unmapped("crm.country", &kept);
+                flags.push("unknown_country");
+                (Some(kept), Some(false))
+            }
+        },
+    };
+    let iso = country.as_deref().filter(|_| country_valid == Some(true));
+    let (phone, phone_valid) = apply(
+        o,
+        "crm.phone",
+        &source,
+        &id,
+        "phone",
+        text(&r[8]),
+        |s| people::phone(s, iso),
+        &mut flags,
+        "invalid_phone",
+    );
+    let region = text(&r[13]).map(|raw| {
+        let code = iso.and_then(|c| rules.countries.subdivision(c, raw));
+        let after = code.map_or_else(|| people::tidy(raw), str::to_string);
+        let flagged = iso.is_some() && code.is_none();
+        o.record(
+            "crm.region",
+            &source,
+            &id,
+            "region",
+            Some(raw),
+            Some(&after),
+            flagged,
+        );
+        after
+    });
+    let address = text(&r[10]).map(|s| {
+        let n = people::tidy(s);
+        o.record(
+            "crm.address",
+            &source,
+            &id,
+            "address",
+            Some(s),
+            Some(&n),
+            false,
+        );
+        n
+    });
+    let city = text(&r[11]).map(|s| {
+        let n = people::city(s).value;
+        o.record(
+            "crm.address",
+            &source,
+            &id,
+            "city",
+            Some(s),
+            Some(&n),
+            false,
+        );
+        n
+    });
+    let postcode = text(&r[12]).map(|s| {
+        let n = people::postcode(s).value;
+        o.record(
+            "crm.address",
+            &source,
+            &id,
+            "postcode",
+            Some(s),
+            Some(&n),
+            false,
+        );
+        n
+    });
+    let (birth_date, _) = apply(
+        o,
+        "crm.birth_date",
+        &source,
+        &id,
+        "birth_date",
+        text(&r[9]),
+        |s| people::birth_date(s, ctx.date_order),
+        &mut flags,
+        "invalid_birth_date",
+    );
+    let (lifecycle, _) = apply(
+        o,
+        "crm.lifecycle",
+        &source,
+        &id,
+        "lifecycle_status",
+        text(&r[15]),
+        people::lifecycle,
+        &mut flags,
+        "unknown_lifecycle",
+    );
+    for (utc, raw, field) in [(16, 17, "created_at"), (18, 19, "updated_at")] {
+        if let Some(raw) = text(&r[raw]) {
+            o.record(
+                "crm.timestamps",
+                &source,
+                &id,
+                field,
+                Some(raw),
+                text(&r[utc]),
+                false,
+            );
+        }
+    }
+    let values = vec![
+        r[0].clone(),
+        r[1].clone(),
+        r[2].clone(),
+        r[3].clone(),
+        opt(first),
+        opt(last),
+        opt(full),
+        opt(email),
+        flag_value(email_valid),
+        opt(phone),
+        flag_value(phone_valid),
+        opt(birth_date),
+        opt(address),
+        opt(city),
+        opt(postcode),
+        opt(region),
+        opt(country),
+        flag_value(country_valid),
+        opt(lifecycle),
+        r[16].clone(),
+        r[18].clone(),
+        r[20].clone(),
+        if flags.is_empty() {
+            Sql::Null
+        } else {
+            Sql::Text(flags.join(","))
+        },
+    ];
+    (values, source, id)
+}
+
+fn clean_web(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
+    let source = text(&r[0]).unwrap_or("").to_string();
+    let id = text(&r[3]).unwrap_or("").to_string();
+    let raw_name = text(&r[4]).unwrap_or("").to_string();
+    let event_type = text(&r[7]);
+    let (name, mapped) = match rules.events.canonical(&raw_name, event_type) {
+        Some((canonical, _)) => (canonical.to_string(), true),
+        None => {
+            o.unmapped("web.event_name", &raw_name);
+            (raw_name.clone(), false)
+        }
+    };
+    o.record(
+        "web.event_name",
+        &source,
+        &id,
+        "event_name",
+        Some(&raw_name),
+        Some(&name),
+        !mapped,
+    );
+    if let Some(raw) = text(&r[6]) {
+        o.record(
+            "web.timestamps",
+            &source,
+            &id,
+            "event_time",
+            Some(raw),
+            text(&r[5]),
+            false,
+        );
+    }
+    let values = vec![
+        r[0].clone(),
+        r[1].clone(),
+        r[2].clone(),
+        r[3].clone(),
+        Sql::Text(name),
+        Sql::Text(raw_name),
+        Sql::Integer(mapped as i64),
+        r[5].clone(),
+        r[7].clone(),
+        r[8].clone(),
+        r[9].clone(),
+        r[10].clone(),
+        r[11].clone(),
+        r[12].clone(),
+        r[13].clone(),
+        r[14].clone(),
+        r[15].clone(),
+    ];
+    (values, source, id)
+}
+
+fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
+    let source = text(&r[0]).unwrap_or("").to_string();
+    let id = text(&r[3]).unwrap_or("").to_string();
+    let mut flags: Vec<&'static str> = Vec::new();
+    let (email, email_valid) = apply(
+        o,
+        "tx.email",
+        &source,
+        &id,
+        "email",
+        text(&r[5]),
+        |s| people::email(s, &rules.email),
+        &mut flags,
+        "invalid_email",
+    );
+    let raw_type = text(&r[15]).map(|s| s.trim().to_lowercase());
+    let refund = matches!(
+        raw_type.as_deref(),
+        Some("refund" | "return" | "refunded" | "returned")
+    );
+    let ttype = if refund { "refund" } else { "purchase" };
+    let revenue = match &r[14] {
+        Sql::Real(x) => *x,
+        Sql::Integer(i) => *i as f64,
+        _ => 0.0,
+    };
+    let quantity = match &r[11] {
+        Sql::Integer(q) => Some(*q),
+        _ => None,
+    };
+    let (revenue_out, quantity_out) = if refund {
+        (-revenue.abs(), quantity.map(|q| -q.abs()))
+    } else {
+        (revenue, quantity)
+    };
+    o.record(
+        "tx.refund",
+        &source,
+        &id,
+        "revenue",
+        Some(&format!("{} {revenue}", raw_type.as_deref().unwrap_or("-"))),
+        Some(&format!("{ttype} {revenue_out}")),
+        false,
+    );
+    let (currency, _) = apply(
+        o,
+        "tx.currency",
+        &source,
+        &id,
+        "currency",
+        text(&r[13]),
+        people::currency,
+        &mut flags,
+        "invalid_currency",
+    );
+    if let Some(raw) = text(&r[7]) {
+        o.record(
+            "tx.timestamps",
+            &source,
+            &id,
+            "order_time",
+            Some(raw),
+            text(&r[6]),
+            false,
+        );
+    }
+    let values = vec![
+        r[0].clone(),
+        r[1].clone(),
+        r[2].clone(),
+        r[3].clone(),
+        Sql::Text(ttype.into()),
+        r[4].clone(),
+        opt(email),
+        flag_value(email_valid),
+        r[6].clone(),
+        r[8].clone(),
+        r[9].clone(),
+        r[10].clone(),
+        quantity_out.map_or(Sql::Null, Sql::Integer),
+        r[12].clone(),
+        opt(currency),
+        Sql::Real(revenue_out),
+        r[16].clone(),
+        if flags.is_empty() {
+            Sql::Null
+        } else {
+            Sql::Text(flags.join(","))
+        },
+    ];
+    (values, source, id)
+}
+
+/// Rule outcome rows for the Rules screen and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleRow {
+    pub rule: String,
+    pub target: String,
+    pub description: String,
+    pub seen: u64,
+    pub changed: u64,
+    pub flagged: u64,
+}
+
+pub fn rule_rows(conn: &Connection) -> Result<Vec<RuleRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT rule, target, description, rows_seen, rows_changed, rows_flagged FROM rule_outcomes ORDER BY ordinal",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(RuleRow {
+            rule: r.get(0)?,
+            target: r.get(1)?,
+            description: r.get(2)?,
+            seen: r.get::<_, i64>(3)? as u64,
+            changed: r.get::<_, i64>(4)? as u64,
+            flagged: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Unmapped values of a rule, most frequent first.
+pub fn unmapped(conn: &Connection, rule: &str, limit: usize) -> Result<Vec<(String, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT value, count FROM rule_unmapped WHERE rule = ?1 ORDER BY count DESC, value LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![rule, limit as i64], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Examples of a rule: (source, record_id, field, before, after, flagged).
+pub type ExampleRow = (String, String, String, Option<String>, Option<String>, bool);
+
+pub fn examples(conn: &Connection, rule: &str) -> Result<Vec<ExampleRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT source, record_id, field, before, after, flagged FROM rule_examples WHERE rule = ?1 ORDER BY n",
+    )?;
+    let rows = stmt.query_map([rule], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get::<_, i64>(5)? != 0,
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Counts used in summaries: per rule name -> (changed, flagged).
+pub fn summary(conn: &Connection) -> Result<BTreeMap<String, (u64, u64)>> {
+    Ok(rule_rows(conn)?
+        .into_iter()
+        .map(|r| (r.rule, (r.changed, r.flagged)))
+        .collect())
+}
