@@ -122,10 +122,11 @@ impl Input {
             // SAFETY: the map is read-only and lives only for this load; a
             // file truncated by another program while we read it is outside
             // what we can defend against (as for any reader).
-            Some(
-                unsafe { memmap2::Mmap::map(&file) }
-                    .with_context(|| format!("source {:?}: cannot map {location}", source.name))?,
-            )
+            let map = unsafe { memmap2::Mmap::map(&file) }
+                .with_context(|| format!("source {:?}: cannot map {location}", source.name))?;
+            // Read once, front to back: let the kernel read ahead.
+            let _ = map.advise(memmap2::Advice::Sequential);
+            Some(map)
         };
         Ok(Input::File {
             path: location.to_string(),
@@ -171,11 +172,12 @@ impl Input {
         match self {
             Input::File { path, map } => {
                 let data: &[u8] = map.as_deref().unwrap_or(&[]);
+                let mut release = Release::new(map.as_ref());
                 match source.format {
-                    Format::Csv => read_csv(source, data, sink),
+                    Format::Csv => read_csv(source, data, sink, &mut release),
                     Format::Ndjson | Format::Segment => {
                         let mut row_num = 0;
-                        read_ndjson(data, &mut row_num, sink)
+                        read_ndjson(data, &mut row_num, sink, &mut release)
                     }
                     Format::Json => {
                         let mut row_num = 0;
@@ -190,7 +192,9 @@ impl Input {
                 let mut row_num = 0;
                 for (i, page) in pages.iter().enumerate() {
                     match source.format {
-                        Format::Ndjson | Format::Segment => read_ndjson(page, &mut row_num, sink)?,
+                        Format::Ndjson | Format::Segment => {
+                            read_ndjson(page, &mut row_num, sink, &mut Release::new(None))?
+                        }
                         _ => {
                             read_json_page(page, source, &mut row_num, sink).with_context(|| {
                                 format!("source {:?}: {url}, page {}", source.name, i + 1)
@@ -204,6 +208,41 @@ impl Input {
     }
 }
 
+/// Gives the pages of a memory-mapped file back to the kernel once they are
+/// read, so a multi-gigabyte input does not count against resident memory.
+struct Release<'a> {
+    map: Option<&'a memmap2::Mmap>,
+    done: usize,
+}
+
+impl<'a> Release<'a> {
+    const STEP: usize = 64 << 20;
+
+    fn new(map: Option<&'a memmap2::Mmap>) -> Self {
+        Release { map, done: 0 }
+    }
+
+    /// Everything before `offset` has been read and copied out.
+    fn consumed(&mut self, offset: usize) {
+        let Some(map) = self.map else { return };
+        if offset < self.done + Self::STEP {
+            return;
+        }
+        let end = offset & !0xfff; // whole pages only
+        // SAFETY: the map is a read-only file mapping; dropping its pages
+        // only means a later access would read them from the file again,
+        // and nothing before `offset` is read again.
+        let _ = unsafe {
+            map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                self.done,
+                end - self.done,
+            )
+        };
+        self.done = end;
+    }
+}
+
 fn trim_newline(mut b: &[u8]) -> &[u8] {
     while let [rest @ .., b'\n' | b'\r'] = b {
         b = rest;
@@ -211,7 +250,12 @@ fn trim_newline(mut b: &[u8]) -> &[u8] {
     b
 }
 
-fn read_csv(source: &Source, data: &[u8], sink: &mut dyn RowSink) -> Result<()> {
+fn read_csv(
+    source: &Source,
+    data: &[u8],
+    sink: &mut dyn RowSink,
+    release: &mut Release<'_>,
+) -> Result<()> {
     let opts = &source.csv;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(opts.delimiter.as_bytes()[0])
@@ -313,6 +357,7 @@ fn read_csv(source: &Source, data: &[u8], sink: &mut dyn RowSink) -> Result<()> 
         })?;
         if row_num.is_multiple_of(4096) {
             sink.progress(end as u64, total);
+            release.consumed(start);
         }
     }
     if columns.is_none() {
@@ -351,7 +396,12 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn read_ndjson(data: &[u8], row_num: &mut u64, sink: &mut dyn RowSink) -> Result<()> {
+fn read_ndjson(
+    data: &[u8],
+    row_num: &mut u64,
+    sink: &mut dyn RowSink,
+    release: &mut Release<'_>,
+) -> Result<()> {
     let total = data.len() as u64;
     let mut offset = 0usize;
     for line in data.split(|&b| b == b'\n') {
@@ -378,6 +428,7 @@ fn read_ndjson(data: &[u8], row_num: &mut u64, sink: &mut dyn RowSink) -> Result
         })?;
         if row_num.is_multiple_of(4096) {
             sink.progress(offset as u64, total);
+            release.consumed(offset.saturating_sub(line.len() + 1));
         }
     }
     sink.progress(total, total);

@@ -136,11 +136,12 @@ pub fn load_source(
     )?;
     let batch_id = tx.last_insert_rowid();
     let raw_table = source.raw_table();
+    // The rowid is the row's key (batch_id << 32 | row_num): one b-tree, no
+    // extra index, and still a direct lookup by batch and row.
     tx.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS {t} (batch_id INTEGER NOT NULL, row_num INTEGER NOT NULL, raw BLOB NOT NULL);
-         CREATE UNIQUE INDEX IF NOT EXISTS {i} ON {t}(batch_id, row_num);",
+        "CREATE TABLE IF NOT EXISTS {t} (id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL,
+           row_num INTEGER NOT NULL, raw BLOB NOT NULL);",
         t = ident(&raw_table),
-        i = ident(&format!("{raw_table}_by_row")),
     ))?;
 
     // Reader + validator on a worker thread, writer here.
@@ -212,6 +213,12 @@ pub fn load_source(
     })
 }
 
+/// The rowid of a raw or staged row: batch id in the high 32 bits, row
+/// number in the low 32 (a file of more than 4 billion rows is refused).
+pub fn row_key(batch_id: i64, row_num: u64) -> i64 {
+    (batch_id << 32) | (row_num as i64 & 0xffff_ffff)
+}
+
 /// A row after validation.
 struct Processed {
     row_num: u64,
@@ -237,9 +244,15 @@ fn write_rows(
     receiver: mpsc::Receiver<Vec<Processed>>,
     progress: &dyn Progress,
 ) -> Result<(u64, u64)> {
-    let raw_cols = ["batch_id".to_string(), "row_num".into(), "raw".into()];
+    let raw_cols = [
+        "id".to_string(),
+        "batch_id".into(),
+        "row_num".into(),
+        "raw".into(),
+    ];
     let mut raw_insert = BulkInsert::new(tx, raw_table, &raw_cols);
-    let stg_cols = staging_columns(source.system);
+    let mut stg_cols = vec!["rowid".to_string()];
+    stg_cols.extend(staging_columns(source.system));
     let mut stg_insert = BulkInsert::new(tx, source.system.staging_table(), &stg_cols);
     let rej_cols: Vec<String> = [
         "batch_id", "source", "row_num", "field", "reason", "detail", "raw",
@@ -261,11 +274,12 @@ fn write_rows(
                 RawText::Bytes(b) => Sql::Blob(b),
             };
             let row_num = Sql::Integer(row.row_num as i64);
+            let key = Sql::Integer(row_key(batch_id, row.row_num));
             match row.outcome {
                 Outcome::Staged(values) => {
-                    raw_insert.push([Sql::Integer(batch_id), row_num.clone(), raw])?;
+                    raw_insert.push([key.clone(), Sql::Integer(batch_id), row_num.clone(), raw])?;
                     stg_insert.push(
-                        [source_name.clone(), Sql::Integer(batch_id), row_num]
+                        [key, source_name.clone(), Sql::Integer(batch_id), row_num]
                             .into_iter()
                             .chain(values),
                     )?;
@@ -276,7 +290,7 @@ fn write_rows(
                     reason,
                     detail,
                 } => {
-                    raw_insert.push([Sql::Integer(batch_id), row_num.clone(), raw.clone()])?;
+                    raw_insert.push([key, Sql::Integer(batch_id), row_num.clone(), raw.clone()])?;
                     rej_insert.push([
                         Sql::Integer(batch_id),
                         source_name.clone(),
@@ -577,6 +591,13 @@ impl RowSink for Validator<'_> {
     }
 
     fn row(&mut self, row: RawRow) -> Result<()> {
+        if row.row_num > u32::MAX as u64 {
+            bail!(
+                "source {:?}: more than {} rows in one file; split it",
+                self.source.name,
+                u32::MAX
+            );
+        }
         let outcome = match &row.record {
             Record::Bad { kind, detail } => Outcome::Rejected {
                 field: None,

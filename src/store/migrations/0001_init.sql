@@ -1,5 +1,7 @@
 -- 0001: sources, load batches, rejects, staging tables, pipeline runs.
 -- raw_<source> tables are created by the loader, one per source.
+-- Raw and staging rows are keyed by their rowid = batch_id << 32 | row_num
+-- (one b-tree per table, no extra index; see stage::row_key).
 
 CREATE TABLE sources (
     name        TEXT PRIMARY KEY,
@@ -63,8 +65,7 @@ CREATE TABLE stg_crm_customers (
     created_at_raw   TEXT,
     updated_at       TEXT,
     updated_at_raw   TEXT,
-    extra            TEXT,
-    PRIMARY KEY (batch_id, row_num)
+    extra            TEXT
 );
 
 CREATE TABLE stg_web_events (
@@ -83,8 +84,7 @@ CREATE TABLE stg_web_events (
     page_url       TEXT,
     order_id       TEXT,
     properties     TEXT,
-    extra          TEXT,
-    PRIMARY KEY (batch_id, row_num)
+    extra          TEXT
 );
 
 CREATE TABLE stg_transactions (
@@ -104,8 +104,7 @@ CREATE TABLE stg_transactions (
     currency         TEXT,
     revenue          REAL NOT NULL,
     transaction_type TEXT,
-    extra            TEXT,
-    PRIMARY KEY (batch_id, row_num)
+    extra            TEXT
 );
 
 CREATE TABLE pipeline_runs (
