@@ -146,8 +146,13 @@ impl Input {
         let mut hasher = blake3::Hasher::new();
         match self {
             Input::File { map, .. } => {
-                if let Some(m) = map {
-                    hasher.update(m);
+                // In slices, giving each back to the kernel once hashed, so
+                // hashing a large file does not make it resident.
+                let mut release = Release::new(map.as_ref());
+                let data: &[u8] = map.as_deref().unwrap_or(&[]);
+                for (i, chunk) in data.chunks(Release::STEP).enumerate() {
+                    hasher.update(chunk);
+                    release.consumed((i + 1) * Release::STEP);
                 }
             }
             Input::Http { pages, .. } => {
@@ -228,7 +233,7 @@ impl<'a> Release<'a> {
         if offset < self.done + Self::STEP {
             return;
         }
-        let end = offset & !0xfff; // whole pages only
+        let end = offset.min(map.len()) & !0xfff; // whole pages only
         // SAFETY: the map is a read-only file mapping; dropping its pages
         // only means a later access would read them from the file again,
         // and nothing before `offset` is read again.

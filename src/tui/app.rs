@@ -119,6 +119,8 @@ pub struct RejectsView {
     pub total: u64,
     /// The visible rows (keyset paged on reject_id).
     pub page: Paged<Reject>,
+    /// The load state the counts were read at (max batch, rejected rows).
+    pub version: Option<(i64, i64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +186,7 @@ impl App {
                 counts: Vec::new(),
                 total: 0,
                 page: Paged::new(viewport_for(height)),
+                version: None,
             },
             rules: RulesView {
                 rules: Vec::new(),
@@ -749,8 +752,18 @@ after:
             self.rules.item_sel = item;
         }
         if self.tab == Tab::Rejects || self.rejects.page.rows.is_empty() {
-            self.rejects.counts = store::reject_counts(&self.conn, None)?;
-            self.rejects.total = store::rejects_count(&self.conn, &self.rejects.filter)?;
+            // Counts per reason scan the whole table: re-read them only when
+            // a load added rejects since the last time.
+            let version: (i64, i64) = self.conn.query_row(
+                "SELECT coalesce(max(batch_id), 0), coalesce(sum(rows_rejected), 0) FROM load_batches",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if self.rejects.version != Some(version) {
+                self.rejects.counts = store::reject_counts(&self.conn, None)?;
+                self.rejects.total = store::rejects_count(&self.conn, &self.rejects.filter)?;
+                self.rejects.version = Some(version);
+            }
             let (conn, filter) = (&self.conn, &self.rejects.filter);
             self.rejects
                 .page

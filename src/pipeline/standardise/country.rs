@@ -45,6 +45,18 @@ impl Countries {
                 by_name.insert(fold(&key), a2.clone());
             }
         }
+        // Other country codes seen in the wild: Olympic (IOC: "GER") and
+        // international vehicle codes ("D"), below the ISO codes.
+        for country in keshvar::CountryIterator::new() {
+            let a2 = country.alpha2().to_string();
+            let ioc = country.maybe_ioc().map(|c| c.to_string());
+            let vehicle = country
+                .maybe_vehicle_registration_code()
+                .map(str::to_string);
+            for code in ioc.into_iter().chain(vehicle) {
+                by_name.entry(fold(&code)).or_insert_with(|| a2.clone());
+            }
+        }
         // Then names, in order of authority: ISO names, common names,
         // translations. A spelling shared by two countries keeps the first.
         let countries: Vec<keshvar::Country> = keshvar::CountryIterator::new().collect();
@@ -151,6 +163,9 @@ mod tests {
             ("Österreich", "AT"),
             ("Schweiz", "CH"),
             ("日本", "JP"),
+            ("GER", "DE"),
+            ("D", "DE"),
+            ("SUI", "CH"),
         ];
         for (raw, want) in cases {
             assert_eq!(c.code(raw), Some(want), "{raw:?}");

@@ -7,19 +7,24 @@ use regex::Regex;
 use std::collections::HashMap;
 
 /// Fold an event name: lowercase; runs of anything not a letter or digit
-/// become one `_`; no leading or trailing `_`. "Page View" -> "page_view".
+/// become one `_`, and so does a camelCase boundary; no leading or trailing
+/// `_`. "Page View", "pageView" and "PAGE-VIEW" all fold to "page_view".
 pub fn fold(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
+    let mut out = String::with_capacity(name.len() + 4);
     let mut gap = false;
+    let mut prev_lower = false;
     for c in name.trim().chars() {
         if c.is_alphanumeric() {
-            if gap && !out.is_empty() {
+            // camelCase: a capital after a lower-case letter starts a word.
+            if (gap || (prev_lower && c.is_uppercase())) && !out.is_empty() {
                 out.push('_');
             }
             gap = false;
+            prev_lower = c.is_lowercase() || c.is_ascii_digit();
             out.extend(c.to_lowercase());
         } else {
             gap = true;
+            prev_lower = false;
         }
     }
     out
@@ -92,6 +97,9 @@ mod tests {
         assert_eq!(fold("  add-to-cart "), "add_to_cart");
         assert_eq!(fold("PAGE__VIEW"), "page_view");
         assert_eq!(fold("Order Completed!"), "order_completed");
+        assert_eq!(fold("sessionStart"), "session_start");
+        assert_eq!(fold("addToCart"), "add_to_cart");
+        assert_eq!(fold("PAGE_VIEW"), "page_view");
     }
 
     #[test]

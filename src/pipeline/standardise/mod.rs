@@ -241,7 +241,7 @@ fn process<F>(
     f: F,
 ) -> Result<(u64, u64, Outcomes)>
 where
-    F: Fn(&[Sql], &mut Outcomes) -> CleanRow + Sync,
+    F: Fn(&[Vec<Sql>], &mut Outcomes) -> Vec<CleanRow> + Sync,
 {
     let mut outcomes = Outcomes::default();
     let mut read_stmt = tx.prepare(select)?;
@@ -271,10 +271,10 @@ where
         }
         read += chunk.len() as u64;
         let results: Vec<(Vec<CleanRow>, Outcomes)> = chunk
-            .par_chunks(1000)
+            .par_chunks(CHUNK / 4)
             .map(|rows| {
                 let mut o = Outcomes::default();
-                let out = rows.iter().map(|r| f(r, &mut o)).collect();
+                let out = f(rows, &mut o);
                 (out, o)
             })
             .collect();
@@ -342,6 +342,7 @@ pub fn run(
         })? as u64)
     };
 
+    // Staged rows are read in rowid order (= batch, row: no sort needed).
     // CRM: latest first, so INSERT OR IGNORE keeps the latest row per id.
     let total = count("stg_crm_customers")?;
     progress.start("standardise crm", total);
@@ -350,7 +351,7 @@ pub fn run(
         "SELECT source, batch_id, row_num, customer_id, first_name, last_name, full_name, email, phone,
                 birth_date, address, city, postcode, region, country, lifecycle_status,
                 created_at, created_at_raw, updated_at, updated_at_raw, extra
-         FROM stg_crm_customers ORDER BY batch_id DESC, row_num DESC",
+         FROM stg_crm_customers ORDER BY rowid DESC",
         "INSERT OR IGNORE INTO clean_crm_customers (source, batch_id, row_num, customer_id, first_name,
            last_name, full_name, email, email_valid, phone, phone_valid, birth_date, address, city,
            postcode, region, country, country_valid, lifecycle_status, created_at, updated_at, extra, flags)
@@ -358,7 +359,7 @@ pub fn run(
         total,
         progress,
         "crm.dedup",
-        |r, o| clean_crm(r, &rules, ctx_of(text(&r[0]).unwrap_or("")), o),
+        |rows, o| clean_crm_rows(rows, &rules, &ctx_of, o),
     )?;
     outcomes.merge(o);
     progress.finish();
@@ -370,7 +371,7 @@ pub fn run(
         &tx,
         "SELECT source, batch_id, row_num, event_id, event_name, event_time, event_time_raw, event_type,
                 user_id, cookie_id, device_id, session_id, page_url, order_id, properties, extra
-         FROM stg_web_events ORDER BY batch_id, row_num",
+         FROM stg_web_events ORDER BY rowid",
         "INSERT OR IGNORE INTO clean_web_events (source, batch_id, row_num, event_id, event_name,
            event_name_raw, event_mapped, event_time, event_type, user_id, cookie_id, device_id,
            session_id, page_url, order_id, properties, extra)
@@ -378,7 +379,7 @@ pub fn run(
         total,
         progress,
         "web.dedup",
-        |r, o| clean_web(r, &rules, o),
+        |rows, o| rows.iter().map(|r| clean_web(r, &rules, o)).collect(),
     )?;
     outcomes.merge(o);
     progress.finish();
@@ -391,7 +392,7 @@ pub fn run(
         "SELECT source, batch_id, row_num, order_id, customer_id, email, order_time, order_time_raw,
                 product_id, product_name, category, quantity, unit_price, currency, revenue,
                 transaction_type, extra
-         FROM stg_transactions ORDER BY batch_id, row_num",
+         FROM stg_transactions ORDER BY rowid",
         "INSERT OR IGNORE INTO clean_transactions (source, batch_id, row_num, order_id, transaction_type,
            customer_id, email, email_valid, order_time, product_id, product_name, category, quantity,
            unit_price, currency, revenue, extra, flags)
@@ -399,7 +400,7 @@ pub fn run(
         total,
         progress,
         "tx.dedup",
-        |r, o| clean_transaction(r, &rules, o),
+        |rows, o| rows.iter().map(|r| clean_transaction(r, &rules, o)).collect(),
     )?;
     outcomes.merge(o);
     progress.finish();
@@ -498,7 +499,44 @@ fn apply(
     (Some(n.value), Some(n.valid))
 }
 
-fn clean_crm(r: &[Sql], rules: &Rules, ctx: SourceCtx, o: &mut Outcomes) -> CleanRow {
+/// The ISO code of a record's country, if it has a known one.
+fn iso_country<'r>(r: &[Sql], rules: &'r Rules) -> Option<&'r str> {
+    let raw = text(&r[14])?;
+    if rules.country_nulls.contains(&raw.trim().to_lowercase()) {
+        return None;
+    }
+    rules.countries.code(raw)
+}
+
+/// A chunk of CRM rows. Phones are parsed grouped by country first: the
+/// phone library keeps a small cache of compiled patterns shared by all
+/// regions, and switching region on every row would recompile them.
+fn clean_crm_rows(
+    rows: &[Vec<Sql>],
+    rules: &Rules,
+    ctx_of: &(dyn Fn(&str) -> SourceCtx + Sync),
+    o: &mut Outcomes,
+) -> Vec<CleanRow> {
+    let isos: Vec<Option<&str>> = rows.iter().map(|r| iso_country(r, rules)).collect();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| isos[i]);
+    let mut phones: Vec<Option<people::Norm>> = vec![None; rows.len()];
+    for i in order {
+        phones[i] = text(&rows[i][8]).map(|p| people::phone(p, isos[i]));
+    }
+    rows.iter()
+        .zip(phones)
+        .map(|(r, phone)| clean_crm(r, rules, ctx_of(text(&r[0]).unwrap_or("")), phone, o))
+        .collect()
+}
+
+fn clean_crm(
+    r: &[Sql],
+    rules: &Rules,
+    ctx: SourceCtx,
+    phone: Option<people::Norm>,
+    o: &mut Outcomes,
+) -> CleanRow {
     let source = text(&r[0]).unwrap_or("").to_string();
     let id = text(&r[3]).unwrap_or("").to_string();
     let mut flags: Vec<&'static str> = Vec::new();
@@ -617,17 +655,24 @@ fn clean_crm(r: &[Sql], rules: &Rules, ctx: SourceCtx, o: &mut Outcomes) -> Clea
         },
     };
     let iso = country.as_deref().filter(|_| country_valid == Some(true));
-    let (phone, phone_valid) = apply(
-        o,
-        "crm.phone",
-        &source,
-        &id,
-        "phone",
-        text(&r[8]),
-        |s| people::phone(s, iso),
-        &mut flags,
-        "invalid_phone",
-    );
+    let (phone, phone_valid) = match (text(&r[8]), phone) {
+        (Some(raw), Some(n)) => {
+            o.record(
+                "crm.phone",
+                &source,
+                &id,
+                "phone",
+                Some(raw),
+                Some(&n.value),
+                !n.valid,
+            );
+            if !n.valid {
+                flags.push("invalid_phone");
+            }
+            (Some(n.value), Some(n.valid))
+        }
+        _ => (None, None),
+    };
     let region = text(&r[13]).map(|raw| {
         let code = iso.and_then(|c| rules.countries.subdivision(c, raw));
         let after = code.map_or_else(|| people::tidy(raw), str::to_string);

@@ -119,8 +119,17 @@ pub fn phone(raw: &str, country: Option<&str>) -> Norm {
     };
     let region = country.and_then(|c| c.parse::<phonenumber::country::Id>().ok());
     match phonenumber::parse(region, &text) {
+        // E.164 written directly: "+", country code, the national number with
+        // its leading zeros (Italy). The crate's formatter would run its
+        // format regexes for nothing.
         Ok(number) if phonenumber::is_valid(&number) => {
-            Norm::ok(number.format().mode(phonenumber::Mode::E164).to_string())
+            let national = number.national();
+            Norm::ok(format!(
+                "+{}{}{}",
+                number.code().value(),
+                "0".repeat(national.zeros() as usize),
+                national.value()
+            ))
         }
         _ => Norm::flagged(tidy),
     }

@@ -182,6 +182,8 @@ mod tests {
         let rules = Rules::load(&dir).unwrap();
         assert!(rules.canonical_events.contains(&"page_view".to_string()));
         assert_eq!(rules.countries.code("u.s."), Some("US"));
+        assert_eq!(rules.countries.code("République française"), Some("FR"));
+        assert_eq!(rules.countries.code("Holland"), Some("NL"));
         assert!(rules.country_nulls.contains(&"n/a".to_string()));
     }
 
