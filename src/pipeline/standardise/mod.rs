@@ -14,7 +14,7 @@ pub mod people;
 pub mod rules;
 
 use crate::pipeline::progress::Progress;
-use crate::pipeline::timeparse::now_utc;
+use crate::pipeline::timeparse::{format_utc, now_utc};
 use crate::workspace::{DateOrder, Workspace};
 use anyhow::{Result, bail};
 use rayon::prelude::*;
@@ -475,6 +475,24 @@ fn write_outcomes(tx: &Connection, outcomes: &Outcomes) -> Result<()> {
     Ok(())
 }
 
+/// Record a timestamp's conversion. A value that was already UTC with a `Z`
+/// (only written with fewer or more decimals) counts as unchanged.
+fn record_timestamp(
+    o: &mut Outcomes,
+    rule: &'static str,
+    source: &str,
+    id: &str,
+    field: &'static str,
+    raw: &str,
+    utc: Option<&str>,
+) {
+    let already_utc = raw.trim().ends_with('Z')
+        && chrono::DateTime::parse_from_rfc3339(raw.trim())
+            .is_ok_and(|t| Some(format_utc(&t.with_timezone(&chrono::Utc)).as_str()) == utc);
+    let before = if already_utc { utc } else { Some(raw) };
+    o.record(rule, source, id, field, before, utc, false);
+}
+
 /// Apply a text normaliser to an optional value and record the outcome.
 #[allow(clippy::too_many_arguments)]
 fn apply(
@@ -751,15 +769,7 @@ fn clean_crm(
     );
     for (utc, raw, field) in [(16, 17, "created_at"), (18, 19, "updated_at")] {
         if let Some(raw) = text(&r[raw]) {
-            o.record(
-                "crm.timestamps",
-                &source,
-                &id,
-                field,
-                Some(raw),
-                text(&r[utc]),
-                false,
-            );
+            record_timestamp(o, "crm.timestamps", &source, &id, field, raw, text(&r[utc]));
         }
     }
     let values = vec![
@@ -816,14 +826,14 @@ fn clean_web(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         !mapped,
     );
     if let Some(raw) = text(&r[6]) {
-        o.record(
+        record_timestamp(
+            o,
             "web.timestamps",
             &source,
             &id,
             "event_time",
-            Some(raw),
+            raw,
             text(&r[5]),
-            false,
         );
     }
     let values = vec![
@@ -904,14 +914,14 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         "invalid_currency",
     );
     if let Some(raw) = text(&r[7]) {
-        o.record(
+        record_timestamp(
+            o,
             "tx.timestamps",
             &source,
             &id,
             "order_time",
-            Some(raw),
+            raw,
             text(&r[6]),
-            false,
         );
     }
     let values = vec![
