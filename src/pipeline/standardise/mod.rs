@@ -493,6 +493,23 @@ fn record_timestamp(
     o.record(rule, source, id, field, before, utc, false);
 }
 
+/// Tidy an optional value (a normaliser that never flags) and record it.
+fn tidy_field(
+    o: &mut Outcomes,
+    rule: &'static str,
+    source: &str,
+    id: &str,
+    field: &'static str,
+    raw: Option<&str>,
+    f: impl FnOnce(&str) -> String,
+) -> Option<String> {
+    raw.map(|s| {
+        let n = f(s);
+        o.record(rule, source, id, field, Some(s), Some(&n), false);
+        n
+    })
+}
+
 /// Apply a text normaliser to an optional value and record the outcome.
 #[allow(clippy::too_many_arguments)]
 fn apply(
@@ -560,32 +577,9 @@ fn clean_crm(
     let mut flags: Vec<&'static str> = Vec::new();
 
     // Names: tidy each; split a full name into missing first / last.
-    let mut first = text(&r[4]).map(|s| {
-        let n = people::name(s).value;
-        o.record(
-            "crm.name",
-            &source,
-            &id,
-            "first_name",
-            Some(s),
-            Some(&n),
-            false,
-        );
-        n
-    });
-    let mut last = text(&r[5]).map(|s| {
-        let n = people::name(s).value;
-        o.record(
-            "crm.name",
-            &source,
-            &id,
-            "last_name",
-            Some(s),
-            Some(&n),
-            false,
-        );
-        n
-    });
+    let name = |s: &str| people::name(s).value;
+    let mut first = tidy_field(o, "crm.name", &source, &id, "first_name", text(&r[4]), name);
+    let mut last = tidy_field(o, "crm.name", &source, &id, "last_name", text(&r[5]), name);
     let full = text(&r[6]).map(|s| {
         let (f, l) = people::split_full_name(s);
         if first.is_none() && f.is_some() {
@@ -706,45 +700,27 @@ fn clean_crm(
         );
         after
     });
-    let address = text(&r[10]).map(|s| {
-        let n = people::tidy(s);
-        o.record(
-            "crm.address",
-            &source,
-            &id,
-            "address",
-            Some(s),
-            Some(&n),
-            false,
-        );
-        n
+    let address = tidy_field(
+        o,
+        "crm.address",
+        &source,
+        &id,
+        "address",
+        text(&r[10]),
+        people::tidy,
+    );
+    let city = tidy_field(o, "crm.address", &source, &id, "city", text(&r[11]), |s| {
+        people::city(s).value
     });
-    let city = text(&r[11]).map(|s| {
-        let n = people::city(s).value;
-        o.record(
-            "crm.address",
-            &source,
-            &id,
-            "city",
-            Some(s),
-            Some(&n),
-            false,
-        );
-        n
-    });
-    let postcode = text(&r[12]).map(|s| {
-        let n = people::postcode(s).value;
-        o.record(
-            "crm.address",
-            &source,
-            &id,
-            "postcode",
-            Some(s),
-            Some(&n),
-            false,
-        );
-        n
-    });
+    let postcode = tidy_field(
+        o,
+        "crm.address",
+        &source,
+        &id,
+        "postcode",
+        text(&r[12]),
+        |s| people::postcode(s).value,
+    );
     let (birth_date, _) = apply(
         o,
         "crm.birth_date",
