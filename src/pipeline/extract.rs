@@ -645,56 +645,76 @@ fn resolve_url(base: &str, link: &str) -> String {
 /// text of a row is a JSON object of its values (numbers unquoted).
 fn read_parquet(path: &Path, sink: &mut dyn RowSink) -> Result<()> {
     use polars::prelude::*;
-    let file = std::fs::File::open(path)?;
-    let df = ParquetReader::new(file)
-        .finish()
+    let open = || -> Result<ParquetReader<std::fs::File>> {
+        Ok(ParquetReader::new(std::fs::File::open(path)?))
+    };
+    let height = open()?
+        .num_rows()
         .map_err(|e| anyhow!("not a readable Parquet file: {e}"))?;
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    sink.columns(&names)?;
-    let numeric: Vec<bool> = df
-        .columns()
-        .iter()
-        .map(|c| c.dtype().is_primitive_numeric() || c.dtype().is_bool())
-        .collect();
-    let total = df.height() as u64;
+    // Read in windows of rows so memory stays bounded whatever the file size;
+    // each window is then turned into rows in smaller slices.
+    const WINDOW: usize = 200_000;
     const SLICE: usize = 20_000;
+    let total = height as u64;
+    let mut names: Vec<String> = Vec::new();
+    let mut numeric: Vec<bool> = Vec::new();
     let mut row_num = 0u64;
-    let mut offset = 0usize;
-    while offset < df.height() {
-        let part = df.slice(offset as i64, SLICE);
-        let mut columns: Vec<Vec<Option<String>>> = Vec::with_capacity(names.len());
-        for (col, name) in part.columns().iter().zip(&names) {
-            let as_text = col
-                .cast(&DataType::String)
-                .map_err(|e| anyhow!("column {name:?} cannot be read as text: {e}"))?;
-            let strings = as_text.str()?;
-            columns.push(strings.iter().map(|v| v.map(str::to_string)).collect());
+    let mut window_start = 0usize;
+    while window_start < height.max(1) {
+        let df = open()?
+            .with_slice(Some((window_start, WINDOW)))
+            .finish()
+            .map_err(|e| anyhow!("not a readable Parquet file: {e}"))?;
+        if window_start == 0 {
+            names = df
+                .get_column_names()
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            sink.columns(&names)?;
+            numeric = df
+                .columns()
+                .iter()
+                .map(|c| c.dtype().is_primitive_numeric() || c.dtype().is_bool())
+                .collect();
         }
-        for i in 0..part.height() {
-            row_num += 1;
-            let values: Vec<Option<String>> = columns.iter().map(|c| c[i].clone()).collect();
-            let mut raw = serde_json::Map::with_capacity(names.len());
-            for ((name, v), is_num) in names.iter().zip(&values).zip(&numeric) {
-                let json = match v {
-                    None => serde_json::Value::Null,
-                    Some(s) if *is_num => serde_json::from_str(s)
-                        .unwrap_or_else(|_| serde_json::Value::String(s.to_string())),
-                    Some(s) => serde_json::Value::String(s.to_string()),
-                };
-                raw.insert(name.clone(), json);
+        if df.height() == 0 {
+            break;
+        }
+        window_start += df.height();
+        let mut offset = 0usize;
+        while offset < df.height() {
+            let part = df.slice(offset as i64, SLICE);
+            let mut columns: Vec<Vec<Option<String>>> = Vec::with_capacity(names.len());
+            for (col, name) in part.columns().iter().zip(&names) {
+                let as_text = col
+                    .cast(&DataType::String)
+                    .map_err(|e| anyhow!("column {name:?} cannot be read as text: {e}"))?;
+                let strings = as_text.str()?;
+                columns.push(strings.iter().map(|v| v.map(str::to_string)).collect());
             }
-            sink.row(RawRow {
-                row_num,
-                raw: RawText::Text(serde_json::Value::Object(raw).to_string()),
-                record: Record::Row(values),
-            })?;
+            for i in 0..part.height() {
+                row_num += 1;
+                let values: Vec<Option<String>> = columns.iter().map(|c| c[i].clone()).collect();
+                let mut raw = serde_json::Map::with_capacity(names.len());
+                for ((name, v), is_num) in names.iter().zip(&values).zip(&numeric) {
+                    let json = match v {
+                        None => serde_json::Value::Null,
+                        Some(s) if *is_num => serde_json::from_str(s)
+                            .unwrap_or_else(|_| serde_json::Value::String(s.to_string())),
+                        Some(s) => serde_json::Value::String(s.to_string()),
+                    };
+                    raw.insert(name.clone(), json);
+                }
+                sink.row(RawRow {
+                    row_num,
+                    raw: RawText::Text(serde_json::Value::Object(raw).to_string()),
+                    record: Record::Row(values),
+                })?;
+            }
+            offset += SLICE;
+            sink.progress(row_num, total);
         }
-        offset += SLICE;
-        sink.progress(row_num, total);
     }
     Ok(())
 }
