@@ -2,6 +2,9 @@
 //! reject reason, idempotent reloads, reconciling counts, atomic loads and the
 //! REST source against a server on 127.0.0.1.
 
+mod common;
+use common::*;
+
 use c360::pipeline::progress::{CancelFlag, NoProgress};
 use c360::pipeline::stage::{self, LoadReport};
 use c360::store;
@@ -34,14 +37,6 @@ fn rejects(conn: &Connection, source: &str) -> Vec<(i64, Option<String>, String)
         .prepare("SELECT row_num, field, reason FROM rejects WHERE source = ?1 ORDER BY row_num")
         .unwrap();
     stmt.query_map([source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
-fn strings(conn: &Connection, sql: &str) -> Vec<String> {
-    let mut stmt = conn.prepare(sql).unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()

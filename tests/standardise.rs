@@ -1,6 +1,9 @@
 //! Standardise (step 3) end to end on the bundled sample data, plus property
 //! tests: standardising clean data changes nothing.
 
+mod common;
+use common::*;
+
 use c360::pipeline::progress::NoProgress;
 use c360::pipeline::standardise::people::{self, EmailRules};
 use c360::pipeline::standardise::rules::Rules;
@@ -23,18 +26,6 @@ fn demo() -> (tempfile::TempDir, c360::workspace::Workspace, Connection) {
     let demo = c360::demo::prepare(&dir.path().join("demo"), false, &NoProgress).unwrap();
     let conn = store::open(&demo.workspace.db_path()).unwrap();
     (dir, demo.workspace, conn)
-}
-
-fn int(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-fn strings(conn: &Connection, sql: &str) -> Vec<String> {
-    let mut stmt = conn.prepare(sql).unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 #[test]
