@@ -790,7 +790,18 @@ after:
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        let running = self.job.is_some();
+        // Which steps the running job covers (extract and stage are one load).
+        let runs = |name: &str| -> bool {
+            let load = matches!(name, "extract" | "stage");
+            match self.job.as_ref().map(|j| &j.kind) {
+                None => false,
+                Some(JobKind::All) => true,
+                Some(JobKind::Source(_)) => load,
+                Some(JobKind::Step(s)) => {
+                    s == name || (load && matches!(s.as_str(), "extract" | "stage"))
+                }
+            }
+        };
         let mut rows = Vec::new();
         for step in STEPS {
             if !step.available {
@@ -816,7 +827,7 @@ after:
                 _ => (None, None),
             };
             let status = match &last {
-                _ if running => "running".to_string(),
+                _ if runs(step.name) => "running".to_string(),
                 Some(l) if l.0 != "ok" => l.0.clone(),
                 _ if is_load && read > 0 => "done".into(),
                 Some(_) => "done".into(),
