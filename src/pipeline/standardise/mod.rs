@@ -475,6 +475,14 @@ fn write_outcomes(tx: &Connection, outcomes: &Outcomes) -> Result<()> {
     Ok(())
 }
 
+/// The provenance columns every clean row starts with: source, batch_id,
+/// row_num and the record's id (the first four staged columns).
+fn provenance(r: &[Sql]) -> Vec<Sql> {
+    let mut v = Vec::with_capacity(24);
+    v.extend_from_slice(&r[..4]);
+    v
+}
+
 /// Record a timestamp's conversion. A value that was already UTC with a `Z`
 /// (only written with fewer or more decimals) counts as unchanged.
 fn record_timestamp(
@@ -483,9 +491,10 @@ fn record_timestamp(
     source: &str,
     id: &str,
     field: &'static str,
-    raw: &str,
+    raw: Option<&str>,
     utc: Option<&str>,
 ) {
+    let Some(raw) = raw else { return };
     let already_utc = raw.trim().ends_with('Z')
         && chrono::DateTime::parse_from_rfc3339(raw.trim())
             .is_ok_and(|t| Some(format_utc(&t.with_timezone(&chrono::Utc)).as_str()) == utc);
@@ -744,15 +753,18 @@ fn clean_crm(
         "unknown_lifecycle",
     );
     for (utc, raw, field) in [(16, 17, "created_at"), (18, 19, "updated_at")] {
-        if let Some(raw) = text(&r[raw]) {
-            record_timestamp(o, "crm.timestamps", &source, &id, field, raw, text(&r[utc]));
-        }
+        record_timestamp(
+            o,
+            "crm.timestamps",
+            &source,
+            &id,
+            field,
+            text(&r[raw]),
+            text(&r[utc]),
+        );
     }
-    let values = vec![
-        r[0].clone(),
-        r[1].clone(),
-        r[2].clone(),
-        r[3].clone(),
+    let mut values = provenance(r);
+    values.extend([
         opt(first),
         opt(last),
         opt(full),
@@ -776,7 +788,7 @@ fn clean_crm(
         } else {
             Sql::Text(flags.join(","))
         },
-    ];
+    ]);
     (values, source, id)
 }
 
@@ -801,22 +813,17 @@ fn clean_web(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         Some(&name),
         !mapped,
     );
-    if let Some(raw) = text(&r[6]) {
-        record_timestamp(
-            o,
-            "web.timestamps",
-            &source,
-            &id,
-            "event_time",
-            raw,
-            text(&r[5]),
-        );
-    }
-    let values = vec![
-        r[0].clone(),
-        r[1].clone(),
-        r[2].clone(),
-        r[3].clone(),
+    record_timestamp(
+        o,
+        "web.timestamps",
+        &source,
+        &id,
+        "event_time",
+        text(&r[6]),
+        text(&r[5]),
+    );
+    let mut values = provenance(r);
+    values.extend([
         Sql::Text(name),
         Sql::Text(raw_name),
         Sql::Integer(mapped as i64),
@@ -830,7 +837,7 @@ fn clean_web(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         r[13].clone(),
         r[14].clone(),
         r[15].clone(),
-    ];
+    ]);
     (values, source, id)
 }
 
@@ -889,22 +896,17 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         &mut flags,
         "invalid_currency",
     );
-    if let Some(raw) = text(&r[7]) {
-        record_timestamp(
-            o,
-            "tx.timestamps",
-            &source,
-            &id,
-            "order_time",
-            raw,
-            text(&r[6]),
-        );
-    }
-    let values = vec![
-        r[0].clone(),
-        r[1].clone(),
-        r[2].clone(),
-        r[3].clone(),
+    record_timestamp(
+        o,
+        "tx.timestamps",
+        &source,
+        &id,
+        "order_time",
+        text(&r[7]),
+        text(&r[6]),
+    );
+    let mut values = provenance(r);
+    values.extend([
         Sql::Text(ttype.into()),
         r[4].clone(),
         opt(email),
@@ -923,7 +925,7 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         } else {
             Sql::Text(flags.join(","))
         },
-    ];
+    ]);
     (values, source, id)
 }
 
