@@ -217,6 +217,9 @@ fn rejects_screen_pages_filters_and_opens_rows() {
     key(&mut app, KeyCode::Char('/'));
     keys(&mut app, "Nobody11");
     key(&mut app, KeyCode::Enter);
+    // The search runs on a worker; the UI answers keys meanwhile.
+    assert!(app.rejects.search.is_some());
+    assert!(app.poll_search(Some(Duration::from_secs(30))));
     // Nobody11 and Nobody110..Nobody119.
     assert_eq!(app.rejects.total, 11);
     assert!(render(&app, 100, 20).contains("search: Nobody11"));

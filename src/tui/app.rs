@@ -11,6 +11,7 @@ use crate::workspace::{Source, Workspace};
 use anyhow::Result;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rusqlite::{Connection, OptionalExtension};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// The screens (tabs), in order.
@@ -111,6 +112,9 @@ pub struct PipelineView {
     pub step_sel: usize,
 }
 
+/// A finished search: (rows matching, the first page) or an error.
+pub type SearchResult = Result<(u64, Vec<Reject>), String>;
+
 pub struct RejectsView {
     pub filter: RejectFilter,
     /// (source, reason, count) for the whole table.
@@ -121,6 +125,9 @@ pub struct RejectsView {
     pub page: Paged<Reject>,
     /// The load state the counts were read at (max batch, rejected rows).
     pub version: Option<(i64, i64)>,
+    /// A text search running on a worker thread: (total, first page).
+    /// The filter it searches with: a result for an older filter is dropped.
+    pub search: Option<(RejectFilter, Receiver<SearchResult>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +194,7 @@ impl App {
                 total: 0,
                 page: Paged::new(viewport_for(height)),
                 version: None,
+                search: None,
             },
             rules: RulesView {
                 rules: Vec::new(),
@@ -348,7 +356,7 @@ impl App {
                     InputKind::Search => {
                         let t = text.trim();
                         self.rejects.filter.text = (!t.is_empty()).then(|| t.to_string());
-                        self.reload_rejects_filtered();
+                        self.start_search();
                     }
                     InputKind::Palette => self.run_command(text.trim()),
                 },
@@ -870,6 +878,59 @@ after:
             job.request_cancel();
             self.flash = Some(format!("cancelling {}…", job.kind.label()));
         }
+    }
+
+    /// Run a text search off the UI thread: it scans the original rows, which
+    /// can take a moment on millions of rejects. The screen keeps answering
+    /// keys and shows the result when it arrives.
+    fn start_search(&mut self) {
+        if self.rejects.filter.text.is_none() {
+            self.rejects.search = None;
+            self.reload_rejects_filtered();
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let db = self.ws.db_path();
+        let filter = self.rejects.filter.clone();
+        let n = self.rejects.page.viewport;
+        std::thread::spawn(move || {
+            let result = (|| -> Result<(u64, Vec<Reject>)> {
+                let conn = store::open(&db)?;
+                let rows = store::rejects_window(&conn, &filter, Anchor::First, n)?;
+                Ok((store::rejects_count(&conn, &filter)?, rows))
+            })();
+            let _ = tx.send(result.map_err(|e| format!("{e:#}")));
+        });
+        self.rejects.search = Some((self.rejects.filter.clone(), rx));
+        self.flash = Some("searching…".into());
+    }
+
+    /// Take a finished search's result. Returns true when the screen changed.
+    pub fn poll_search(&mut self, wait: Option<Duration>) -> bool {
+        let Some((searched, rx)) = &self.rejects.search else {
+            return false;
+        };
+        let current = *searched == self.rejects.filter;
+        let received = match wait {
+            Some(w) => rx.recv_timeout(w).ok(),
+            None => rx.try_recv().ok(),
+        };
+        let Some(result) = received else {
+            return false;
+        };
+        self.rejects.search = None;
+        match result {
+            // The filter changed meanwhile: the screen already shows the new one.
+            _ if !current => return false,
+            Ok((total, rows)) => {
+                self.rejects.total = total;
+                self.rejects.page.rows = rows;
+                self.rejects.page.selected = 0;
+                self.flash = Some(format!("{total} rows match"));
+            }
+            Err(e) => self.flash = Some(format!("search failed: {e}")),
+        }
+        true
     }
 
     /// Take job events (waiting up to `wait` for the first). Returns true when

@@ -51,7 +51,7 @@ pub fn run(ws: Workspace) -> Result<()> {
         }
         // Wake for input, or every 100 ms while a job runs (its progress and
         // elapsed time), or every second otherwise.
-        let tick = if app.job.is_some() {
+        let tick = if app.job.is_some() || app.rejects.search.is_some() {
             Duration::from_millis(100)
         } else {
             Duration::from_secs(1)
@@ -69,6 +69,7 @@ pub fn run(ws: Workspace) -> Result<()> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         dirty |= app.poll_job(None);
+        dirty |= app.poll_search(None);
     }
     if app.job.is_some() {
         // Quitting mid-job: it was asked to cancel; give it a moment to roll back.
