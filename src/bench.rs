@@ -20,6 +20,8 @@ pub struct BenchOptions {
     pub customers: u64,
     pub events_per_customer: f64,
     pub seed: u64,
+    /// Keep at most this many web events (the first lines of the file).
+    pub max_web_events: Option<u64>,
 }
 
 /// Peak resident memory of this process so far (VmHWM), in MiB.
@@ -39,6 +41,27 @@ fn file_mib(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0))
 }
 
+/// Cut a file to its first `max` lines (in place, streaming).
+fn keep_first_lines(path: &Path, max: u64) -> Result<()> {
+    use std::io::{BufRead, BufReader, BufWriter};
+    let tmp = path.with_extension("cut");
+    {
+        let mut reader = BufReader::new(std::fs::File::open(path)?);
+        let mut out = BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut line = Vec::new();
+        for _ in 0..max {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            out.write_all(&line)?;
+        }
+        out.flush()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
 /// Run the benchmark; returns the Markdown report.
 pub fn bench_load(opts: &BenchOptions, progress: &dyn Progress) -> Result<String> {
     let data = opts.dir.join("data");
@@ -52,12 +75,18 @@ pub fn bench_load(opts: &BenchOptions, progress: &dyn Progress) -> Result<String
         ..GenerateOptions::default()
     };
     let marker = data.join(format!(
-        ".generated-{}-{}-{}",
-        opts.customers, opts.events_per_customer, opts.seed
+        ".generated-{}-{}-{}-{}",
+        opts.customers,
+        opts.events_per_customer,
+        opts.seed,
+        opts.max_web_events.map_or("all".into(), |n| n.to_string())
     ));
     if !marker.exists() {
         let t = Instant::now();
         let summary = generate::generate(&gen_opts, progress)?;
+        if let Some(max) = opts.max_web_events {
+            keep_first_lines(&data.join("web_events.ndjson"), max)?;
+        }
         std::fs::write(&marker, "")?;
         writeln!(
             out,

@@ -138,11 +138,14 @@ enum Bench {
         dir: PathBuf,
         #[arg(long, default_value_t = 1_000_000)]
         customers: u64,
-        /// Average web events per person (5.0 with 1M customers: ~5M events).
+        /// Average web events per person (5 with 1M customers: about 5M events).
         #[arg(long, default_value_t = 5.0)]
         events_per_customer: f64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Load at most this many web events (the first lines of the file).
+        #[arg(long, default_value_t = 5_000_000)]
+        max_web_events: u64,
     },
 }
 
@@ -367,6 +370,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     customers,
                     events_per_customer,
                     seed,
+                    max_web_events,
                 },
         } => {
             let report = c360::bench::bench_load(
@@ -375,6 +379,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     customers,
                     events_per_customer,
                     seed,
+                    max_web_events: Some(max_web_events),
                 },
                 &progress,
             )?;
