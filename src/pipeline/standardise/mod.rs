@@ -231,11 +231,13 @@ type CleanRow = (Vec<Sql>, String, String);
 /// Read `sql` in chunks, normalise each chunk in parallel with `f`, write the
 /// results with `insert` (one prepared statement), and return (rows read,
 /// rows written, outcomes). `f` returns None for a row it drops.
+#[allow(clippy::too_many_arguments)]
 fn process<F>(
     tx: &Connection,
+    phase: &str,
+    staged_table: &str,
     select: &str,
     insert: &str,
-    total: u64,
     progress: &dyn Progress,
     dedup_rule: &'static str,
     f: F,
@@ -243,6 +245,11 @@ fn process<F>(
 where
     F: Fn(&[Vec<Sql>], &mut Outcomes) -> Vec<CleanRow> + Sync,
 {
+    let total: i64 = tx.query_row(&format!("SELECT count(*) FROM {staged_table}"), [], |r| {
+        r.get(0)
+    })?;
+    let total = total as u64;
+    progress.start(phase, total);
     let mut outcomes = Outcomes::default();
     let mut read_stmt = tx.prepare(select)?;
     let ncols = read_stmt.column_count();
@@ -303,6 +310,7 @@ where
         }
         progress.update(read.min(total));
     }
+    progress.finish();
     Ok((read, written, outcomes))
 }
 
@@ -336,18 +344,13 @@ pub fn run(
          DELETE FROM rule_outcomes; DELETE FROM rule_examples; DELETE FROM rule_unmapped;",
     )?;
     let mut outcomes = Outcomes::default();
-    let count = |t: &str| -> Result<u64> {
-        Ok(tx.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
-            r.get::<_, i64>(0)
-        })? as u64)
-    };
 
     // Staged rows are read in rowid order (= batch, row: no sort needed).
     // CRM: latest first, so INSERT OR IGNORE keeps the latest row per id.
-    let total = count("stg_crm_customers")?;
-    progress.start("standardise crm", total);
     let (crm_in, crm_out, o) = process(
         &tx,
+        "standardise crm",
+        "stg_crm_customers",
         "SELECT source, batch_id, row_num, customer_id, first_name, last_name, full_name, email, phone,
                 birth_date, address, city, postcode, region, country, lifecycle_status,
                 created_at, created_at_raw, updated_at, updated_at_raw, extra
@@ -356,19 +359,17 @@ pub fn run(
            last_name, full_name, email, email_valid, phone, phone_valid, birth_date, address, city,
            postcode, region, country, country_valid, lifecycle_status, created_at, updated_at, extra, flags)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
-        total,
         progress,
         "crm.dedup",
         |rows, o| clean_crm_rows(rows, &rules, &ctx_of, o),
     )?;
     outcomes.merge(o);
-    progress.finish();
 
     // Web events.
-    let total = count("stg_web_events")?;
-    progress.start("standardise web", total);
     let (web_in, web_out, o) = process(
         &tx,
+        "standardise web",
+        "stg_web_events",
         "SELECT source, batch_id, row_num, event_id, event_name, event_time, event_time_raw, event_type,
                 user_id, cookie_id, device_id, session_id, page_url, order_id, properties, extra
          FROM stg_web_events ORDER BY rowid",
@@ -376,19 +377,17 @@ pub fn run(
            event_name_raw, event_mapped, event_time, event_type, user_id, cookie_id, device_id,
            session_id, page_url, order_id, properties, extra)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
-        total,
         progress,
         "web.dedup",
         |rows, o| rows.iter().map(|r| clean_web(r, &rules, o)).collect(),
     )?;
     outcomes.merge(o);
-    progress.finish();
 
     // Transactions.
-    let total = count("stg_transactions")?;
-    progress.start("standardise transactions", total);
     let (tx_in, tx_out, o) = process(
         &tx,
+        "standardise transactions",
+        "stg_transactions",
         "SELECT source, batch_id, row_num, order_id, customer_id, email, order_time, order_time_raw,
                 product_id, product_name, category, quantity, unit_price, currency, revenue,
                 transaction_type, extra
@@ -397,13 +396,11 @@ pub fn run(
            customer_id, email, email_valid, order_time, product_id, product_name, category, quantity,
            unit_price, currency, revenue, extra, flags)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
-        total,
         progress,
         "tx.dedup",
         |rows, o| rows.iter().map(|r| clean_transaction(r, &rules, o)).collect(),
     )?;
     outcomes.merge(o);
-    progress.finish();
 
     write_outcomes(&tx, &outcomes)?;
     tx.commit()?;
