@@ -266,6 +266,37 @@ format = "segment"
 }
 
 #[test]
+fn ndjson_line_with_invalid_utf8_is_rejected_and_kept_byte_for_byte() {
+    let config = r#"
+[[sources]]
+name = "web"
+system = "web"
+location = "e.ndjson"
+format = "segment"
+"#;
+    let mut body =
+        br#"{"messageId":"m1","event":"Login","timestamp":"2024-05-01T10:00:00Z"}"#.to_vec();
+    body.push(b'\n');
+    let bad =
+        b"{\"messageId\":\"m2\",\"event\":\"M\xfcller\",\"timestamp\":\"2024-05-01T10:00:00Z\"}";
+    body.extend_from_slice(bad);
+    body.push(b'\n');
+    let (_dir, ws) = workspace(config, &[("e.ndjson", &body)]);
+    let (conn, reports) = load(&ws);
+    assert_eq!((reports[0].rows_staged, reports[0].rows_rejected), (1, 1));
+    assert_eq!(
+        rejects(&conn, "web"),
+        vec![(2, None, "invalid_utf8".into())]
+    );
+    let raw: Vec<u8> = conn
+        .query_row("SELECT raw FROM rejects WHERE row_num = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(raw, bad.to_vec());
+}
+
+#[test]
 fn json_array_with_nested_mapping() {
     let config = r#"
 [[sources]]

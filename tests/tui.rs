@@ -318,6 +318,8 @@ fn rules_screen_shows_counts_examples_and_unmapped_values() {
         body.contains("before:") && body.contains("after:"),
         "{body}"
     );
+    key(&mut app, KeyCode::Esc);
+    insta::assert_snapshot!("rules_crm_country_120x24", render(&app, 120, 24));
 }
 
 #[test]
