@@ -446,15 +446,15 @@ fn print_status(ws: &Workspace) -> Result<()> {
         );
     }
     println!("\nTables");
-    for system in System::ALL {
-        let table = system.staging_table();
+    let tables = System::ALL.iter().map(|s| s.staging_table()).chain([
+        "rejects",
+        "clean_crm_customers",
+        "clean_web_events",
+        "clean_transactions",
+    ]);
+    for table in tables {
         println!("  {:<22} {:>10}", table, store::count(&conn, table)?);
     }
-    println!(
-        "  {:<22} {:>10}",
-        "rejects",
-        store::count(&conn, "rejects")?
-    );
     println!("\nPipeline");
     for step in STEPS {
         let run_name = if matches!(step.name, "extract" | "stage") {
