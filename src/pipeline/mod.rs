@@ -5,6 +5,7 @@
 //! records a `pipeline_runs` row (rows in / out, seconds, status).
 
 pub mod extract;
+pub mod identity;
 pub mod progress;
 pub mod schema;
 pub mod stage;

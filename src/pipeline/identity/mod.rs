@@ -1,0 +1,303 @@
+//! Identity resolution building blocks (issue 5, in progress).
+//!
+//! This module holds the parts every resolve step needs and that can be
+//! tested on their own: a union-find over record indices ([`UnionFind`]) and
+//! the assignment of stable `customer360_id`s to clusters with lineage
+//! ([`assign_ids`]). The step itself (identifier graph, guardrails, fuzzy
+//! candidates, steward decisions) is not wired into the pipeline yet, so the
+//! Resolve step still shows as not available.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Disjoint sets over `0..n` with union by size and path halving: near
+/// constant time per operation, linear in the number of links overall.
+#[derive(Debug, Clone)]
+pub struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl UnionFind {
+    pub fn new(n: usize) -> Self {
+        UnionFind {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.parent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parent.is_empty()
+    }
+
+    pub fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let grand = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = grand;
+            x = grand;
+        }
+        x
+    }
+
+    /// Join the sets of `a` and `b`; returns false when already joined.
+    pub fn union(&mut self, a: u32, b: u32) -> bool {
+        let (mut ra, mut rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return false;
+        }
+        if self.size[ra as usize] < self.size[rb as usize] {
+            std::mem::swap(&mut ra, &mut rb);
+        }
+        self.parent[rb as usize] = ra;
+        self.size[ra as usize] += self.size[rb as usize];
+        true
+    }
+
+    /// The sets, each sorted, ordered by their smallest member.
+    pub fn clusters(&mut self) -> Vec<Vec<u32>> {
+        let mut by_root: HashMap<u32, Vec<u32>> = HashMap::new();
+        for x in 0..self.parent.len() as u32 {
+            let r = self.find(x);
+            by_root.entry(r).or_default().push(x);
+        }
+        let mut out: Vec<Vec<u32>> = by_root.into_values().collect();
+        out.sort_by_key(|c| c[0]);
+        out
+    }
+}
+
+/// Why an id changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LineageReason {
+    /// Two customers became one: the old id now points at the survivor.
+    Merge,
+    /// Part of a customer became another customer: a new id was minted.
+    Split,
+}
+
+impl LineageReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineageReason::Merge => "merge",
+            LineageReason::Split => "split",
+        }
+    }
+}
+
+/// The ids given to clusters and what changed since the previous run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// One id per input cluster, in the same order.
+    pub ids: Vec<String>,
+    /// (old id, new id, reason), sorted.
+    pub lineage: Vec<(String, String, LineageReason)>,
+    /// The next sequence number to mint from.
+    pub next_seq: u64,
+}
+
+/// Format a minted id.
+pub fn format_id(seq: u64) -> String {
+    format!("C360-{seq:08}")
+}
+
+/// Sequence number of an id (for "older"); ids not minted here sort last.
+fn seq_of(id: &str) -> u64 {
+    id.strip_prefix("C360-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Give every cluster a `customer360_id`, keeping ids stable across runs:
+///
+/// - a cluster whose records had one id keeps it (re-running on the same data
+///   changes nothing, and new records joining a customer do not move it);
+/// - when clusters merge, the **older** id (lower sequence) survives and the
+///   others get a `merge` lineage row pointing at it;
+/// - when a customer splits, the part holding most of its records keeps the
+///   id (ties: the part with the smallest record key) and the other parts
+///   get new ids with a `split` lineage row from the old one;
+/// - clusters of records never seen before get new ids.
+///
+/// `clusters` holds record keys; `previous` maps record keys to the id they
+/// had. The result does not depend on the order of records within a cluster.
+pub fn assign_ids(
+    clusters: &[Vec<String>],
+    previous: &HashMap<String, String>,
+    mut next_seq: u64,
+) -> Assignment {
+    // For each old id: how many of its records each cluster holds.
+    let mut holders: BTreeMap<&str, Vec<(usize, usize)>> = BTreeMap::new();
+    let mut min_key: Vec<&str> = Vec::with_capacity(clusters.len());
+    for (ci, cluster) in clusters.iter().enumerate() {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for key in cluster {
+            if let Some(id) = previous.get(key) {
+                *counts.entry(id.as_str()).or_default() += 1;
+            }
+        }
+        for (id, n) in counts {
+            holders.entry(id).or_default().push((ci, n));
+        }
+        min_key.push(cluster.iter().map(String::as_str).min().unwrap_or(""));
+    }
+    // The owner of an old id: the cluster with most of its records.
+    let mut owned: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); clusters.len()];
+    let mut present: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); clusters.len()];
+    for (id, hs) in &holders {
+        let owner = hs
+            .iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| min_key[b.0].cmp(min_key[a.0])))
+            .map(|h| h.0);
+        for &(ci, _) in hs {
+            present[ci].insert(id);
+        }
+        if let Some(o) = owner {
+            owned[o].insert(id);
+        }
+    }
+    // Mint new ids in a deterministic order: by each cluster's smallest key.
+    let mut order: Vec<usize> = (0..clusters.len()).collect();
+    order.sort_by_key(|&ci| min_key[ci]);
+    let mut ids = vec![String::new(); clusters.len()];
+    let mut lineage = Vec::new();
+    for ci in order {
+        let id = match owned[ci].iter().min_by_key(|id| (seq_of(id), **id)) {
+            Some(survivor) => {
+                for other in &owned[ci] {
+                    if other != survivor {
+                        lineage.push((
+                            other.to_string(),
+                            survivor.to_string(),
+                            LineageReason::Merge,
+                        ));
+                    }
+                }
+                survivor.to_string()
+            }
+            None => {
+                let id = format_id(next_seq);
+                next_seq += 1;
+                id
+            }
+        };
+        for old in present[ci].difference(&owned[ci]) {
+            lineage.push((old.to_string(), id.clone(), LineageReason::Split));
+        }
+        ids[ci] = id;
+    }
+    lineage.sort();
+    Assignment {
+        ids,
+        lineage,
+        next_seq,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(groups: &[&[&str]]) -> Vec<Vec<String>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|s| s.to_string()).collect())
+            .collect()
+    }
+
+    fn previous(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn union_find_clusters() {
+        let mut uf = UnionFind::new(6);
+        assert!(uf.union(0, 3));
+        assert!(uf.union(3, 5));
+        assert!(!uf.union(5, 0));
+        assert!(uf.union(1, 2));
+        assert_eq!(uf.clusters(), vec![vec![0, 3, 5], vec![1, 2], vec![4]]);
+        let mut big = UnionFind::new(1_000_000);
+        for i in 1..1_000_000u32 {
+            big.union(i - 1, i);
+        }
+        assert_eq!(big.clusters().len(), 1);
+    }
+
+    #[test]
+    fn first_run_mints_in_key_order_and_rerun_changes_nothing() {
+        let clusters = keys(&[&["crm:b", "tx:1"], &["crm:a"]]);
+        let first = assign_ids(&clusters, &HashMap::new(), 1);
+        assert_eq!(first.ids, vec!["C360-00000002", "C360-00000001"]);
+        assert!(first.lineage.is_empty());
+        assert_eq!(first.next_seq, 3);
+        let prev = previous(&[
+            ("crm:b", "C360-00000002"),
+            ("tx:1", "C360-00000002"),
+            ("crm:a", "C360-00000001"),
+        ]);
+        // Same data, clusters listed in another order, members shuffled.
+        let again = assign_ids(&keys(&[&["crm:a"], &["tx:1", "crm:b"]]), &prev, 3);
+        assert_eq!(again.ids, vec!["C360-00000001", "C360-00000002"]);
+        assert!(again.lineage.is_empty());
+        assert_eq!(again.next_seq, 3, "nothing minted");
+    }
+
+    #[test]
+    fn new_records_join_without_moving_the_id() {
+        let prev = previous(&[("crm:a", "C360-00000007")]);
+        let a = assign_ids(&keys(&[&["crm:a", "web:new"], &["web:other"]]), &prev, 8);
+        assert_eq!(a.ids, vec!["C360-00000007", "C360-00000008"]);
+        assert!(a.lineage.is_empty());
+    }
+
+    #[test]
+    fn merge_keeps_the_older_id() {
+        let prev = previous(&[
+            ("crm:a", "C360-00000005"),
+            ("crm:b", "C360-00000002"),
+            ("crm:c", "C360-00000002"),
+        ]);
+        let a = assign_ids(&keys(&[&["crm:a", "crm:b", "crm:c"]]), &prev, 9);
+        assert_eq!(a.ids, vec!["C360-00000002"]);
+        assert_eq!(
+            a.lineage,
+            vec![(
+                "C360-00000005".to_string(),
+                "C360-00000002".to_string(),
+                LineageReason::Merge
+            )]
+        );
+    }
+
+    #[test]
+    fn split_mints_a_new_id_for_the_smaller_part() {
+        let prev = previous(&[
+            ("crm:a", "C360-00000001"),
+            ("crm:b", "C360-00000001"),
+            ("crm:c", "C360-00000001"),
+        ]);
+        let a = assign_ids(&keys(&[&["crm:c"], &["crm:a", "crm:b"]]), &prev, 4);
+        assert_eq!(a.ids, vec!["C360-00000004", "C360-00000001"]);
+        assert_eq!(
+            a.lineage,
+            vec![(
+                "C360-00000001".to_string(),
+                "C360-00000004".to_string(),
+                LineageReason::Split
+            )]
+        );
+        // An even split: the part with the smallest record key keeps the id.
+        let even = assign_ids(
+            &keys(&[&["crm:z"], &["crm:y"]]),
+            &previous(&[("crm:y", "C360-00000003"), ("crm:z", "C360-00000003")]),
+            10,
+        );
+        assert_eq!(even.ids, vec!["C360-00000010", "C360-00000003"]);
+    }
+}
