@@ -7,6 +7,8 @@
 //! candidates, steward decisions) is not wired into the pipeline yet, so the
 //! Resolve step still shows as not available.
 
+pub mod eval;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Disjoint sets over `0..n` with union by size and path halving: near
