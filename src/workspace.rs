@@ -24,6 +24,7 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("countries.toml", include_str!("../rules/countries.toml")),
     ("events.toml", include_str!("../rules/events.toml")),
     ("people.toml", include_str!("../rules/people.toml")),
+    ("identity.toml", include_str!("../rules/identity.toml")),
 ];
 
 /// A configuration error that points at `file:line`.

@@ -7,6 +7,7 @@
 //! candidates, steward decisions) is not wired into the pipeline yet, so the
 //! Resolve step still shows as not available.
 
+pub mod deterministic;
 pub mod eval;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -1,0 +1,349 @@
+//! Deterministic linking: records that share an identifier value are one
+//! customer, within guardrails (issue 5, in progress; not wired as a step).
+//!
+//! Guardrails, as CDP users learnt them: blocked junk values (regexes) link
+//! nobody, and an identifier value carried by more distinct customers than
+//! its kind allows links nobody either. With a limit of 1 for devices and
+//! cookies, a device used by several logged-in people merges nobody.
+
+use super::UnionFind;
+use crate::pipeline::schema::System;
+use crate::workspace::{ConfigError, line_of};
+use regex::Regex;
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use toml::Spanned;
+
+/// One identifier kind and the fields that carry it.
+#[derive(Debug, Clone)]
+pub struct IdentifierKind {
+    pub kind: String,
+    /// (system, core field).
+    pub fields: Vec<(System, String)>,
+    /// Most distinct customers one value may connect (None: no limit).
+    pub max_customers: Option<usize>,
+}
+
+/// The deterministic rules of `rules/identity.toml`.
+#[derive(Debug, Clone)]
+pub struct IdentityRules {
+    /// The kind whose value names a customer (counts for the limits).
+    pub anchor: String,
+    pub kinds: Vec<IdentifierKind>,
+    pub blocked: Vec<Regex>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    anchor: String,
+    #[serde(default)]
+    blocked: Vec<Spanned<String>>,
+    identifiers: Vec<RawKind>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKind {
+    kind: String,
+    fields: Vec<Spanned<String>>,
+    max_customers: Option<usize>,
+}
+
+impl IdentityRules {
+    /// Parse the text of an identity rules file; errors name file and line.
+    pub fn parse(text: &str, file: &str) -> Result<IdentityRules, ConfigError> {
+        let err = |offset: usize, message: String| ConfigError {
+            file: file.to_string(),
+            line: line_of(text, offset),
+            message,
+        };
+        let raw: RawRules = toml::from_str(text).map_err(|e| {
+            err(
+                e.span().map_or(0, |s| s.start),
+                e.message().trim_end().to_string(),
+            )
+        })?;
+        let mut blocked = Vec::new();
+        for b in &raw.blocked {
+            blocked.push(Regex::new(b.get_ref()).map_err(|e| {
+                err(
+                    b.span().start,
+                    format!(
+                        "field `blocked`: invalid regular expression {:?}: {}",
+                        b.get_ref(),
+                        e.to_string().lines().last().unwrap_or("")
+                    ),
+                )
+            })?);
+        }
+        let mut kinds = Vec::new();
+        for k in raw.identifiers {
+            let mut fields = Vec::new();
+            for f in &k.fields {
+                let parsed = f.get_ref().split_once('.').and_then(|(sys, field)| {
+                    let system = System::ALL.into_iter().find(|s| s.as_str() == sys)?;
+                    system.field(field)?;
+                    Some((system, field.to_string()))
+                });
+                match parsed {
+                    Some(p) => fields.push(p),
+                    None => {
+                        return Err(err(
+                            f.span().start,
+                            format!(
+                                "field `identifiers.fields` of kind {:?}: {:?} is not <system>.<core field> (e.g. \"crm.email\", \"web.user_id\")",
+                                k.kind,
+                                f.get_ref()
+                            ),
+                        ));
+                    }
+                }
+            }
+            kinds.push(IdentifierKind {
+                kind: k.kind,
+                fields,
+                max_customers: k.max_customers,
+            });
+        }
+        if !kinds.iter().any(|k| k.kind == raw.anchor) {
+            return Err(err(
+                0,
+                format!(
+                    "field `anchor`: {:?} is not one of the [[identifiers]] kinds",
+                    raw.anchor
+                ),
+            ));
+        }
+        Ok(IdentityRules {
+            anchor: raw.anchor,
+            kinds,
+            blocked,
+        })
+    }
+
+    pub fn is_blocked(&self, value: &str) -> bool {
+        let v = value.trim().to_lowercase();
+        self.blocked.iter().any(|re| re.is_match(&v))
+    }
+}
+
+/// What happened to one identifier value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Linked its records (or had only one).
+    Linked,
+    /// Matched a blocked pattern: links nobody.
+    Blocked,
+    /// Carried by more distinct customers than allowed: links nobody.
+    OverLimit { customers: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifierStat {
+    pub kind: usize,
+    pub value: String,
+    pub records: usize,
+    pub status: Status,
+}
+
+/// The records' clusters and what each identifier value did.
+pub struct Linked {
+    pub uf: UnionFind,
+    pub identifiers: Vec<IdentifierStat>,
+}
+
+/// Link records by shared identifiers. `records[i]` lists record i's
+/// identifiers as (index into `rules.kinds`, value).
+pub fn link(records: &[Vec<(usize, String)>], rules: &IdentityRules) -> Linked {
+    let anchor = rules.kinds.iter().position(|k| k.kind == rules.anchor);
+    // Identifier value -> records carrying it.
+    let mut carriers: HashMap<(usize, &str), Vec<u32>> = HashMap::new();
+    for (i, ids) in records.iter().enumerate() {
+        for (kind, value) in ids {
+            carriers
+                .entry((*kind, value.as_str()))
+                .or_default()
+                .push(i as u32);
+        }
+    }
+    let anchor_of = |r: u32| -> Option<&str> {
+        let a = anchor?;
+        records[r as usize]
+            .iter()
+            .find(|(k, _)| *k == a)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut uf = UnionFind::new(records.len());
+    let mut keys: Vec<(usize, &str)> = carriers.keys().copied().collect();
+    keys.sort();
+    let mut identifiers = Vec::with_capacity(keys.len());
+    for key in keys {
+        let recs = &carriers[&key];
+        let (kind, value) = key;
+        let status = if rules.is_blocked(value) {
+            Status::Blocked
+        } else {
+            let customers: HashSet<&str> = recs.iter().filter_map(|&r| anchor_of(r)).collect();
+            match rules.kinds[kind].max_customers {
+                Some(max) if Some(kind) != anchor && customers.len() > max => Status::OverLimit {
+                    customers: customers.len(),
+                },
+                _ => {
+                    for w in recs.windows(2) {
+                        uf.union(w[0], w[1]);
+                    }
+                    Status::Linked
+                }
+            }
+        };
+        identifiers.push(IdentifierStat {
+            kind,
+            value: value.to_string(),
+            records: recs.len(),
+            status,
+        });
+    }
+    Linked { uf, identifiers }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"
+anchor = "customer_id"
+blocked = ['^$', '^(null|none|unknown|n/?a)$', '^test@', '^0+$']
+
+[[identifiers]]
+kind = "customer_id"
+fields = ["crm.customer_id", "web.user_id", "transactions.customer_id"]
+
+[[identifiers]]
+kind = "email"
+fields = ["crm.email", "transactions.email"]
+max_customers = 3
+
+[[identifiers]]
+kind = "device_id"
+fields = ["web.device_id"]
+max_customers = 1
+"#;
+
+    fn rules() -> IdentityRules {
+        IdentityRules::parse(RULES, "identity.toml").unwrap()
+    }
+
+    fn rec(ids: &[(usize, &str)]) -> Vec<(usize, String)> {
+        ids.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    #[test]
+    fn shared_email_and_customer_id_across_systems_link() {
+        let r = rules();
+        let records = vec![
+            rec(&[(0, "C1"), (1, "ann@x.com")]), // crm
+            rec(&[(0, "C2"), (1, "ann@x.com")]), // crm duplicate, same email
+            rec(&[(0, "C1")]),                   // web event of user C1
+            rec(&[(0, "C9")]),                   // someone else
+        ];
+        let mut linked = link(&records, &r);
+        assert_eq!(linked.uf.clusters(), vec![vec![0, 1, 2], vec![3]]);
+    }
+
+    #[test]
+    fn junk_values_link_nobody() {
+        let r = rules();
+        let records = vec![
+            rec(&[(0, "C1"), (1, "test@test.com")]),
+            rec(&[(0, "C2"), (1, "test@test.com")]),
+            rec(&[(0, "C3"), (1, "unknown")]),
+            rec(&[(0, "C4"), (1, "UNKNOWN")]),
+        ];
+        let mut linked = link(&records, &r);
+        assert_eq!(linked.uf.clusters().len(), 4);
+        assert!(
+            linked
+                .identifiers
+                .iter()
+                .filter(|i| i.kind == 1)
+                .all(|i| i.status == Status::Blocked)
+        );
+    }
+
+    #[test]
+    fn an_identifier_over_its_limit_glues_nobody() {
+        let r = rules();
+        // One email shared by 4 customers (limit 3): a catch-all address.
+        let mut records: Vec<_> = (0..4)
+            .map(|i| rec(&[(0, &format!("C{i}")), (1, "info@shop.com")]))
+            .collect();
+        // A device used by two logged-in people (limit 1): shared.
+        records.push(rec(&[(0, "C10"), (2, "dev-1")]));
+        records.push(rec(&[(0, "C11"), (2, "dev-1")]));
+        // A device used by one person, also anonymously: links.
+        records.push(rec(&[(0, "C20"), (2, "dev-2")]));
+        records.push(rec(&[(2, "dev-2")]));
+        let mut linked = link(&records, &r);
+        let clusters = linked.uf.clusters();
+        assert_eq!(clusters.len(), 7, "{clusters:?}");
+        assert!(clusters.contains(&vec![6, 7]));
+        let status = |v: &str| {
+            linked
+                .identifiers
+                .iter()
+                .find(|i| i.value == v)
+                .unwrap()
+                .status
+                .clone()
+        };
+        assert_eq!(status("info@shop.com"), Status::OverLimit { customers: 4 });
+        assert_eq!(status("dev-1"), Status::OverLimit { customers: 2 });
+        assert_eq!(status("dev-2"), Status::Linked);
+    }
+
+    #[test]
+    fn the_default_rules_parse_and_block_junk() {
+        let text = crate::workspace::DEFAULT_RULES
+            .iter()
+            .find(|(n, _)| *n == "identity.toml")
+            .unwrap()
+            .1;
+        let r = IdentityRules::parse(text, "rules/identity.toml").unwrap();
+        for junk in [
+            "",
+            " NULL ",
+            "unknown",
+            "N/A",
+            "test@test.com",
+            "000-000-0000",
+            "0000",
+        ] {
+            assert!(r.is_blocked(junk), "{junk:?}");
+        }
+        for real in ["ann@x.com", "C1234567", "+14155550134", "dev-1"] {
+            assert!(!r.is_blocked(real), "{real:?}");
+        }
+    }
+
+    #[test]
+    fn rule_file_errors_name_the_line() {
+        let bad_field = RULES.replace("\"web.device_id\"", "\"web.devise_id\"");
+        let e = IdentityRules::parse(&bad_field, "identity.toml")
+            .err()
+            .unwrap();
+        let line = bad_field
+            .lines()
+            .position(|l| l.contains("devise"))
+            .unwrap()
+            + 1;
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains("web.devise_id"), "{e}");
+        let bad_regex = RULES.replace("'^0+$'", "'^0+($'");
+        let e = IdentityRules::parse(&bad_regex, "identity.toml")
+            .err()
+            .unwrap();
+        assert!(e.message.contains("invalid regular expression"), "{e}");
+        assert_eq!(e.line, 3);
+    }
+}
