@@ -108,6 +108,14 @@ enum Command {
         #[arg(long, default_value_t = 2.5)]
         orders_per_customer: f64,
     },
+    /// Pairwise precision, recall and F1 of the customer360 ids against a truth file.
+    Eval {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// CSV with columns source (crm/web/transactions), record_id, person_id.
+        #[arg(long)]
+        truth: PathBuf,
+    },
     /// Benchmarks (figures for BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -352,6 +360,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 summary.transaction_rows,
                 summary.truth_rows
             );
+        }
+        Command::Eval { workspace, truth } => {
+            let ws = Workspace::open(&workspace)?;
+            let conn = store::open(&ws.db_path())?;
+            let s = c360::pipeline::identity::resolve::eval_truth(&conn, &truth)?;
+            if s.records == 0 {
+                bail!(
+                    "no record of the truth file has a customer360_id yet; run `c360 run --step resolve` first"
+                );
+            }
+            println!("records compared     {:>10}", s.records);
+            println!("true entities        {:>10}", s.true_entities);
+            println!("predicted customers  {:>10}", s.predicted_clusters);
+            println!("true pairs           {:>10}", s.true_pairs);
+            println!("predicted pairs      {:>10}", s.predicted_pairs);
+            println!("correct pairs        {:>10}", s.true_positive_pairs);
+            println!("precision            {:>10.4}", s.precision);
+            println!("recall               {:>10.4}", s.recall);
+            println!("F1                   {:>10.4}", s.f1);
         }
         Command::Bench {
             what: Bench::Standardise { dir },

@@ -141,7 +141,7 @@ fn pipeline_screen_runs_the_load_on_a_worker_and_shows_counts() {
     assert!(result.unwrap().contains("43 read, 40 staged, 3 rejected"));
 
     // Steps that do not exist are refused, not faked.
-    for _ in 0..3 {
+    for _ in 0..4 {
         key(&mut app, KeyCode::Char('j'));
     }
     key(&mut app, KeyCode::Char('r'));
@@ -268,7 +268,7 @@ fn command_palette() {
     assert_eq!(app.tab, Tab::Rejects);
     assert_eq!(app.rejects.total, 3);
     key(&mut app, KeyCode::Char(':'));
-    keys(&mut app, "run resolve");
+    keys(&mut app, "run unify");
     key(&mut app, KeyCode::Enter);
     assert!(app.flash.as_deref().unwrap().contains("not available"));
     key(&mut app, KeyCode::Char(':'));

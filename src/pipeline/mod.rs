@@ -47,7 +47,7 @@ pub const STEPS: &[Step] = &[
     Step {
         name: "resolve",
         title: "Resolve identity",
-        available: false,
+        available: true,
     },
     Step {
         name: "unify",
@@ -128,6 +128,13 @@ pub fn run_step(
                 r.rows_in, r.rows_out, r.crm, r.web, r.transactions, r.unknown_countries, r.unmapped_events
             );
             (r.rows_in, r.rows_out, msg, Vec::new())
+        }),
+        "resolve" => identity::resolve::run(conn, ws, progress).map(|r| {
+            let msg = format!(
+                "{} records -> {} customers (deterministic rules only); {} identifiers, {} blocked, {} over their limit; {} new ids, {} merges, {} splits",
+                r.records, r.customers, r.identifiers, r.blocked, r.over_limit, r.minted, r.merges, r.splits
+            );
+            (r.records, r.customers, msg, Vec::new())
         }),
         other => bail!("step {other:?} has no runner"),
     };

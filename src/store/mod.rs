@@ -13,6 +13,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_standardise",
         include_str!("migrations/0002_standardise.sql"),
     ),
+    (
+        "0003_identity",
+        include_str!("migrations/0003_identity.sql"),
+    ),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

@@ -3,12 +3,14 @@
 //! This module holds the parts every resolve step needs and that can be
 //! tested on their own: a union-find over record indices ([`UnionFind`]) and
 //! the assignment of stable `customer360_id`s to clusters with lineage
-//! ([`assign_ids`]). The step itself (identifier graph, guardrails, fuzzy
-//! candidates, steward decisions) is not wired into the pipeline yet, so the
-//! Resolve step still shows as not available.
+//! ([`assign_ids`]); deterministic linking within guardrails
+//! ([`deterministic`]); pairwise scoring against a truth file ([`eval`]); and
+//! the resolve step that ties them together ([`resolve`]). Fuzzy candidates,
+//! their weights and steward decisions are still to come.
 
 pub mod deterministic;
 pub mod eval;
+pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
