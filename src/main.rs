@@ -108,6 +108,13 @@ enum Command {
         #[arg(long, default_value_t = 2.5)]
         orders_per_customer: f64,
     },
+    /// Why records are one customer: records, shared identifiers, lineage.
+    Explain {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// A customer360_id, or a record key (system:source:record_id).
+        who: String,
+    },
     /// Pairwise precision, recall and F1 of the customer360 ids against a truth file.
     Eval {
         #[arg(long, default_value = ".")]
@@ -361,6 +368,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 summary.truth_rows
             );
         }
+        Command::Explain { workspace, who } => {
+            let ws = Workspace::open(&workspace)?;
+            let conn = store::open(&ws.db_path())?;
+            print!(
+                "{}",
+                printable_lines(&c360::pipeline::identity::resolve::explain(&conn, &who)?)
+            );
+        }
         Command::Eval { workspace, truth } => {
             let ws = Workspace::open(&workspace)?;
             let conn = store::open(&ws.db_path())?;
@@ -513,6 +528,11 @@ fn truncate(s: &str, max: usize) -> String {
     } else {
         format!("{}…", s.chars().take(max).collect::<String>())
     }
+}
+
+/// [`printable`] line by line, keeping the line breaks.
+fn printable_lines(s: &str) -> String {
+    s.lines().map(|l| printable(l) + "\n").collect()
 }
 
 /// Control characters (including escape sequences) shown escaped, never

@@ -81,3 +81,38 @@ fn eval_against_the_sample_truth() {
     assert!(s.precision > 0.99, "{s:?}");
     assert!(s.recall > 0.95, "{s:?}");
 }
+
+#[test]
+fn explain_lists_records_and_the_identifiers_that_join_them() {
+    let (_dir, _ws, conn) = demo();
+    // A customer with two CRM records joined by a shared e-mail.
+    let id = strings(
+        &conn,
+        "SELECT m.customer360_id FROM customer360_id_map m
+         JOIN identity_links l ON l.record_key = m.record_key
+         JOIN identifiers i ON i.identifier_id = l.identifier_id
+         WHERE m.system = 'crm' AND i.kind = 'email' AND i.status = 'linked'
+         GROUP BY m.customer360_id, i.identifier_id HAVING count(*) >= 2 LIMIT 1",
+    )
+    .remove(0);
+    let text = resolve::explain(&conn, &id).unwrap();
+    assert!(text.starts_with(&id), "{text}");
+    assert!(text.contains("Why they are one customer"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("email") && l.contains("links")),
+        "{text}"
+    );
+    // A record key explains its customer too; an unknown id is a clear error.
+    let key = strings(
+        &conn,
+        &format!("SELECT record_key FROM customer360_id_map WHERE customer360_id = '{id}' LIMIT 1"),
+    )
+    .remove(0);
+    assert!(resolve::explain(&conn, &key).unwrap().starts_with(&id));
+    let err = resolve::explain(&conn, "nobody").unwrap_err().to_string();
+    assert!(
+        err.contains("neither a customer360_id nor a record key"),
+        "{err}"
+    );
+}

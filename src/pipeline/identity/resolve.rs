@@ -260,3 +260,81 @@ pub fn eval_truth(conn: &Connection, truth_path: &std::path::Path) -> Result<eva
     }
     Ok(eval::pairwise(&predicted, &truth))
 }
+
+/// Why records are one customer: the customer's records and, for each
+/// identifier they carry, its kind, value, status and how many of the
+/// customer's records share it. `who` is a customer360_id or a record key
+/// (`system:source:record_id`).
+pub fn explain(conn: &Connection, who: &str) -> Result<String> {
+    use std::fmt::Write as _;
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT customer360_id FROM customer360_id_map WHERE customer360_id = ?1
+             UNION ALL SELECT customer360_id FROM customer360_id_map WHERE record_key = ?1
+             LIMIT 1",
+            [who],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else {
+        anyhow::bail!(
+            "{who:?} is neither a customer360_id nor a record key (system:source:record_id); run `c360 run --step resolve` first"
+        );
+    };
+    let mut out = String::new();
+    let mut stmt = conn.prepare(
+        "SELECT record_key FROM customer360_id_map WHERE customer360_id = ?1 ORDER BY record_key",
+    )?;
+    let records: Vec<String> = stmt
+        .query_map([&id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    writeln!(out, "{id}: {} records", records.len())?;
+    for r in records.iter().take(50) {
+        writeln!(out, "  {r}")?;
+    }
+    if records.len() > 50 {
+        writeln!(out, "  … and {} more", records.len() - 50)?;
+    }
+    writeln!(out, "\nWhy they are one customer (identifiers they share):")?;
+    let mut stmt = conn.prepare(
+        "SELECT i.kind, i.value, i.status, coalesce(i.customers, 0), count(*) AS n
+         FROM customer360_id_map m
+         JOIN identity_links l ON l.record_key = m.record_key
+         JOIN identifiers i ON i.identifier_id = l.identifier_id
+         WHERE m.customer360_id = ?1
+         GROUP BY i.identifier_id ORDER BY n DESC, i.kind, i.value",
+    )?;
+    let rows = stmt.query_map([&id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, i64>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (kind, value, status, customers, n) = row?;
+        let why = match status.as_str() {
+            "linked" if n > 1 => format!("links {n} of these records"),
+            "linked" => "on one record only".to_string(),
+            "blocked" => "blocked junk value: links nobody".to_string(),
+            _ => format!("shared by {customers} customers, over its limit: links nobody"),
+        };
+        writeln!(out, "  {kind:<12} {value:<40} {why}")?;
+    }
+    let mut stmt = conn.prepare(
+        "SELECT old_id, new_id, reason, at FROM customer360_id_lineage
+         WHERE old_id = ?1 OR new_id = ?1 ORDER BY lineage_id",
+    )?;
+    let lineage: Vec<(String, String, String, String)> = stmt
+        .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !lineage.is_empty() {
+        writeln!(out, "\nLineage:")?;
+        for (old, new, reason, at) in lineage {
+            writeln!(out, "  {at}  {old} -> {new} ({reason})")?;
+        }
+    }
+    Ok(out)
+}
