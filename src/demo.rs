@@ -75,6 +75,17 @@ pub fn prepare(dir: &Path, fresh: bool, progress: &dyn Progress) -> Result<Demo>
         }
     }
     let ws = Workspace::open(dir)?;
+    // A demo workspace made by an older c360 may lack rule files that newer
+    // steps need: add the missing defaults, never overwrite edited ones.
+    std::fs::create_dir_all(ws.rules_dir())?;
+    for (name, body) in workspace::DEFAULT_RULES {
+        let path = ws.rules_dir().join(name);
+        if !path.exists() {
+            std::fs::write(&path, body)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            progress.message(&format!("added the default {}", path.display()));
+        }
+    }
     let mut conn = crate::store::open(&ws.db_path())?;
     // The whole pipeline, as far as this build has it; steps re-run quickly
     // on the sample and honour everything already decided in the workspace.

@@ -165,6 +165,23 @@ fn demo_builds_then_reuses_its_workspace() {
             .arg(&ws),
     );
     assert!(second.contains("reused"), "{second}");
+
+    // A workspace from an older c360 without a newer rule file gets the
+    // default added, and its edited rule files are left alone.
+    std::fs::remove_file(ws.join("rules/identity.toml")).unwrap();
+    let people = ws.join("rules/people.toml");
+    std::fs::write(&people, "# edited by a steward\n").unwrap();
+    stdout_of(
+        c360()
+            .current_dir(repo)
+            .args(["demo", "--headless", "--workspace"])
+            .arg(&ws),
+    );
+    assert!(ws.join("rules/identity.toml").is_file());
+    assert_eq!(
+        std::fs::read_to_string(&people).unwrap(),
+        "# edited by a steward\n"
+    );
     assert_eq!(second.matches("already loaded").count(), 3, "{second}");
 
     let fresh = stdout_of(

@@ -54,8 +54,12 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<ResolveReport> {
     let path = ws.rules_dir().join("identity.toml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (every workspace needs it; copy it from the repository's rules/)",
+            path.display()
+        )
+    })?;
     let rules = IdentityRules::parse(&text, &path.display().to_string())?;
 
     // Records and their identifiers.
