@@ -3,27 +3,8 @@
 mod common;
 use c360::pipeline::progress::NoProgress;
 use c360::pipeline::{self, identity::resolve};
-use c360::store;
 use common::*;
 use std::path::Path;
-
-fn demo() -> (
-    tempfile::TempDir,
-    c360::workspace::Workspace,
-    rusqlite::Connection,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    // SAFETY of the env var: tests in this file all want the same value.
-    unsafe {
-        std::env::set_var(
-            "C360_SAMPLE_DATA",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data"),
-        )
-    };
-    let demo = c360::demo::prepare(&dir.path().join("demo"), false, &NoProgress).unwrap();
-    let conn = store::open(&demo.workspace.db_path()).unwrap();
-    (dir, demo.workspace, conn)
-}
 
 #[test]
 fn every_clean_record_gets_one_id_and_ids_survive_a_rerun() {

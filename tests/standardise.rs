@@ -8,25 +8,9 @@ use c360::pipeline::progress::NoProgress;
 use c360::pipeline::standardise::people::{self, EmailRules};
 use c360::pipeline::standardise::rules::Rules;
 use c360::pipeline::{self, standardise};
-use c360::store;
 use proptest::prelude::*;
 use rusqlite::Connection;
 use std::path::Path;
-
-/// The demo workspace (sample data, loaded and standardised) in a temp dir.
-fn demo() -> (tempfile::TempDir, c360::workspace::Workspace, Connection) {
-    let dir = tempfile::tempdir().unwrap();
-    // SAFETY of the env var: tests in this file all want the same value.
-    unsafe {
-        std::env::set_var(
-            "C360_SAMPLE_DATA",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data"),
-        )
-    };
-    let demo = c360::demo::prepare(&dir.path().join("demo"), false, &NoProgress).unwrap();
-    let conn = store::open(&demo.workspace.db_path()).unwrap();
-    (dir, demo.workspace, conn)
-}
 
 #[test]
 fn sample_data_is_standardised_and_every_outcome_recorded() {
