@@ -1267,9 +1267,15 @@ impl EmailRegistry {
         ((bit / 64) as usize, 1 << (bit % 64))
     }
 
-    /// Marks `email` as taken; false if it (probably) already was.
+    /// Marks `email` as taken; false if it (probably) already was. Gmail
+    /// ignores dots in the local part, so `a.b@gmail.com` and `ab@gmail.com`
+    /// are one mailbox and cannot belong to two people.
     fn claim(&mut self, email: &str) -> bool {
-        let (word, mask) = Self::slot(email);
+        let canonical = match email.split_once('@') {
+            Some((local, "gmail.com")) => format!("{}@gmail.com", local.replace('.', "")),
+            _ => email.to_string(),
+        };
+        let (word, mask) = Self::slot(&canonical);
         let Some(w) = self.bits.get_mut(word) else {
             return false;
         };

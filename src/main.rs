@@ -123,10 +123,78 @@ enum Command {
         #[arg(long)]
         truth: PathBuf,
     },
+    /// Steward review of fuzzy match candidates (for scripts; the TUI has a Review screen).
+    Review {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        #[command(subcommand)]
+        what: Review,
+    },
     /// Benchmarks (figures for BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
         what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Review {
+    /// List candidates: pending (default), review, auto, decided.
+    List {
+        #[arg(long, default_value = "pending")]
+        filter: String,
+        /// Order: uncertainty (closest to a coin flip first) or score.
+        #[arg(long, default_value = "uncertainty")]
+        order: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Show one candidate: both records' values, each comparison's level and weight.
+    Show { candidate: i64 },
+    /// Approve a merge (must-link): a candidate id, or two record keys.
+    Approve {
+        /// Candidate id, or the first record key.
+        first: String,
+        /// The second record key (when the first is a record key).
+        second: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "steward")]
+        actor: String,
+    },
+    /// Reject a merge (cannot-link): a candidate id, or two record keys.
+    Reject {
+        first: String,
+        second: Option<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "steward")]
+        actor: String,
+    },
+    /// Split records off their customer: they are kept apart from its other records.
+    Split {
+        /// Record keys (system:source:record_id) to split off, all of one customer.
+        #[arg(required = true)]
+        records: Vec<String>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "steward")]
+        actor: String,
+    },
+    /// Undo a decision (the latest one when no id is given).
+    Undo {
+        decision: Option<i64>,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "steward")]
+        actor: String,
+    },
+    /// The decisions in force and undone, newest first.
+    Decisions {
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
     },
 }
 
@@ -376,6 +444,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 printable_lines(&c360::pipeline::identity::resolve::explain(&conn, &who)?)
             );
         }
+        Command::Review { workspace, what } => {
+            let ws = Workspace::open(&workspace)?;
+            let mut conn = store::open(&ws.db_path())?;
+            review(&mut conn, what)?;
+        }
         Command::Eval { workspace, truth } => {
             let ws = Workspace::open(&workspace)?;
             let conn = store::open(&ws.db_path())?;
@@ -547,4 +620,197 @@ fn printable(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// `c360 review ...`.
+fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
+    use c360::pipeline::identity::steward::{self, QueueFilter, QueueOrder};
+    // A candidate id or two record keys -> the pair.
+    let pair = |conn: &rusqlite::Connection,
+                first: &str,
+                second: Option<String>|
+     -> Result<(String, String)> {
+        match second {
+            Some(s) => Ok((first.to_string(), s)),
+            None => {
+                let id: i64 = first.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{first:?} is not a candidate id; give a candidate id or two record keys"
+                    )
+                })?;
+                let c = steward::candidate(conn, id)?;
+                Ok((c.row.left_key, c.row.right_key))
+            }
+        }
+    };
+    match what {
+        Review::List {
+            filter,
+            order,
+            limit,
+            offset,
+        } => {
+            let filter = match filter.as_str() {
+                "pending" => QueueFilter::Pending,
+                "review" => QueueFilter::AllReview,
+                "auto" => QueueFilter::AutoMerged,
+                "decided" => QueueFilter::Decided,
+                other => bail!("--filter {other:?}: use pending, review, auto or decided"),
+            };
+            let order = match order.as_str() {
+                "uncertainty" => QueueOrder::Uncertainty,
+                "score" => QueueOrder::Score,
+                other => bail!("--order {other:?}: use uncertainty or score"),
+            };
+            let counts = steward::queue_counts(conn)?;
+            println!(
+                "{} reviewed, {} to review, {} auto-merged, {} decisions in force",
+                counts.reviewed, counts.remaining, counts.auto_merged, counts.decisions
+            );
+            println!(
+                "{:>8}  {:>6}  {:<8}  {:<26} {:<26} records",
+                "id", "prob", "decision", "left", "right"
+            );
+            for r in steward::queue(conn, filter, order, None, offset, limit)? {
+                println!(
+                    "{:>8}  {:>6.3}  {:<8}  {:<26} {:<26} {} / {}{}",
+                    r.candidate_id,
+                    r.probability,
+                    r.decision.as_deref().unwrap_or("-"),
+                    printable_lines(&r.left_name),
+                    printable_lines(&r.right_name),
+                    printable_lines(&r.left_key),
+                    printable_lines(&r.right_key),
+                    if r.flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  [{}]", r.flags)
+                    }
+                );
+            }
+        }
+        Review::Show { candidate } => {
+            let c = steward::candidate(conn, candidate)?;
+            println!(
+                "candidate {}: {} / {}",
+                c.row.candidate_id,
+                printable_lines(&c.row.left_key),
+                printable_lines(&c.row.right_key)
+            );
+            println!(
+                "probability {:.4}  match weight {:+.2} = prior {:+.2} + evidence {:+.2}  band {}{}",
+                c.row.probability,
+                c.row.match_weight,
+                c.prior,
+                c.weight,
+                c.row.band,
+                if c.row.flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", c.row.flags)
+                }
+            );
+            println!("blocking rules: {}", c.blocking);
+            println!(
+                "customers now: {} ({} records) and {} ({} records)",
+                c.left_customer, c.left_records, c.right_customer, c.right_records
+            );
+            for u in &c.comparisons {
+                println!(
+                    "  {:<12} {:>+7.2}  {}{}",
+                    u.name,
+                    u.weight,
+                    u.level,
+                    if u.tf { " (term frequency)" } else { "" }
+                );
+                for (name, level, l, r) in &u.members {
+                    println!(
+                        "      {:<12} {:<28} {:<30} {}",
+                        name,
+                        level,
+                        printable_lines(l.as_deref().unwrap_or("-")),
+                        printable_lines(r.as_deref().unwrap_or("-"))
+                    );
+                }
+            }
+            if let Some(d) = c.row.decision {
+                println!("decision: {d}");
+            }
+        }
+        Review::Approve {
+            first,
+            second,
+            reason,
+            actor,
+        } => {
+            let (a, b) = pair(conn, &first, second)?;
+            let o = steward::decide_pair(conn, &a, &b, true, &actor, &reason)?;
+            println!("decision {}: {}", o.decision_id, o.message);
+        }
+        Review::Reject {
+            first,
+            second,
+            reason,
+            actor,
+        } => {
+            let (a, b) = pair(conn, &first, second)?;
+            let o = steward::decide_pair(conn, &a, &b, false, &actor, &reason)?;
+            println!("decision {}: {}", o.decision_id, o.message);
+        }
+        Review::Split {
+            records,
+            reason,
+            actor,
+        } => {
+            let o = steward::split(conn, &records, &actor, &reason)?;
+            println!("decision {}: {}", o.decision_id, o.message);
+        }
+        Review::Undo {
+            decision,
+            reason,
+            actor,
+        } => {
+            let o = steward::undo(conn, decision, &actor, &reason)?;
+            println!("{}", o.message);
+        }
+        Review::Decisions { limit } => {
+            let mut stmt = conn.prepare(
+                "SELECT d.decision_id, d.at, d.actor, d.action, coalesce(d.pair_left, ''), coalesce(d.pair_right, ''),
+                        d.reason, coalesce(d.undone_at, ''), (SELECT count(*) FROM decision_members m WHERE m.decision_id = d.decision_id)
+                 FROM steward_decisions d ORDER BY d.decision_id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, at, actor, action, l, r, reason, undone, members) = row?;
+                let what = if l.is_empty() {
+                    format!("{members} records")
+                } else {
+                    format!("{l} / {r}")
+                };
+                println!(
+                    "{id:>6}  {at}  {actor:<10} {action:<8} {}  {}{}",
+                    printable_lines(&what),
+                    printable_lines(&reason),
+                    if undone.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  (undone {undone})")
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -129,13 +129,8 @@ pub fn run_step(
             );
             (r.rows_in, r.rows_out, msg, Vec::new())
         }),
-        "resolve" => identity::resolve::run(conn, ws, progress).map(|r| {
-            let msg = format!(
-                "{} records -> {} customers (deterministic rules only); {} identifiers, {} blocked, {} over their limit; {} new ids, {} merges, {} splits",
-                r.records, r.customers, r.identifiers, r.blocked, r.over_limit, r.minted, r.merges, r.splits
-            );
-            (r.records, r.customers, msg, Vec::new())
-        }),
+        "resolve" => identity::resolve::run(conn, ws, progress)
+            .map(|r| (r.records, r.customers, r.summary(), Vec::new())),
         other => bail!("step {other:?} has no runner"),
     };
     let seconds = started.elapsed().as_secs_f64();

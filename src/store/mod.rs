@@ -17,6 +17,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_identity",
         include_str!("migrations/0003_identity.sql"),
     ),
+    ("0004_review", include_str!("migrations/0004_review.sql")),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

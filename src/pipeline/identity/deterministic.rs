@@ -7,6 +7,7 @@
 //! cookies, a device used by several logged-in people merges nobody.
 
 use super::UnionFind;
+use super::fuzzy::FuzzyRules;
 use crate::pipeline::schema::System;
 use crate::workspace::{ConfigError, line_of};
 use regex::Regex;
@@ -22,6 +23,9 @@ pub struct IdentifierKind {
     pub fields: Vec<(System, String)>,
     /// Most distinct customers one value may connect (None: no limit).
     pub max_customers: Option<usize>,
+    /// Over its limit, give each anonymous record to the customer logged in
+    /// nearest in time on the same value (devices, cookies).
+    pub nearest_login: bool,
 }
 
 /// The deterministic rules of `rules/identity.toml`.
@@ -31,6 +35,8 @@ pub struct IdentityRules {
     pub anchor: String,
     pub kinds: Vec<IdentifierKind>,
     pub blocked: Vec<Regex>,
+    /// Fuzzy matching (`[fuzzy]`), if configured.
+    pub fuzzy: Option<FuzzyRules>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +46,43 @@ struct RawRules {
     #[serde(default)]
     blocked: Vec<Spanned<String>>,
     identifiers: Vec<RawKind>,
+    fuzzy: Option<RawFuzzy>,
+}
+
+/// `[fuzzy]` as written; checked by [`FuzzyRules::from_raw`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFuzzy {
+    pub systems: Vec<Spanned<String>>,
+    pub auto_merge: Spanned<f64>,
+    pub review: Spanned<f64>,
+    pub weak_bridge: Option<Spanned<f64>>,
+    pub max_block_size: Option<usize>,
+    pub random_pairs: Option<usize>,
+    pub em_iterations: Option<usize>,
+    #[serde(default)]
+    pub nicknames: Vec<Vec<String>>,
+    pub compare: Vec<RawCompare>,
+    pub blocking: Vec<RawBlocking>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCompare {
+    pub name: String,
+    pub field: Spanned<String>,
+    pub method: Spanned<String>,
+    pub thresholds: Option<Vec<f64>>,
+    #[serde(default)]
+    pub tf: bool,
+    pub group: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBlocking {
+    pub name: String,
+    pub keys: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +91,8 @@ struct RawKind {
     kind: String,
     fields: Vec<Spanned<String>>,
     max_customers: Option<usize>,
+    #[serde(default)]
+    shared: Option<Spanned<String>>,
 }
 
 impl IdentityRules {
@@ -100,10 +145,25 @@ impl IdentityRules {
                     }
                 }
             }
+            let nearest_login = match &k.shared {
+                None => false,
+                Some(s) if s.get_ref() == "nearest_login" => true,
+                Some(s) => {
+                    return Err(err(
+                        s.span().start,
+                        format!(
+                            "field `identifiers.shared` of kind {:?}: {:?} is not \"nearest_login\"",
+                            k.kind,
+                            s.get_ref()
+                        ),
+                    ));
+                }
+            };
             kinds.push(IdentifierKind {
                 kind: k.kind,
                 fields,
                 max_customers: k.max_customers,
+                nearest_login,
             });
         }
         if !kinds.iter().any(|k| k.kind == raw.anchor) {
@@ -115,10 +175,15 @@ impl IdentityRules {
                 ),
             ));
         }
+        let fuzzy = match raw.fuzzy {
+            Some(f) => Some(FuzzyRules::from_raw(f, text, file)?),
+            None => None,
+        };
         Ok(IdentityRules {
             anchor: raw.anchor,
             kinds,
             blocked,
+            fuzzy,
         })
     }
 
@@ -137,6 +202,9 @@ pub enum Status {
     Blocked,
     /// Carried by more distinct customers than allowed: links nobody.
     OverLimit { customers: usize },
+    /// Over the limit on a `nearest_login` kind: a shared device. Merges no
+    /// customers; each anonymous record goes to the nearest login in time.
+    Shared { customers: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,15 +215,85 @@ pub struct IdentifierStat {
     pub status: Status,
 }
 
-/// The records' clusters and what each identifier value did.
+/// The links between records and what each identifier value did.
 pub struct Linked {
-    pub uf: UnionFind,
+    /// Record pairs to join (linear in the number of identifier carriers).
+    pub edges: Vec<(u32, u32)>,
     pub identifiers: Vec<IdentifierStat>,
+    /// Anonymous records on shared devices and the login nearest in time:
+    /// (record, kind, login record, distance in ms). Applied after `edges`
+    /// by [`Linked::attribute`].
+    pub attributed: Vec<(u32, usize, u32, i64)>,
+    /// Per record: does it carry the anchor (a customer id)?
+    pub has_anchor: Vec<bool>,
+}
+
+/// Union-find-like structures the links can be applied to.
+pub trait Join {
+    fn find(&mut self, x: u32) -> u32;
+    /// Join; false when refused or already joined.
+    fn join(&mut self, a: u32, b: u32) -> bool;
+}
+
+impl Join for UnionFind {
+    fn find(&mut self, x: u32) -> u32 {
+        UnionFind::find(self, x)
+    }
+    fn join(&mut self, a: u32, b: u32) -> bool {
+        self.union(a, b)
+    }
+}
+
+impl Linked {
+    /// Give anonymous records on shared devices to the nearest login, once
+    /// the ordinary links are applied: nearest first, each record at most
+    /// once, and never a record already tied to a customer by other
+    /// evidence (so a shared device can never bridge two customers).
+    /// Returns the attributions applied.
+    pub fn attribute(&self, uf: &mut impl Join) -> Vec<(u32, usize, u32)> {
+        let mut order: Vec<usize> = (0..self.attributed.len()).collect();
+        order.sort_by_key(|&i| (self.attributed[i].3, i));
+        let mut customer: HashSet<u32> = HashSet::new();
+        for (r, &a) in self.has_anchor.iter().enumerate() {
+            if a {
+                customer.insert(uf.find(r as u32));
+            }
+        }
+        let mut applied = Vec::new();
+        for i in order {
+            let (r, kind, login, _) = self.attributed[i];
+            let root = uf.find(r);
+            if customer.contains(&root) {
+                continue;
+            }
+            if uf.join(r, login) {
+                customer.insert(uf.find(r));
+                applied.push((r, kind, login));
+            }
+        }
+        applied
+    }
+
+    /// The clusters the links make (tests, tools).
+    pub fn clusters(&self, n: usize) -> Vec<Vec<u32>> {
+        let mut uf = UnionFind::new(n);
+        for &(a, b) in &self.edges {
+            uf.union(a, b);
+        }
+        self.attribute(&mut uf);
+        uf.clusters()
+    }
 }
 
 /// Link records by shared identifiers. `records[i]` lists record i's
-/// identifiers as (index into `rules.kinds`, value).
-pub fn link(records: &[Vec<(usize, String)>], rules: &IdentityRules) -> Linked {
+/// identifiers as (index into `rules.kinds`, value); `times[i]` is its time
+/// in ms (events), used to give anonymous records on a shared device to the
+/// login nearest in time. `times` may be shorter than `records` (no time).
+pub fn link(
+    records: &[Vec<(usize, String)>],
+    times: &[Option<i64>],
+    rules: &IdentityRules,
+) -> Linked {
     let anchor = rules.kinds.iter().position(|k| k.kind == rules.anchor);
     // Identifier value -> records carrying it.
     let mut carriers: HashMap<(usize, &str), Vec<u32>> = HashMap::new();
@@ -174,7 +312,9 @@ pub fn link(records: &[Vec<(usize, String)>], rules: &IdentityRules) -> Linked {
             .find(|(k, _)| *k == a)
             .map(|(_, v)| v.as_str())
     };
-    let mut uf = UnionFind::new(records.len());
+    let time_of = |r: u32| times.get(r as usize).copied().flatten();
+    let mut edges = Vec::new();
+    let mut attributed = Vec::new();
     let mut keys: Vec<(usize, &str)> = carriers.keys().copied().collect();
     keys.sort();
     let mut identifiers = Vec::with_capacity(keys.len());
@@ -186,12 +326,42 @@ pub fn link(records: &[Vec<(usize, String)>], rules: &IdentityRules) -> Linked {
         } else {
             let customers: HashSet<&str> = recs.iter().filter_map(|&r| anchor_of(r)).collect();
             match rules.kinds[kind].max_customers {
-                Some(max) if Some(kind) != anchor && customers.len() > max => Status::OverLimit {
-                    customers: customers.len(),
-                },
+                Some(max) if Some(kind) != anchor && customers.len() > max => {
+                    if rules.kinds[kind].nearest_login {
+                        let mut logins: Vec<(i64, u32)> = recs
+                            .iter()
+                            .filter(|&&r| anchor_of(r).is_some())
+                            .filter_map(|&r| Some((time_of(r)?, r)))
+                            .collect();
+                        logins.sort_unstable();
+                        for &r in recs {
+                            if anchor_of(r).is_some() {
+                                continue;
+                            }
+                            let Some(t) = time_of(r) else { continue };
+                            let at = logins.partition_point(|l| l.0 < t);
+                            let before = at.checked_sub(1).map(|i| logins[i]);
+                            let after = logins.get(at).copied();
+                            let nearest = match (before, after) {
+                                (Some(b), Some(a)) => Some(if t - b.0 <= a.0 - t { b } else { a }),
+                                (x, y) => x.or(y),
+                            };
+                            if let Some((lt, login)) = nearest {
+                                attributed.push((r, kind, login, (t - lt).abs()));
+                            }
+                        }
+                        Status::Shared {
+                            customers: customers.len(),
+                        }
+                    } else {
+                        Status::OverLimit {
+                            customers: customers.len(),
+                        }
+                    }
+                }
                 _ => {
                     for w in recs.windows(2) {
-                        uf.union(w[0], w[1]);
+                        edges.push((w[0], w[1]));
                     }
                     Status::Linked
                 }
@@ -204,7 +374,15 @@ pub fn link(records: &[Vec<(usize, String)>], rules: &IdentityRules) -> Linked {
             status,
         });
     }
-    Linked { uf, identifiers }
+    let has_anchor = (0..records.len() as u32)
+        .map(|r| anchor_of(r).is_some())
+        .collect();
+    Linked {
+        edges,
+        identifiers,
+        attributed,
+        has_anchor,
+    }
 }
 
 #[cfg(test)]
@@ -247,8 +425,8 @@ max_customers = 1
             rec(&[(0, "C1")]),                   // web event of user C1
             rec(&[(0, "C9")]),                   // someone else
         ];
-        let mut linked = link(&records, &r);
-        assert_eq!(linked.uf.clusters(), vec![vec![0, 1, 2], vec![3]]);
+        let linked = link(&records, &[], &r);
+        assert_eq!(linked.clusters(records.len()), vec![vec![0, 1, 2], vec![3]]);
     }
 
     #[test]
@@ -260,8 +438,8 @@ max_customers = 1
             rec(&[(0, "C3"), (1, "unknown")]),
             rec(&[(0, "C4"), (1, "UNKNOWN")]),
         ];
-        let mut linked = link(&records, &r);
-        assert_eq!(linked.uf.clusters().len(), 4);
+        let linked = link(&records, &[], &r);
+        assert_eq!(linked.clusters(records.len()).len(), 4);
         assert!(
             linked
                 .identifiers
@@ -284,8 +462,8 @@ max_customers = 1
         // A device used by one person, also anonymously: links.
         records.push(rec(&[(0, "C20"), (2, "dev-2")]));
         records.push(rec(&[(2, "dev-2")]));
-        let mut linked = link(&records, &r);
-        let clusters = linked.uf.clusters();
+        let linked = link(&records, &[], &r);
+        let clusters = linked.clusters(records.len());
         assert_eq!(clusters.len(), 7, "{clusters:?}");
         assert!(clusters.contains(&vec![6, 7]));
         let status = |v: &str| {
@@ -300,6 +478,37 @@ max_customers = 1
         assert_eq!(status("info@shop.com"), Status::OverLimit { customers: 4 });
         assert_eq!(status("dev-1"), Status::OverLimit { customers: 2 });
         assert_eq!(status("dev-2"), Status::Linked);
+    }
+
+    #[test]
+    fn anonymous_events_on_a_shared_device_go_to_the_nearest_login() {
+        let text = RULES.replace(
+            "fields = [\"web.device_id\"]\nmax_customers = 1",
+            "fields = [\"web.device_id\"]\nmax_customers = 1\nshared = \"nearest_login\"",
+        );
+        let r = IdentityRules::parse(&text, "identity.toml").unwrap();
+        assert!(r.kinds[2].nearest_login);
+        let records = vec![
+            rec(&[(0, "A"), (2, "tablet")]), // 0: A logs in at t=100
+            rec(&[(0, "B"), (2, "tablet")]), // 1: B logs in at t=1000
+            rec(&[(2, "tablet")]),           // 2: anonymous at t=150 -> A
+            rec(&[(2, "tablet")]),           // 3: anonymous at t=900 -> B
+            rec(&[(2, "tablet")]),           // 4: anonymous, no time: nobody
+            rec(&[(0, "A")]),                // 5: A elsewhere
+        ];
+        let times = [Some(100), Some(1000), Some(150), Some(900), None, None];
+        let linked = link(&records, &times, &r);
+        assert_eq!(
+            linked.clusters(records.len()),
+            vec![vec![0, 2, 5], vec![1, 3], vec![4]],
+            "A and B never merge"
+        );
+        let tablet = linked
+            .identifiers
+            .iter()
+            .find(|i| i.value == "tablet")
+            .unwrap();
+        assert_eq!(tablet.status, Status::Shared { customers: 2 });
     }
 
     #[test]

@@ -1,16 +1,21 @@
-//! Identity resolution building blocks (issue 5, in progress).
+//! Identity resolution (pipeline step 4).
 //!
 //! This module holds the parts every resolve step needs and that can be
 //! tested on their own: a union-find over record indices ([`UnionFind`]) and
 //! the assignment of stable `customer360_id`s to clusters with lineage
 //! ([`assign_ids`]); deterministic linking within guardrails
 //! ([`deterministic`]); pairwise scoring against a truth file ([`eval`]); and
-//! the resolve step that ties them together ([`resolve`]). Fuzzy candidates,
-//! their weights and steward decisions are still to come.
+//! fuzzy candidates with Fellegi–Sunter weights ([`fuzzy`]); clustering that
+//! honours steward decisions ([`cluster`]); the decisions themselves and the
+//! review queue ([`steward`]); and the resolve step that ties them together
+//! ([`resolve`]).
 
+pub mod cluster;
 pub mod deterministic;
 pub mod eval;
+pub mod fuzzy;
 pub mod resolve;
+pub mod steward;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -128,8 +133,8 @@ fn seq_of(id: &str) -> u64 {
 ///
 /// `clusters` holds record keys; `previous` maps record keys to the id they
 /// had. The result does not depend on the order of records within a cluster.
-pub fn assign_ids(
-    clusters: &[Vec<String>],
+pub fn assign_ids<S: AsRef<str>>(
+    clusters: &[Vec<S>],
     previous: &HashMap<String, String>,
     mut next_seq: u64,
 ) -> Assignment {
@@ -139,14 +144,14 @@ pub fn assign_ids(
     for (ci, cluster) in clusters.iter().enumerate() {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for key in cluster {
-            if let Some(id) = previous.get(key) {
+            if let Some(id) = previous.get(key.as_ref()) {
                 *counts.entry(id.as_str()).or_default() += 1;
             }
         }
         for (id, n) in counts {
             holders.entry(id).or_default().push((ci, n));
         }
-        min_key.push(cluster.iter().map(String::as_str).min().unwrap_or(""));
+        min_key.push(cluster.iter().map(AsRef::as_ref).min().unwrap_or(""));
     }
     // The owner of an old id: the cluster with most of its records.
     let mut owned: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); clusters.len()];

@@ -1,22 +1,27 @@
-//! The resolve step, deterministic part: read the clean tables, link records
-//! that share identifiers (within the guardrails of `rules/identity.toml`),
-//! give every cluster a stable `customer360_id`, and write `identifiers`,
-//! `identity_links`, `customer360_id_map`, `customer360_id_lineage` and
-//! `audit_log` in one transaction.
-//!
-//! Not yet here (issue 5 goes on): fuzzy candidates and their weights,
-//! steward decisions, anonymous events on shared devices attributed to the
-//! nearest login.
+//! The resolve step: read the clean tables, link records that share
+//! identifiers (within the guardrails of `rules/identity.toml`), find and
+//! score fuzzy candidates, cluster under the steward's decisions, give every
+//! cluster a stable `customer360_id`, and write `identifiers`,
+//! `identity_links`, `match_candidates`, `match_model`, `customer360_id_map`,
+//! `customer360_id_lineage`, `refused_unions` and `audit_log` in one
+//! transaction.
 
+use super::cluster::{Apart, Clusterer, weak_bridges};
 use super::deterministic::{IdentityRules, Status, link};
+use super::fuzzy::{self, Columns, FieldRef, FuzzyRules, Scored};
+use super::steward;
 use super::{assign_ids, eval};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::schema::System;
 use crate::pipeline::timeparse::now_utc;
+use crate::store::BulkInsert;
 use crate::workspace::Workspace;
 use anyhow::{Context, Result};
+use rayon::prelude::*;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 /// What a resolve run did.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +30,24 @@ pub struct ResolveReport {
     pub identifiers: u64,
     pub blocked: u64,
     pub over_limit: u64,
+    pub shared: u64,
+    pub fuzzy_records: u64,
+    /// Candidate pairs compared (after the blocking rules, deduplicated).
+    pub comparisons: u64,
+    pub auto_merged: u64,
+    pub review: u64,
+    pub auto_rejected: u64,
+    pub weak_bridges: u64,
+    pub must_links: u64,
+    pub refused: u64,
     pub customers: u64,
     pub minted: u64,
     pub merges: u64,
     pub splits: u64,
+    /// Probability that two random records are one person (the prior).
+    pub lambda: f64,
+    /// Seconds per phase.
+    pub phases: Vec<(String, f64)>,
 }
 
 /// The clean table of a system and the SQL for a record's id.
@@ -48,11 +67,38 @@ fn record_key(system: System, source: &str, id: &str, extra: Option<&str>) -> St
     }
 }
 
-pub fn run(
-    conn: &mut Connection,
-    ws: &Workspace,
-    progress: &dyn Progress,
-) -> Result<ResolveReport> {
+/// Milliseconds since the epoch of a UTC ISO timestamp (as the clean tables
+/// write them: `YYYY-MM-DDTHH:MM:SS...`).
+fn iso_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in &b[r] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as i64;
+        }
+        Some(v)
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
+}
+
+/// Read `rules/identity.toml` of a workspace.
+pub fn load_rules(ws: &Workspace) -> Result<IdentityRules> {
     let path = ws.rules_dir().join("identity.toml");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -60,11 +106,35 @@ pub fn run(
             path.display()
         )
     })?;
-    let rules = IdentityRules::parse(&text, &path.display().to_string())?;
+    Ok(IdentityRules::parse(&text, &path.display().to_string())?)
+}
 
-    // Records and their identifiers.
-    let mut keys: Vec<(String, System, String, String)> = Vec::new();
+/// One record of the step.
+struct Record {
+    key: String,
+    system: System,
+    source: String,
+    id: String,
+}
+
+pub fn run(
+    conn: &mut Connection,
+    ws: &Workspace,
+    progress: &dyn Progress,
+) -> Result<ResolveReport> {
+    let rules = load_rules(ws)?;
+    let mut phases: Vec<(String, f64)> = Vec::new();
+    let mut clock = Instant::now();
+    let lap = |name: &str, phases: &mut Vec<(String, f64)>, clock: &mut Instant| {
+        phases.push((name.to_string(), clock.elapsed().as_secs_f64()));
+        *clock = Instant::now();
+    };
+
+    // Records, their identifiers, event times and fuzzy fields.
+    let mut records: Vec<Record> = Vec::new();
     let mut ids: Vec<Vec<(usize, String)>> = Vec::new();
+    let mut times: Vec<Option<i64>> = Vec::new();
+    let mut cols = rules.fuzzy.as_ref().map(Columns::new);
     for system in System::ALL {
         let (table, id_col) = table_of(system);
         let wanted: Vec<(usize, &str)> = rules
@@ -83,46 +153,191 @@ pub fn run(
         } else {
             "NULL"
         };
-        let cols: Vec<&str> = wanted.iter().map(|(_, f)| *f).collect();
+        let time_col = if system == System::Web {
+            "event_time"
+        } else {
+            "NULL"
+        };
+        let fuzzy_rules: Option<&FuzzyRules> =
+            rules.fuzzy.as_ref().filter(|f| f.systems.contains(&system));
+        let fuzzy_cols: Vec<String> = match fuzzy_rules {
+            Some(f) => f
+                .fields
+                .iter()
+                .map(|fr| match fr {
+                    FieldRef::Core(name) if system.field(name).is_some() => name.clone(),
+                    FieldRef::Core(name) if name == "full_name" || name == "address" => {
+                        name.clone()
+                    }
+                    FieldRef::Core(_) => "NULL".to_string(),
+                    FieldRef::Extra(key) => format!(
+                        "json_extract(extra, '$.\"{}\"')",
+                        key.replace('\'', "''").replace('"', "")
+                    ),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut cols_sql: Vec<String> = wanted.iter().map(|(_, f)| f.to_string()).collect();
+        cols_sql.extend(fuzzy_cols.iter().cloned());
         let sql = format!(
-            "SELECT source, {id_col}, {type_col}{}{} FROM {table} ORDER BY rowid",
-            if cols.is_empty() { "" } else { ", " },
-            cols.join(", ")
+            "SELECT source, {id_col}, {type_col}, {time_col}{}{} FROM {table} ORDER BY rowid",
+            if cols_sql.is_empty() { "" } else { ", " },
+            cols_sql.join(", ")
         );
         progress.start(&format!("resolve: read {system}"), 0);
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
+        let mut fuzzy_vals: Vec<Option<String>> = vec![None; fuzzy_cols.len()];
         while let Some(row) = rows.next()? {
             let source: String = row.get(0)?;
             let id: String = row.get(1)?;
             let kind: Option<String> = row.get(2)?;
+            if system == System::Web {
+                let t: Option<String> = row.get(3)?;
+                times.resize(records.len(), None);
+                times.push(t.as_deref().and_then(iso_ms));
+            }
             let mut mine = Vec::new();
             for (i, (k, _)) in wanted.iter().enumerate() {
-                if let Some(v) = row.get::<_, Option<String>>(3 + i)? {
+                if let Some(v) = row.get_ref(4 + i)?.as_str_or_null()? {
                     let v = v.trim();
                     if !v.is_empty() {
                         mine.push((*k, v.to_string()));
                     }
                 }
             }
-            keys.push((
-                record_key(system, &source, &id, kind.as_deref()),
+            if let (Some(c), Some(_)) = (cols.as_mut(), fuzzy_rules) {
+                for (j, slot) in fuzzy_vals.iter_mut().enumerate() {
+                    *slot = match row.get_ref(4 + wanted.len() + j)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
+                        rusqlite::types::ValueRef::Real(x) => Some(x.to_string()),
+                        rusqlite::types::ValueRef::Blob(_) => None,
+                    };
+                }
+                c.push(records.len() as u32, |f| fuzzy_vals[f].as_deref());
+            }
+            records.push(Record {
+                key: record_key(system, &source, &id, kind.as_deref()),
                 system,
                 source,
                 id,
-            ));
+            });
             ids.push(mine);
         }
         progress.finish();
     }
+    if let Some(c) = cols.as_mut() {
+        c.seal(|v| rules.is_blocked(v));
+    }
+    let n = records.len();
+    lap("read", &mut phases, &mut clock);
 
-    progress.start("resolve: link", 0);
-    let mut linked = link(&ids, &rules);
-    let clusters: Vec<Vec<String>> = linked
-        .uf
-        .clusters()
+    progress.start("resolve: deterministic links", 0);
+    let linked = link(&ids, &times, &rules);
+    drop(times);
+    lap("deterministic links", &mut phases, &mut clock);
+    progress.finish();
+
+    // Fuzzy candidates.
+    progress.start("resolve: fuzzy matching", 0);
+    let scored: Option<Scored> = match (&rules.fuzzy, &cols) {
+        (Some(f), Some(c)) if c.len() >= 2 => Some(fuzzy::score(f, c, 42)),
+        _ => None,
+    };
+    if let Some(s) = &scored {
+        for (name, secs) in &s.phases {
+            phases.push((format!("fuzzy: {name}"), *secs));
+        }
+    }
+    clock = Instant::now();
+    progress.finish();
+
+    // Steward decisions, by record index.
+    progress.start("resolve: cluster", 0);
+    let decisions = steward::active(conn)?;
+    let wanted_keys: HashSet<&str> = decisions.keys().collect();
+    let index: HashMap<&str, u32> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| wanted_keys.contains(r.key.as_str()))
+        .map(|(i, r)| (r.key.as_str(), i as u32))
+        .collect();
+    let idx = |k: &str| index.get(k).copied();
+    let apart: Vec<Apart> = decisions
+        .apart
+        .iter()
+        .map(|d| Apart {
+            decision_id: d.decision_id,
+            a: d.a.iter().filter_map(|k| idx(k)).collect(),
+            b: d.b.iter().filter_map(|k| idx(k)).collect(),
+        })
+        .collect();
+    let mut clusterer = Clusterer::new(n, &apart);
+    let mut refused: Vec<(u32, u32, &'static str, i64)> = Vec::new();
+    let mut must_links = 0u64;
+    for m in &decisions.must {
+        if let (Some(a), Some(b)) = (idx(&m.left), idx(&m.right)) {
+            match clusterer.union(a, b) {
+                Ok(_) => must_links += 1,
+                Err(d) => refused.push((a, b, "steward approval", d)),
+            }
+        }
+    }
+    for &(a, b) in &linked.edges {
+        if let Err(d) = clusterer.union(a, b) {
+            refused.push((a, b, "shared identifier", d));
+        }
+    }
+    let attributed = linked.attribute(&mut clusterer);
+    let base = clusterer.uf.clone();
+    // Fuzzy auto-merges, most probable first.
+    let auto_merge = rules.fuzzy.as_ref().map_or(1.0, |f| f.auto_merge);
+    let mut accepted: Vec<(u32, u32, f64)> = Vec::new();
+    let mut accepted_idx: Vec<usize> = Vec::new();
+    let mut pair_refused: HashSet<usize> = HashSet::new();
+    let mut auto_merged = 0u64;
+    if let (Some(s), Some(c)) = (&scored, &cols) {
+        let mut order: Vec<usize> = (0..s.kept.len()).collect();
+        order.sort_by(|&x, &y| s.kept[y].probability.total_cmp(&s.kept[x].probability));
+        for ci in order {
+            let cand = &s.kept[ci];
+            if cand.probability < auto_merge {
+                continue;
+            }
+            auto_merged += 1;
+            let (a, b) = (c.global[cand.a as usize], c.global[cand.b as usize]);
+            match clusterer.union(a, b) {
+                Ok(true) => {
+                    accepted.push((a, b, cand.probability));
+                    accepted_idx.push(ci);
+                }
+                Ok(false) => {}
+                Err(d) => {
+                    refused.push((a, b, "fuzzy auto-merge", d));
+                    pair_refused.insert(ci);
+                }
+            }
+        }
+    }
+    let weak_threshold = rules.fuzzy.as_ref().map_or(1.0, |f| f.weak_bridge);
+    let mut base = base;
+    let weak: HashSet<usize> = weak_bridges(&mut base, &accepted, weak_threshold)
         .into_iter()
-        .map(|c| c.into_iter().map(|i| keys[i as usize].0.clone()).collect())
+        .map(|e| accepted_idx[e])
+        .collect();
+    let clusters_idx = clusterer.uf.clusters();
+    let clusters: Vec<Vec<&str>> = clusters_idx
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|&i| records[i as usize].key.as_str())
+                .collect()
+        })
         .collect();
     let previous: HashMap<String, String> = {
         let mut stmt = conn.prepare("SELECT record_key, customer360_id FROM customer360_id_map")?;
@@ -138,20 +353,37 @@ pub fn run(
         .optional()?
         .unwrap_or(1);
     let assignment = assign_ids(&clusters, &previous, next_seq as u64);
+    drop(previous);
     progress.finish();
+    lap("cluster and assign ids", &mut phases, &mut clock);
 
     progress.start("resolve: write", 0);
     let now = now_utc();
     let tx = conn.transaction()?;
     tx.execute_batch(
-        "DELETE FROM identity_links; DELETE FROM identifiers; DELETE FROM customer360_id_map;",
+        "DELETE FROM identity_links; DELETE FROM identifiers; DELETE FROM customer360_id_map;
+         DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
     )?;
-    let (mut blocked, mut over_limit) = (0u64, 0u64);
-    let mut identifier_ids: HashMap<(usize, &str), i64> = HashMap::new();
+    let (mut blocked, mut over_limit, mut shared) = (0u64, 0u64, 0u64);
     {
-        let mut ins = tx.prepare(
-            "INSERT INTO identifiers (kind, value, records, status, customers) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
+        // Identifiers worth explaining: those that link two or more records,
+        // and every blocked, over-limit or shared value. A value on one
+        // record only links nothing and is not stored.
+        let mut keep: HashMap<(usize, &str), i64> = HashMap::new();
+        let mut ins = BulkInsert::new(
+            &tx,
+            "identifiers",
+            &[
+                "identifier_id",
+                "kind",
+                "value",
+                "records",
+                "status",
+                "customers",
+            ]
+            .map(String::from),
+        );
+        let mut next_id = 1i64;
         for stat in &linked.identifiers {
             let (status, customers) = match stat.status {
                 Status::Linked => ("linked", None),
@@ -163,47 +395,124 @@ pub fn run(
                     over_limit += 1;
                     ("over_limit", Some(customers as i64))
                 }
+                Status::Shared { customers } => {
+                    shared += 1;
+                    ("shared", Some(customers as i64))
+                }
             };
-            ins.execute(params![
-                rules.kinds[stat.kind].kind,
-                stat.value,
-                stat.records as i64,
-                status,
-                customers
+            if status == "linked" && stat.records < 2 {
+                continue;
+            }
+            ins.push([
+                Value::Integer(next_id),
+                Value::Text(rules.kinds[stat.kind].kind.clone()),
+                Value::Text(stat.value.clone()),
+                Value::Integer(stat.records as i64),
+                Value::Text(status.into()),
+                customers.map_or(Value::Null, Value::Integer),
             ])?;
-            identifier_ids.insert((stat.kind, stat.value.as_str()), tx.last_insert_rowid());
+            keep.insert((stat.kind, stat.value.as_str()), next_id);
+            next_id += 1;
         }
-        let mut link_stmt = tx.prepare(
-            "INSERT INTO identity_links (record_key, identifier_id, rule) VALUES (?1, ?2, ?3)",
-        )?;
+        ins.finish()?;
+        let via: HashMap<(u32, usize), u32> = attributed
+            .iter()
+            .map(|&(r, k, login)| ((r, k), login))
+            .collect();
+        let mut links = BulkInsert::new(
+            &tx,
+            "identity_links",
+            &["record_key", "identifier_id", "rule", "via_record"].map(String::from),
+        );
         for (i, mine) in ids.iter().enumerate() {
             for (k, v) in mine {
-                if let Some(id) = identifier_ids.get(&(*k, v.as_str())) {
-                    link_stmt.execute(params![keys[i].0, id, rules.kinds[*k].kind])?;
+                if let Some(&id) = keep.get(&(*k, v.as_str())) {
+                    let (rule, via_record) = match via.get(&(i as u32, *k)) {
+                        Some(&login) => (
+                            format!("{} (nearest login)", rules.kinds[*k].kind),
+                            Value::Text(records[login as usize].key.clone()),
+                        ),
+                        None => (rules.kinds[*k].kind.clone(), Value::Null),
+                    };
+                    links.push([
+                        Value::Text(records[i].key.clone()),
+                        Value::Integer(id),
+                        Value::Text(rule),
+                        via_record,
+                    ])?;
                 }
             }
         }
-        let mut map_stmt = tx.prepare(
-            "INSERT INTO customer360_id_map (record_key, system, source, record_id, customer360_id)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        let index: HashMap<&str, usize> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.0.as_str(), i))
-            .collect();
-        for (cluster, id) in clusters.iter().zip(&assignment.ids) {
-            for key in cluster {
-                let (_, system, source, record_id) = &keys[index[key.as_str()]];
-                map_stmt.execute(params![key, system.as_str(), source, record_id, id])?;
+        links.finish()?;
+
+        // The id map, in key order (the table's primary key).
+        let mut id_of: Vec<u32> = vec![0; n];
+        for (ci, c) in clusters_idx.iter().enumerate() {
+            for &r in c {
+                id_of[r as usize] = ci as u32;
             }
         }
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.par_sort_unstable_by(|&a, &b| records[a as usize].key.cmp(&records[b as usize].key));
+        let mut map = BulkInsert::new(
+            &tx,
+            "customer360_id_map",
+            &[
+                "record_key",
+                "system",
+                "source",
+                "record_id",
+                "customer360_id",
+            ]
+            .map(String::from),
+        );
+        for &r in &order {
+            let rec = &records[r as usize];
+            map.push([
+                Value::Text(rec.key.clone()),
+                Value::Text(rec.system.as_str().into()),
+                Value::Text(rec.source.clone()),
+                Value::Text(rec.id.clone()),
+                Value::Text(assignment.ids[id_of[r as usize] as usize].clone()),
+            ])?;
+        }
+        map.finish()?;
+
         let mut lin = tx.prepare(
             "INSERT INTO customer360_id_lineage (old_id, new_id, reason, at) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for (old, new, reason) in &assignment.lineage {
             lin.execute(params![old, new, reason.as_str(), now])?;
         }
+        let mut refusals = tx.prepare(
+            "INSERT INTO refused_unions (left_key, right_key, via, decision_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (a, b, via, d) in &refused {
+            refusals.execute(params![
+                records[*a as usize].key,
+                records[*b as usize].key,
+                via,
+                d,
+                now
+            ])?;
+        }
+    }
+    let mut review = 0u64;
+    if let (Some(f), Some(s), Some(c)) = (&rules.fuzzy, &scored, &cols) {
+        let pair_decisions = decisions.pair_actions();
+        review = write_candidates(
+            &tx,
+            f,
+            s,
+            c,
+            &Marks {
+                records: &records,
+                decisions: &pair_decisions,
+                weak: &weak,
+                refused: &pair_refused,
+            },
+            &mut base,
+        )?;
     }
     tx.execute(
         "INSERT INTO id_sequence (name, next) VALUES ('customer360_id', ?1)
@@ -216,23 +525,218 @@ pub fn run(
         .filter(|l| l.2 == super::LineageReason::Merge)
         .count() as u64;
     let splits = assignment.lineage.len() as u64 - merges;
+    lap("write", &mut phases, &mut clock);
     let report = ResolveReport {
-        records: keys.len() as u64,
+        records: n as u64,
         identifiers: linked.identifiers.len() as u64,
         blocked,
         over_limit,
+        shared,
+        fuzzy_records: cols.as_ref().map_or(0, |c| c.len() as u64),
+        comparisons: scored.as_ref().map_or(0, |s| s.comparisons),
+        auto_merged,
+        review,
+        auto_rejected: scored.as_ref().map_or(0, |s| s.auto_rejected),
+        weak_bridges: weak.len() as u64,
+        must_links,
+        refused: refused.len() as u64,
         customers: clusters.len() as u64,
         minted: assignment.next_seq - next_seq as u64,
         merges,
         splits,
+        lambda: scored.as_ref().map_or(0.0, |s| s.model.lambda),
+        phases,
     };
     tx.execute(
         "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, 'pipeline', 'resolve', ?2)",
-        params![now, format!("{report:?}")],
+        params![now, report.summary()],
     )?;
     tx.commit()?;
     progress.finish();
     Ok(report)
+}
+
+impl ResolveReport {
+    /// One line for the pipeline screen and the audit log.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} records -> {} customers; {} identifiers ({} blocked, {} over their limit, {} shared devices)",
+            self.records,
+            self.customers,
+            self.identifiers,
+            self.blocked,
+            self.over_limit,
+            self.shared
+        );
+        if self.fuzzy_records > 0 {
+            s.push_str(&format!(
+                "; fuzzy: {} records, {} comparisons, {} auto-merged, {} to review, {} rejected, {} weak bridges",
+                self.fuzzy_records,
+                self.comparisons,
+                self.auto_merged,
+                self.review,
+                self.auto_rejected,
+                self.weak_bridges
+            ));
+        }
+        s.push_str(&format!(
+            "; {} steward must-links, {} unions refused; {} new ids, {} merges, {} splits",
+            self.must_links, self.refused, self.minted, self.merges, self.splits
+        ));
+        s
+    }
+}
+
+/// What decides a stored candidate's flags and decision.
+struct Marks<'a> {
+    records: &'a [Record],
+    decisions: &'a HashMap<(String, String), String>,
+    weak: &'a HashSet<usize>,
+    refused: &'a HashSet<usize>,
+}
+
+/// Write `match_model` and the candidates worth a look: every pair in the
+/// review band or above, except pairs the deterministic links (or a steward
+/// approval) already joined and nobody decided on. Returns how many are in
+/// the review band.
+fn write_candidates(
+    tx: &rusqlite::Transaction,
+    rules: &FuzzyRules,
+    s: &Scored,
+    cols: &Columns,
+    marks: &Marks,
+    base: &mut super::UnionFind,
+) -> Result<u64> {
+    let prior = s.model.prior_weight();
+    {
+        let mut model = tx.prepare(
+            "INSERT INTO match_model (comparison, level, label, m, u, weight) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        model.execute(params![
+            "(prior)",
+            -1,
+            "two random records match",
+            s.model.lambda,
+            1.0,
+            prior
+        ])?;
+        for (ui, unit) in s.units.iter().enumerate() {
+            for l in 0..unit.levels(rules) {
+                if !unit.possible(l) {
+                    continue;
+                }
+                let label = unit.label(rules, l as u8);
+                model.execute(params![
+                    unit.name,
+                    l as i64,
+                    label,
+                    s.model.m[ui][l],
+                    s.model.u[ui][l],
+                    s.model.weight(ui, l as u8)
+                ])?;
+            }
+        }
+    }
+    let mut ins = BulkInsert::new(
+        tx,
+        "match_candidates",
+        &[
+            "left_key",
+            "right_key",
+            "weight",
+            "match_weight",
+            "probability",
+            "band",
+            "blocking",
+            "comparisons",
+            "flags",
+            "decision",
+        ]
+        .map(String::from),
+    );
+    let mut review = 0;
+    for (ci, cand) in s.kept.iter().enumerate() {
+        let (ga, gb) = (cols.global[cand.a as usize], cols.global[cand.b as usize]);
+        let (ka, kb) = (
+            &marks.records[ga as usize].key,
+            &marks.records[gb as usize].key,
+        );
+        let (left, right, lr, rr) = if ka < kb {
+            (ka, kb, cand.a, cand.b)
+        } else {
+            (kb, ka, cand.b, cand.a)
+        };
+        let decision = marks.decisions.get(&(left.clone(), right.clone()));
+        if decision.is_none() && base.find(ga) == base.find(gb) {
+            continue;
+        }
+        let band = if cand.probability >= rules.auto_merge {
+            "auto_merge"
+        } else {
+            "review"
+        };
+        if band == "review" {
+            review += 1;
+        }
+        let mut flags = Vec::new();
+        if marks.weak.contains(&ci) {
+            flags.push("weak_bridge");
+        }
+        if marks.refused.contains(&ci) {
+            flags.push("refused");
+        }
+        let blocking: Vec<&str> = rules
+            .blocking
+            .iter()
+            .enumerate()
+            .filter(|(ri, _)| cand.rules & (1 << ri) != 0)
+            .map(|(_, r)| r.name.as_str())
+            .collect();
+        let weights = fuzzy::unit_weights(rules, &s.units, cols, &s.model, lr, rr);
+        let members = fuzzy::member_levels(rules, cols, lr, rr);
+        let detail: Vec<serde_json::Value> = s
+            .units
+            .iter()
+            .zip(&weights)
+            .map(|(unit, &(level, weight, tf))| {
+                let parts: Vec<serde_json::Value> = unit
+                    .members
+                    .iter()
+                    .map(|&m| {
+                        let c = &rules.comparisons[m];
+                        serde_json::json!({
+                            "name": c.name,
+                            "level": if members[m] == fuzzy::NULL { "no value".to_string() } else { c.method.labels()[members[m] as usize].clone() },
+                            "left": cols.value(c.field, lr),
+                            "right": cols.value(c.field, rr),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": unit.name,
+                    "level": unit.label(rules, level),
+                    "weight": (weight * 100.0).round() / 100.0,
+                    "tf": tf,
+                    "members": parts,
+                })
+            })
+            .collect();
+        let match_weight = cand.weight + prior;
+        ins.push([
+            Value::Text(left.clone()),
+            Value::Text(right.clone()),
+            Value::Real(cand.weight),
+            Value::Real(match_weight),
+            Value::Real(cand.probability),
+            Value::Text(band.into()),
+            Value::Text(blocking.join(", ")),
+            Value::Text(serde_json::Value::Array(detail).to_string()),
+            Value::Text(flags.join(",")),
+            decision.map_or(Value::Null, |d| Value::Text(d.clone())),
+        ])?;
+    }
+    ins.finish()?;
+    Ok(review)
 }
 
 /// Score the workspace's `customer360_id_map` against a truth file with

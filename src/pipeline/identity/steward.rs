@@ -1,0 +1,837 @@
+//! Steward decisions: approve (must-link), reject (cannot-link), split and
+//! undo. Each is committed to SQLite at once, in one transaction with its
+//! effect on `customer360_id_map` (the customers involved are re-clustered
+//! from the stored links), its lineage rows and its `audit_log` entry. Every
+//! later resolve run reads the active decisions back ([`active`]) and honours
+//! them.
+//!
+//! Also here: the review queue and a candidate's details, shared by the TUI
+//! and `c360 review`.
+
+use super::cluster::{Apart, Clusterer};
+use super::{LineageReason, assign_ids};
+use crate::pipeline::timeparse::now_utc;
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use std::collections::{BTreeSet, HashMap};
+
+/// A must-link from an approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MustLink {
+    pub decision_id: i64,
+    pub left: String,
+    pub right: String,
+}
+
+/// Records to keep apart: a rejection (one record each side) or a split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepApart {
+    pub decision_id: i64,
+    pub a: Vec<String>,
+    pub b: Vec<String>,
+}
+
+/// The decisions in force (not undone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decisions {
+    pub must: Vec<MustLink>,
+    pub apart: Vec<KeepApart>,
+    /// (left, right) -> "approve" | "reject", the latest per pair.
+    pub pairs: Vec<((String, String), String)>,
+}
+
+impl Decisions {
+    /// Every record key a decision names.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.must
+            .iter()
+            .flat_map(|m| [m.left.as_str(), m.right.as_str()])
+            .chain(
+                self.apart
+                    .iter()
+                    .flat_map(|k| k.a.iter().chain(&k.b).map(String::as_str)),
+            )
+    }
+
+    pub fn pair_actions(&self) -> HashMap<(String, String), String> {
+        self.pairs.iter().cloned().collect()
+    }
+}
+
+/// Load the decisions in force, oldest first.
+pub fn active(conn: &Connection) -> Result<Decisions> {
+    let mut out = Decisions::default();
+    let mut stmt = conn.prepare(
+        "SELECT decision_id, action, pair_left, pair_right FROM steward_decisions
+         WHERE undone_at IS NULL ORDER BY decision_id",
+    )?;
+    let rows: Vec<(i64, String, Option<String>, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut members = conn.prepare(
+        "SELECT side, record_key FROM decision_members WHERE decision_id = ?1 ORDER BY side, record_key",
+    )?;
+    let mut latest: HashMap<(String, String), String> = HashMap::new();
+    for (id, action, left, right) in rows {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for m in members.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (side, key) = m?;
+            if side == "a" {
+                a.push(key)
+            } else {
+                b.push(key)
+            }
+        }
+        match action.as_str() {
+            "approve" => {
+                if let (Some(l), Some(r)) = (left.clone(), right.clone()) {
+                    out.must.push(MustLink {
+                        decision_id: id,
+                        left: l,
+                        right: r,
+                    });
+                }
+            }
+            _ => out.apart.push(KeepApart {
+                decision_id: id,
+                a,
+                b,
+            }),
+        }
+        if let (Some(l), Some(r)) = (left, right) {
+            latest.insert((l, r), action);
+        }
+    }
+    let mut pairs: Vec<_> = latest.into_iter().collect();
+    pairs.sort();
+    out.pairs = pairs;
+    Ok(out)
+}
+
+/// What a decision did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub decision_id: i64,
+    /// customer360_id of the records named, after the decision.
+    pub customers: Vec<String>,
+    /// Lineage rows written: (old id, new id, reason).
+    pub lineage: Lineage,
+    /// Unions refused because of other decisions.
+    pub refused: u64,
+    pub message: String,
+}
+
+fn customer_of(tx: &Connection, key: &str) -> Result<String> {
+    tx.query_row(
+        "SELECT customer360_id FROM customer360_id_map WHERE record_key = ?1",
+        [key],
+        |r| r.get(0),
+    )
+    .optional()?
+    .with_context(|| {
+        format!("no record {key:?} in customer360_id_map (run the resolve step first)")
+    })
+}
+
+fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+fn audit(tx: &Connection, actor: &str, action: &str, detail: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![now_utc(), actor, action, detail],
+    )?;
+    Ok(())
+}
+
+/// Approve (must-link) or reject (cannot-link) a pair of records.
+pub fn decide_pair(
+    conn: &mut Connection,
+    a: &str,
+    b: &str,
+    approve: bool,
+    actor: &str,
+    reason: &str,
+) -> Result<Outcome> {
+    if a == b {
+        bail!("a record cannot be matched with itself");
+    }
+    let (left, right) = ordered(a, b);
+    let action = if approve { "approve" } else { "reject" };
+    let tx = conn.transaction()?;
+    let (cl, cr) = (customer_of(&tx, left)?, customer_of(&tx, right)?);
+    tx.execute(
+        "INSERT INTO steward_decisions (at, actor, action, pair_left, pair_right, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![now_utc(), actor, action, left, right, reason],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO decision_members (decision_id, side, record_key) VALUES (?1, 'a', ?2), (?1, 'b', ?3)",
+        params![id, left, right],
+    )?;
+    tx.execute(
+        "UPDATE match_candidates SET decision = ?3 WHERE left_key = ?1 AND right_key = ?2",
+        params![left, right, action],
+    )?;
+    let (lineage, refused) = recluster(&tx, &[cl.clone(), cr.clone()])?;
+    let customers = vec![customer_of(&tx, left)?, customer_of(&tx, right)?];
+    let message = match (approve, customers[0] == customers[1], cl == cr) {
+        (true, true, true) => format!("approved: already one customer ({})", customers[0]),
+        (true, true, false) => format!("approved: {cl} and {cr} are now {}", customers[0]),
+        (true, false, _) => format!(
+            "approved, but kept apart by an earlier rejection or split ({} unions refused)",
+            refused
+        ),
+        (false, false, true) => format!(
+            "rejected: {cl} split into {} and {}",
+            customers[0], customers[1]
+        ),
+        (false, false, false) => {
+            format!("rejected: {} and {} stay apart", customers[0], customers[1])
+        }
+        (false, true, _) => format!(
+            "rejected, but the records are still one customer through a steward approval ({})",
+            customers[0]
+        ),
+    };
+    audit(
+        &tx,
+        actor,
+        action,
+        &format!("decision {id}: {left} / {right}; reason: {reason:?}; {message}"),
+    )?;
+    tx.commit()?;
+    Ok(Outcome {
+        decision_id: id,
+        customers,
+        lineage,
+        refused,
+        message,
+    })
+}
+
+/// Split `part` (record keys) off their customer: they never share a
+/// customer with the customer's other records again.
+pub fn split(conn: &mut Connection, part: &[String], actor: &str, reason: &str) -> Result<Outcome> {
+    if part.is_empty() {
+        bail!("name at least one record to split off");
+    }
+    let tx = conn.transaction()?;
+    let customer = customer_of(&tx, &part[0])?;
+    for k in part {
+        let c = customer_of(&tx, k)?;
+        if c != customer {
+            bail!("{k} belongs to {c}, not {customer}: split one customer at a time");
+        }
+    }
+    let all: Vec<String> = {
+        let mut stmt = tx.prepare(
+            "SELECT record_key FROM customer360_id_map WHERE customer360_id = ?1 ORDER BY record_key",
+        )?;
+        stmt.query_map([&customer], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let part_set: BTreeSet<&str> = part.iter().map(String::as_str).collect();
+    let rest: Vec<&String> = all
+        .iter()
+        .filter(|k| !part_set.contains(k.as_str()))
+        .collect();
+    if rest.is_empty() {
+        bail!("{customer} has no other records: nothing to split from");
+    }
+    tx.execute(
+        "INSERT INTO steward_decisions (at, actor, action, reason) VALUES (?1, ?2, 'split', ?3)",
+        params![now_utc(), actor, reason],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut ins = tx.prepare(
+            "INSERT OR IGNORE INTO decision_members (decision_id, side, record_key) VALUES (?1, ?2, ?3)",
+        )?;
+        for k in &part_set {
+            ins.execute(params![id, "a", k])?;
+        }
+        for k in &rest {
+            ins.execute(params![id, "b", k])?;
+        }
+    }
+    let (lineage, refused) = recluster(&tx, std::slice::from_ref(&customer))?;
+    let customers = vec![customer_of(&tx, &part[0])?, customer_of(&tx, rest[0])?];
+    let message = format!(
+        "split {} of {} records of {customer}: now {} and {}",
+        part_set.len(),
+        all.len(),
+        customers[0],
+        customers[1]
+    );
+    audit(
+        &tx,
+        actor,
+        "split",
+        &format!("decision {id}: {message}; reason: {reason:?}"),
+    )?;
+    tx.commit()?;
+    Ok(Outcome {
+        decision_id: id,
+        customers,
+        lineage,
+        refused,
+        message,
+    })
+}
+
+/// Undo a decision (the latest one in force when `decision_id` is None).
+pub fn undo(
+    conn: &mut Connection,
+    decision_id: Option<i64>,
+    actor: &str,
+    reason: &str,
+) -> Result<Outcome> {
+    let tx = conn.transaction()?;
+    let id: i64 = match decision_id {
+        Some(id) => id,
+        None => tx
+            .query_row(
+                "SELECT max(decision_id) FROM steward_decisions WHERE undone_at IS NULL",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )?
+            .context("no decision to undo")?,
+    };
+    let (action, undone, left, right): (String, Option<String>, Option<String>, Option<String>) = tx
+        .query_row(
+            "SELECT action, undone_at, pair_left, pair_right FROM steward_decisions WHERE decision_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?
+        .with_context(|| format!("no decision {id}"))?;
+    if let Some(at) = undone {
+        bail!("decision {id} was already undone at {at}");
+    }
+    tx.execute(
+        "UPDATE steward_decisions SET undone_at = ?2, undone_by = ?3, undo_reason = ?4 WHERE decision_id = ?1",
+        params![id, now_utc(), actor, reason],
+    )?;
+    let keys: Vec<String> = {
+        let mut stmt =
+            tx.prepare("SELECT record_key FROM decision_members WHERE decision_id = ?1")?;
+        stmt.query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    if let (Some(l), Some(r)) = (&left, &right) {
+        // The pair's decision is now the latest one still in force, if any.
+        let previous: Option<String> = tx
+            .query_row(
+                "SELECT action FROM steward_decisions WHERE pair_left = ?1 AND pair_right = ?2
+                 AND undone_at IS NULL ORDER BY decision_id DESC LIMIT 1",
+                params![l, r],
+                |row| row.get(0),
+            )
+            .optional()?;
+        tx.execute(
+            "UPDATE match_candidates SET decision = ?3 WHERE left_key = ?1 AND right_key = ?2",
+            params![l, r, previous],
+        )?;
+    }
+    let mut customers: Vec<String> = Vec::new();
+    for k in &keys {
+        let c = customer_of(&tx, k)?;
+        if !customers.contains(&c) {
+            customers.push(c);
+        }
+    }
+    let (lineage, refused) = recluster(&tx, &customers)?;
+    let after: BTreeSet<String> = keys
+        .iter()
+        .map(|k| customer_of(&tx, k))
+        .collect::<Result<_>>()?;
+    let message = format!(
+        "undid decision {id} ({action}); its records now belong to {}",
+        after.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    audit(
+        &tx,
+        actor,
+        "undo",
+        &format!("{message}; reason: {reason:?}"),
+    )?;
+    tx.commit()?;
+    Ok(Outcome {
+        decision_id: id,
+        customers: after.into_iter().collect(),
+        lineage,
+        refused,
+        message,
+    })
+}
+
+/// Re-cluster the records of `customers` from the stored evidence (shared
+/// identifiers, nearest-login attributions, auto-merged candidates, steward
+/// approvals) under the decisions in force, and update their ids with
+/// lineage. Returns the lineage rows written and the unions refused.
+/// Lineage rows (old id, new id, reason).
+type Lineage = Vec<(String, String, String)>;
+
+fn recluster(
+    tx: &Transaction,
+    customers: &[String],
+) -> Result<(Lineage, u64)> {
+    // The records, and their current ids.
+    let mut keys: Vec<String> = Vec::new();
+    let mut previous: HashMap<String, String> = HashMap::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT record_key, customer360_id FROM customer360_id_map WHERE customer360_id = ?1",
+        )?;
+        let mut seen = BTreeSet::new();
+        for c in customers {
+            if !seen.insert(c) {
+                continue;
+            }
+            for row in stmt.query_map([c], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })? {
+                let (k, id) = row?;
+                keys.push(k.clone());
+                previous.insert(k, id);
+            }
+        }
+    }
+    let index: HashMap<&str, u32> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i as u32))
+        .collect();
+    let decisions = active(tx)?;
+    let apart: Vec<Apart> = decisions
+        .apart
+        .iter()
+        .map(|d| Apart {
+            decision_id: d.decision_id,
+            a: d.a
+                .iter()
+                .filter_map(|k| index.get(k.as_str()).copied())
+                .collect(),
+            b: d.b
+                .iter()
+                .filter_map(|k| index.get(k.as_str()).copied())
+                .collect(),
+        })
+        .filter(|d| !d.a.is_empty() && !d.b.is_empty())
+        .collect();
+    let mut clusterer = Clusterer::new(keys.len(), &apart);
+    let mut refused = 0u64;
+    let mut join = |c: &mut Clusterer, a: &str, b: &str| {
+        if let (Some(&x), Some(&y)) = (index.get(a), index.get(b))
+            && c.union(x, y).is_err()
+        {
+            refused += 1;
+        }
+    };
+    for m in &decisions.must {
+        join(&mut clusterer, &m.left, &m.right);
+    }
+    // Shared identifiers and nearest-login attributions.
+    {
+        let mut stmt = tx.prepare(
+            "SELECT l.identifier_id, i.status, l.via_record FROM identity_links l
+             JOIN identifiers i ON i.identifier_id = l.identifier_id WHERE l.record_key = ?1",
+        )?;
+        let mut first_carrier: HashMap<i64, String> = HashMap::new();
+        for k in &keys {
+            let rows: Vec<(i64, String, Option<String>)> = stmt
+                .query_map([k], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (ident, status, via) in rows {
+                if let Some(v) = via {
+                    join(&mut clusterer, k, &v);
+                } else if status == "linked" {
+                    match first_carrier.get(&ident) {
+                        Some(first) => {
+                            let first = first.clone();
+                            join(&mut clusterer, &first, k);
+                        }
+                        None => {
+                            first_carrier.insert(ident, k.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Auto-merged fuzzy candidates, most probable first.
+    {
+        let mut stmt = tx.prepare(
+            "SELECT left_key, right_key FROM match_candidates
+             WHERE (left_key = ?1 OR right_key = ?1) AND band = 'auto_merge'
+               AND coalesce(decision, '') <> 'reject'
+             ORDER BY probability DESC",
+        )?;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for k in &keys {
+            for row in stmt.query_map([k], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })? {
+                pairs.push(row?);
+            }
+        }
+        for (a, b) in pairs {
+            join(&mut clusterer, &a, &b);
+        }
+    }
+    let clusters: Vec<Vec<&str>> = clusterer
+        .uf
+        .clusters()
+        .into_iter()
+        .map(|c| c.into_iter().map(|i| keys[i as usize].as_str()).collect())
+        .collect();
+    let next_seq: i64 = tx
+        .query_row(
+            "SELECT next FROM id_sequence WHERE name = 'customer360_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(1);
+    let assignment = assign_ids(&clusters, &previous, next_seq as u64);
+    let now = now_utc();
+    {
+        let mut upd =
+            tx.prepare("UPDATE customer360_id_map SET customer360_id = ?2 WHERE record_key = ?1")?;
+        for (cluster, id) in clusters.iter().zip(&assignment.ids) {
+            for k in cluster {
+                if previous.get(*k) != Some(id) {
+                    upd.execute(params![k, id])?;
+                }
+            }
+        }
+        let mut lin = tx.prepare(
+            "INSERT INTO customer360_id_lineage (old_id, new_id, reason, at) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (old, new, reason) in &assignment.lineage {
+            lin.execute(params![old, new, reason.as_str(), now])?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO id_sequence (name, next) VALUES ('customer360_id', ?1)
+         ON CONFLICT(name) DO UPDATE SET next = excluded.next",
+        [assignment.next_seq as i64],
+    )?;
+    let lineage = assignment
+        .lineage
+        .into_iter()
+        .map(|(o, n, r)| (o, n, r.as_str().to_string()))
+        .collect();
+    let _ = LineageReason::Merge;
+    Ok((lineage, refused))
+}
+
+// -------------------------------------------------------------- the queue
+
+/// Which candidates the queue shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueFilter {
+    /// Review band and flagged weak bridges not yet decided.
+    #[default]
+    Pending,
+    /// Review band and weak bridges, decided or not.
+    AllReview,
+    /// Auto-merged pairs (to audit the machine's work).
+    AutoMerged,
+    /// Pairs a steward decided on.
+    Decided,
+}
+
+impl QueueFilter {
+    pub const ALL: [QueueFilter; 4] = [
+        QueueFilter::Pending,
+        QueueFilter::AllReview,
+        QueueFilter::AutoMerged,
+        QueueFilter::Decided,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            QueueFilter::Pending => "to review",
+            QueueFilter::AllReview => "review band",
+            QueueFilter::AutoMerged => "auto-merged",
+            QueueFilter::Decided => "decided",
+        }
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            QueueFilter::Pending => {
+                "(band = 'review' OR flags LIKE '%weak_bridge%') AND decision IS NULL"
+            }
+            QueueFilter::AllReview => "(band = 'review' OR flags LIKE '%weak_bridge%')",
+            QueueFilter::AutoMerged => "band = 'auto_merge'",
+            QueueFilter::Decided => "decision IS NOT NULL",
+        }
+    }
+}
+
+/// Queue order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueOrder {
+    /// Closest to a coin flip first.
+    #[default]
+    Uncertainty,
+    /// Highest probability first.
+    Score,
+}
+
+impl QueueOrder {
+    fn sql(self) -> &'static str {
+        match self {
+            QueueOrder::Uncertainty => "abs(match_weight), candidate_id",
+            QueueOrder::Score => "match_weight DESC, candidate_id",
+        }
+    }
+}
+
+/// One row of the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRow {
+    pub candidate_id: i64,
+    pub left_key: String,
+    pub right_key: String,
+    pub probability: f64,
+    pub match_weight: f64,
+    pub band: String,
+    pub flags: String,
+    pub decision: Option<String>,
+    pub left_name: String,
+    pub right_name: String,
+}
+
+/// A page of the queue, optionally only pairs with a probability in
+/// `[min_p, max_p]`.
+pub fn queue(
+    conn: &Connection,
+    filter: QueueFilter,
+    order: QueueOrder,
+    band: Option<(f64, f64)>,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<QueueRow>> {
+    let (lo, hi) = band.unwrap_or((0.0, 1.0));
+    let sql = format!(
+        "SELECT candidate_id, left_key, right_key, probability, match_weight, band, flags, decision, comparisons
+         FROM match_candidates WHERE {} AND probability BETWEEN ?1 AND ?2
+         ORDER BY {} LIMIT ?3 OFFSET ?4",
+        filter.sql(),
+        order.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![lo, hi, limit as i64, offset as i64], |r| {
+        let comparisons: String = r.get(8)?;
+        let (left_name, right_name) = names_of(&comparisons);
+        Ok(QueueRow {
+            candidate_id: r.get(0)?,
+            left_key: r.get(1)?,
+            right_key: r.get(2)?,
+            probability: r.get(3)?,
+            match_weight: r.get(4)?,
+            band: r.get(5)?,
+            flags: r.get(6)?,
+            decision: r.get(7)?,
+            left_name,
+            right_name,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// "first last" of each side from a candidate's comparisons JSON.
+fn names_of(comparisons: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(comparisons).unwrap_or_default();
+    let mut first = (String::new(), String::new());
+    let mut last = (String::new(), String::new());
+    for unit in v.as_array().into_iter().flatten() {
+        for m in unit["members"].as_array().into_iter().flatten() {
+            let side = |s: &str| m[s].as_str().unwrap_or("").to_string();
+            match m["name"].as_str() {
+                Some("first_name") => first = (side("left"), side("right")),
+                Some("last_name") => last = (side("left"), side("right")),
+                _ => {}
+            }
+        }
+    }
+    let join = |a: &str, b: &str| format!("{a} {b}").trim().to_string();
+    (join(&first.0, &last.0), join(&first.1, &last.1))
+}
+
+/// Counts for the queue header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    pub reviewed: u64,
+    pub remaining: u64,
+    pub auto_merged: u64,
+    pub decisions: u64,
+}
+
+pub fn queue_counts(conn: &Connection) -> Result<QueueCounts> {
+    let one =
+        |sql: &str| -> Result<u64> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+    Ok(QueueCounts {
+        reviewed: one(
+            "SELECT count(*) FROM match_candidates WHERE (band = 'review' OR flags LIKE '%weak_bridge%') AND decision IS NOT NULL",
+        )?,
+        remaining: one(
+            "SELECT count(*) FROM match_candidates WHERE (band = 'review' OR flags LIKE '%weak_bridge%') AND decision IS NULL",
+        )?,
+        auto_merged: one("SELECT count(*) FROM match_candidates WHERE band = 'auto_merge'")?,
+        decisions: one("SELECT count(*) FROM steward_decisions WHERE undone_at IS NULL")?,
+    })
+}
+
+/// One comparison of a candidate, for the waterfall.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComparisonDetail {
+    pub name: String,
+    pub level: String,
+    pub weight: f64,
+    pub tf: bool,
+    /// (field, level, left value, right value).
+    pub members: Vec<(String, String, Option<String>, Option<String>)>,
+}
+
+/// Everything the review screen shows about one candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateDetail {
+    pub row: QueueRow,
+    pub weight: f64,
+    pub prior: f64,
+    pub blocking: String,
+    pub comparisons: Vec<ComparisonDetail>,
+    pub left_customer: String,
+    pub right_customer: String,
+    /// Records each customer holds now, and the merged size.
+    pub left_records: u64,
+    pub right_records: u64,
+}
+
+pub fn candidate(conn: &Connection, candidate_id: i64) -> Result<CandidateDetail> {
+    let (row, weight, blocking, comparisons): (QueueRow, f64, String, String) = conn
+        .query_row(
+            "SELECT candidate_id, left_key, right_key, probability, match_weight, band, flags, decision,
+                    comparisons, weight, blocking
+             FROM match_candidates WHERE candidate_id = ?1",
+            [candidate_id],
+            |r| {
+                let comparisons: String = r.get(8)?;
+                let (left_name, right_name) = names_of(&comparisons);
+                Ok((
+                    QueueRow {
+                        candidate_id: r.get(0)?,
+                        left_key: r.get(1)?,
+                        right_key: r.get(2)?,
+                        probability: r.get(3)?,
+                        match_weight: r.get(4)?,
+                        band: r.get(5)?,
+                        flags: r.get(6)?,
+                        decision: r.get(7)?,
+                        left_name,
+                        right_name,
+                    },
+                    r.get(9)?,
+                    r.get(10)?,
+                    comparisons,
+                ))
+            },
+        )
+        .optional()?
+        .with_context(|| format!("no candidate {candidate_id}"))?;
+    let v: serde_json::Value = serde_json::from_str(&comparisons).unwrap_or_default();
+    let text = |x: &serde_json::Value| x.as_str().map(str::to_string);
+    let comparisons = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| ComparisonDetail {
+            name: text(&u["name"]).unwrap_or_default(),
+            level: text(&u["level"]).unwrap_or_default(),
+            weight: u["weight"].as_f64().unwrap_or(0.0),
+            tf: u["tf"].as_bool().unwrap_or(false),
+            members: u["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    (
+                        text(&m["name"]).unwrap_or_default(),
+                        text(&m["level"]).unwrap_or_default(),
+                        text(&m["left"]),
+                        text(&m["right"]),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let left_customer = customer_of(conn, &row.left_key)?;
+    let right_customer = customer_of(conn, &row.right_key)?;
+    let size = |c: &str| -> Result<u64> {
+        Ok(conn.query_row(
+            "SELECT count(*) FROM customer360_id_map WHERE customer360_id = ?1",
+            [c],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    };
+    Ok(CandidateDetail {
+        prior: row.match_weight - weight,
+        weight,
+        blocking,
+        comparisons,
+        left_records: size(&left_customer)?,
+        right_records: size(&right_customer)?,
+        left_customer,
+        right_customer,
+        row,
+    })
+}
+
+/// Decide every pending candidate of the queue with a probability in
+/// `[lo, hi]` (bulk approve or reject of a score band). Returns how many.
+pub fn decide_band(
+    conn: &mut Connection,
+    lo: f64,
+    hi: f64,
+    approve: bool,
+    actor: &str,
+    reason: &str,
+) -> Result<u64> {
+    let rows = queue(
+        conn,
+        QueueFilter::Pending,
+        QueueOrder::Score,
+        Some((lo, hi)),
+        0,
+        u64::MAX >> 1,
+    )?;
+    for r in &rows {
+        decide_pair(conn, &r.left_key, &r.right_key, approve, actor, reason)?;
+    }
+    Ok(rows.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_comparisons() {
+        let json = r#"[{"name":"first_name","members":[{"name":"first_name","left":"ann","right":"anne"}]},
+                       {"name":"household","members":[{"name":"last_name","left":"lee","right":"lee"}]}]"#;
+        assert_eq!(
+            names_of(json),
+            ("ann lee".to_string(), "anne lee".to_string())
+        );
+    }
+}
