@@ -1,17 +1,20 @@
 //! Application state. Keys become [`Action`]s; [`App::update`] is the only
 //! place state changes; drawing (`ui.rs`) only reads it.
 
+use crate::pipeline::identity::steward::{
+    self, CandidateDetail, QueueCounts, QueueFilter, QueueOrder, QueueRow,
+};
 use crate::pipeline::standardise::{self, ExampleRow, RuleRow};
 use crate::pipeline::{STEPS, Step};
 use crate::store::{self, Anchor, Reject, RejectFilter};
 use crate::tui::jobs::{Job, JobEvent, JobKind};
 use crate::tui::keymap::{self, Action, Scope};
-use crate::tui::paged::Paged;
+use crate::tui::paged::{Paged, Window};
 use crate::workspace::{Source, Workspace};
 use anyhow::Result;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rusqlite::{Connection, OptionalExtension};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 /// The screens (tabs), in order.
@@ -20,15 +23,17 @@ pub enum Tab {
     Pipeline,
     Rejects,
     Rules,
+    Review,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 3] = [Tab::Pipeline, Tab::Rejects, Tab::Rules];
+    pub const ALL: [Tab; 4] = [Tab::Pipeline, Tab::Rejects, Tab::Rules, Tab::Review];
     pub fn title(self) -> &'static str {
         match self {
             Tab::Pipeline => "Pipeline",
             Tab::Rejects => "Rejects",
             Tab::Rules => "Rules",
+            Tab::Review => "Review",
         }
     }
     fn scope(self) -> Scope {
@@ -36,6 +41,7 @@ impl Tab {
             Tab::Pipeline => Scope::Pipeline,
             Tab::Rejects => Scope::Rejects,
             Tab::Rules => Scope::Rules,
+            Tab::Review => Scope::Review,
         }
     }
     fn index(self) -> usize {
@@ -69,13 +75,70 @@ pub enum Mode {
 pub enum InputKind {
     Search,
     Palette,
+    /// The reason for approving / rejecting the selected pair.
+    Reason {
+        approve: bool,
+    },
+    /// A probability band and a verb for a bulk decision ("0.8-0.95 a").
+    Band,
 }
 
 /// A risky action waiting for a yes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Pending {
     CancelJob,
     QuitDuringJob,
+    Band(BandRequest),
+}
+
+/// A bulk decision: every pending pair with a probability in `lo..=hi`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BandRequest {
+    pub lo: f64,
+    pub hi: f64,
+    pub approve: bool,
+}
+
+impl BandRequest {
+    /// Read "0.8-0.95 a" (or "a 0.8..0.95", "0.8 to 0.95 reject", ...).
+    pub fn parse(text: &str) -> Result<BandRequest, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let verb = |w: &str| match w.to_lowercase().as_str() {
+            "a" | "approve" => Some(true),
+            "r" | "reject" => Some(false),
+            _ => None,
+        };
+        let (approve, band) = match words.as_slice() {
+            [first, rest @ ..] if verb(first).is_some() => (verb(first), rest),
+            [rest @ .., last] if verb(last).is_some() => (verb(last), rest),
+            all => (None, all),
+        };
+        let band = band.join(" ").replace("..", "-").replace(['–', '—'], "-");
+        let band = band.replace(" to ", "-");
+        let nums: Vec<Result<f64, _>> = band.split('-').map(|x| x.trim().parse::<f64>()).collect();
+        let (lo, hi) = match nums.as_slice() {
+            [Ok(lo), Ok(hi)] => (*lo, *hi),
+            _ => {
+                return Err(format!(
+                    "{:?} is not a band: write two probabilities and a or r, e.g. 0.80-0.95 a",
+                    text.trim()
+                ));
+            }
+        };
+        if !(0.0..=1.0).contains(&lo) || !(0.0..=1.0).contains(&hi) || lo > hi {
+            return Err(format!(
+                "{lo}-{hi}: probabilities go from 0 to 1, low first"
+            ));
+        }
+        let Some(approve) = approve else {
+            return Err("add a (approve) or r (reject) after the band, e.g. 0.80-0.95 a".into());
+        };
+        Ok(BandRequest { lo, hi, approve })
+    }
+
+    fn verb(&self) -> &'static str {
+        if self.approve { "Approve" } else { "Reject" }
+    }
 }
 
 /// One source row of the Pipeline screen.
@@ -149,6 +212,49 @@ pub struct RulesView {
     pub item_sel: usize,
 }
 
+/// Rows of the review queue fetched at a time: moving through them costs no
+/// query (the queue is sorted by a score, so it pages by position).
+pub const REVIEW_CHUNK: usize = 200;
+
+/// The Review screen: the match queue and the selected candidate.
+pub struct ReviewView {
+    pub filter: QueueFilter,
+    pub order: QueueOrder,
+    pub counts: QueueCounts,
+    pub list: Window<QueueRow>,
+    /// The selected candidate in detail: (candidate id, detail or error).
+    pub detail: Option<(i64, Result<CandidateDetail, String>)>,
+    /// A bulk decision whose pairs are being counted on a worker thread.
+    pub counting: Option<(BandRequest, Receiver<Result<u64, String>>)>,
+    /// The candidate a running decision is about.
+    pub deciding: Option<i64>,
+}
+
+impl ReviewView {
+    /// The selected candidate's details, when they loaded.
+    pub fn candidate(&self) -> Option<&CandidateDetail> {
+        match &self.detail {
+            Some((_, Ok(d))) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Rows of the queue under `filter`. `queue_counts` has every figure but
+/// the decided pairs (it counts decisions, and a pair can have several).
+fn filter_total(conn: &Connection, counts: &QueueCounts, filter: QueueFilter) -> Result<u64> {
+    Ok(match filter {
+        QueueFilter::Pending => counts.remaining,
+        QueueFilter::AllReview => counts.reviewed + counts.remaining,
+        QueueFilter::AutoMerged => counts.auto_merged,
+        QueueFilter::Decided => conn.query_row(
+            "SELECT count(*) FROM match_candidates WHERE decision IS NOT NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64,
+    })
+}
+
 pub struct App {
     pub ws: Workspace,
     conn: Connection,
@@ -157,6 +263,7 @@ pub struct App {
     pub pipeline: PipelineView,
     pub rejects: RejectsView,
     pub rules: RulesView,
+    pub review: ReviewView,
     pub job: Option<Job>,
     /// The last finished job: (label, outcome).
     pub last_job: Option<(String, Result<String, String>)>,
@@ -204,6 +311,15 @@ impl App {
                 examples: Vec::new(),
                 unmapped: Vec::new(),
                 item_sel: 0,
+            },
+            review: ReviewView {
+                filter: QueueFilter::default(),
+                order: QueueOrder::default(),
+                counts: QueueCounts::default(),
+                list: Window::new(viewport_for(height), REVIEW_CHUNK),
+                detail: None,
+                counting: None,
+                deciding: None,
             },
             job: None,
             last_job: None,
@@ -276,6 +392,12 @@ impl App {
             store::rejects_window(conn, filter, a, n)
         });
         self.report(result);
+        let (f, o) = (self.review.filter, self.review.order);
+        let result = self.review.list.set_viewport(viewport, &mut |off, n| {
+            steward::queue(&self.conn, f, o, None, off, n as u64)
+        });
+        self.report(result);
+        self.load_review_detail();
     }
 
     fn report(&mut self, result: Result<()>) {
@@ -359,6 +481,14 @@ impl App {
                         self.start_search();
                     }
                     InputKind::Palette => self.run_command(text.trim()),
+                    InputKind::Reason { approve } => self.decide(approve, text.trim().to_string()),
+                    InputKind::Band => match BandRequest::parse(&text) {
+                        Ok(req) => self.start_band_count(req),
+                        Err(e) => {
+                            self.flash = Some(e);
+                            self.mode = Mode::Input { kind, text };
+                        }
+                    },
                 },
                 _ => self.mode = Mode::Input { kind, text },
             },
@@ -368,6 +498,10 @@ impl App {
                     Pending::QuitDuringJob => {
                         self.cancel_job();
                         self.quit = true;
+                    }
+                    Pending::Band(req) => {
+                        let BandRequest { lo, hi, approve } = req;
+                        self.start_job(JobKind::DecideBand { lo, hi, approve });
                     }
                 },
                 Action::Confirm(false) => {}
@@ -411,7 +545,9 @@ impl App {
                 }
             }
             Action::Cancel => {
-                if self.job.as_ref().is_some_and(|j| !j.cancelling()) {
+                if self.job.as_ref().is_some_and(|j| j.kind.is_decision()) {
+                    self.flash = Some("a decision cannot be cancelled; u undoes it".into());
+                } else if self.job.as_ref().is_some_and(|j| !j.cancelling()) {
                     self.mode = Mode::Confirm {
                         prompt: "Cancel the running job? Its work is rolled back.".into(),
                         on_yes: Pending::CancelJob,
@@ -429,11 +565,20 @@ impl App {
                 if self.tab == Tab::Rejects && self.rejects.filter != RejectFilter::default() {
                     self.clear_filters();
                 }
+                let r = &self.review;
+                if self.tab == Tab::Review
+                    && (r.filter, r.order) != (QueueFilter::default(), QueueOrder::default())
+                {
+                    self.review.filter = QueueFilter::default();
+                    self.review.order = QueueOrder::default();
+                    self.reset_review();
+                }
             }
             other => match self.tab {
                 Tab::Pipeline => self.update_pipeline(other),
                 Tab::Rejects => self.update_rejects(other),
                 Tab::Rules => self.update_rules(other),
+                Tab::Review => self.update_review(other),
             },
         }
     }
@@ -777,6 +922,9 @@ after:
                 .page
                 .reload(&mut |a, n| store::rejects_window(conn, filter, a, n))?;
         }
+        if self.tab == Tab::Review {
+            self.refresh_review()?;
+        }
         Ok(())
     }
 
@@ -808,6 +956,7 @@ after:
                 Some(JobKind::Step(s)) => {
                     s == name || (load && matches!(s.as_str(), "extract" | "stage"))
                 }
+                Some(_) => false,
             }
         };
         let mut rows = Vec::new();
@@ -860,17 +1009,27 @@ after:
         Ok(rows)
     }
 
+    /// Start a job unless one is running.
     fn start_job(&mut self, kind: JobKind) {
         if let Some(job) = &self.job {
-            self.flash = Some(format!(
-                "{} is still running (x cancels it)",
-                job.kind.label()
-            ));
+            self.flash = Some(if job.kind.is_decision() {
+                format!("{} is still being saved; try again", job.kind.label())
+            } else {
+                format!("{} is still running (x cancels it)", job.kind.label())
+            });
             return;
         }
-        self.flash = Some(format!("started: {}", kind.label()));
+        let decision = kind.is_decision();
+        self.flash = Some(if decision {
+            format!("saving: {}…", kind.label())
+        } else {
+            format!("started: {}", kind.label())
+        });
         self.job = Some(Job::spawn(self.ws.clone(), kind));
-        let _ = self.refresh();
+        if !decision {
+            // Show the steps it runs as running.
+            let _ = self.refresh();
+        }
     }
 
     fn cancel_job(&mut self) {
@@ -947,14 +1106,27 @@ after:
             match e {
                 JobEvent::Message(m) => self.flash = Some(m),
                 JobEvent::Done(result) => {
-                    let label = self.job.take().map(|j| j.kind.label()).unwrap_or_default();
+                    let Some(kind) = self.job.take().map(|j| j.kind) else {
+                        break;
+                    };
+                    let label = kind.label();
                     self.flash = Some(match &result {
+                        // A decision's outcome says what it did.
+                        Ok(m) if kind.is_decision() => m.clone(),
                         Ok(m) => format!("{label}: {m}"),
                         Err(e) => format!("{label} failed: {e}"),
                     });
+                    let decided = self.review.deciding.take().filter(|_| result.is_ok());
                     self.last_job = Some((label, result));
+                    if kind.is_decision() {
+                        // The queue, the counts and the customers changed.
+                        self.review.detail = None;
+                    }
                     if let Err(e) = self.refresh() {
                         self.flash = Some(format!("refresh failed: {e:#}"));
+                    }
+                    if let Some(id) = decided {
+                        self.after_decision(id);
                     }
                     break;
                 }
@@ -986,6 +1158,7 @@ after:
             ["pipeline"] | ["1"] => self.set_tab(Tab::Pipeline),
             ["rejects"] | ["2"] => self.set_tab(Tab::Rejects),
             ["rules"] | ["3"] => self.set_tab(Tab::Rules),
+            ["review"] | ["4"] => self.set_tab(Tab::Review),
             ["rejects", reason] => {
                 self.set_tab(Tab::Rejects);
                 self.rejects.filter.reason = Some(reason.to_string());
@@ -1010,10 +1183,300 @@ after:
             ["cancel"] => self.update_normal(Action::Cancel),
             _ => {
                 self.flash = Some(format!(
-                    "unknown command {text:?} — try: load, run all, run <step>, reload <source>, rejects [reason], pipeline, help, quit"
+                    "unknown command {text:?} — try: load, run all, run <step>, reload <source>, rejects [reason], rules, review, pipeline, help, quit"
                 ))
             }
         }
+    }
+}
+
+/// The Review screen.
+impl App {
+    fn fetch_queue(
+        conn: &Connection,
+        filter: QueueFilter,
+        order: QueueOrder,
+    ) -> impl FnMut(u64, usize) -> Result<Vec<QueueRow>> + '_ {
+        move |offset, n| steward::queue(conn, filter, order, None, offset, n as u64)
+    }
+
+    fn update_review(&mut self, action: Action) {
+        let moved = {
+            let mut fetch = Self::fetch_queue(&self.conn, self.review.filter, self.review.order);
+            self.review.list.apply(&action, &mut fetch)
+        };
+        match moved {
+            Ok(true) => return self.load_review_detail(),
+            Ok(false) => {}
+            Err(e) => return self.report(Err(e)),
+        }
+        match action {
+            Action::Approve => self.decide(true, String::new()),
+            Action::Reject => self.decide(false, String::new()),
+            Action::ApproveWithReason | Action::RejectWithReason => {
+                if self.review.list.selected_row().is_some() {
+                    self.mode = Mode::Input {
+                        kind: InputKind::Reason {
+                            approve: action == Action::ApproveWithReason,
+                        },
+                        text: String::new(),
+                    };
+                } else {
+                    self.flash = Some("no pair selected".into());
+                }
+            }
+            Action::Skip => {
+                let before = self.review.list.pos;
+                self.update_review(Action::Down);
+                if self.review.list.pos == before {
+                    self.flash = Some("that was the last pair of this list".into());
+                }
+            }
+            Action::Undo => self.start_job(JobKind::Undo),
+            Action::Bulk => {
+                self.mode = Mode::Input {
+                    kind: InputKind::Band,
+                    text: String::new(),
+                }
+            }
+            Action::CycleFilter => {
+                let all = QueueFilter::ALL;
+                let i = all
+                    .iter()
+                    .position(|f| *f == self.review.filter)
+                    .unwrap_or(0);
+                self.review.filter = all[(i + 1) % all.len()];
+                self.reset_review();
+            }
+            Action::ToggleOrder => {
+                self.review.order = match self.review.order {
+                    QueueOrder::Uncertainty => QueueOrder::Score,
+                    QueueOrder::Score => QueueOrder::Uncertainty,
+                };
+                self.reset_review();
+            }
+            Action::Open => self.open_review_detail(),
+            _ => {}
+        }
+    }
+
+    /// Approve or reject the selected pair: a job (it re-clusters).
+    fn decide(&mut self, approve: bool, reason: String) {
+        let Some(row) = self.review.list.selected_row() else {
+            self.flash = Some("no pair selected".into());
+            return;
+        };
+        let id = row.candidate_id;
+        let kind = JobKind::Decide {
+            left: row.left_key.clone(),
+            right: row.right_key.clone(),
+            approve,
+            reason,
+        };
+        let free = self.job.is_none();
+        self.start_job(kind);
+        if free {
+            self.review.deciding = Some(id);
+        }
+    }
+
+    /// Where the cursor goes once candidate `id` is decided: in the "to
+    /// review" list the pair has left and the next one took its place; in the
+    /// other lists it stays, so move past it.
+    fn after_decision(&mut self, id: i64) {
+        let r = &mut self.review;
+        if r.filter != QueueFilter::Pending
+            && r.list.selected_row().is_some_and(|x| x.candidate_id == id)
+        {
+            self.update_review(Action::Down);
+        }
+    }
+
+    /// Back to the first row (the filter or the order changed).
+    fn reset_review(&mut self) {
+        let result = (|| -> Result<()> {
+            let total = filter_total(&self.conn, &self.review.counts, self.review.filter)?;
+            let mut fetch = Self::fetch_queue(&self.conn, self.review.filter, self.review.order);
+            self.review.list.reset(total, &mut fetch)
+        })();
+        self.report(result);
+        self.load_review_detail();
+    }
+
+    /// Re-read the counts, the queue around the cursor and the candidate.
+    fn refresh_review(&mut self) -> Result<()> {
+        self.review.counts = steward::queue_counts(&self.conn)?;
+        let total = filter_total(&self.conn, &self.review.counts, self.review.filter)?;
+        {
+            let mut fetch = Self::fetch_queue(&self.conn, self.review.filter, self.review.order);
+            self.review.list.reload(total, &mut fetch)?;
+        }
+        self.review.detail = None;
+        self.load_review_detail();
+        Ok(())
+    }
+
+    /// Read the selected candidate's details when the selection changed
+    /// (one lookup by primary key, and the two customers' sizes by index).
+    fn load_review_detail(&mut self) {
+        let Some(id) = self.review.list.selected_row().map(|r| r.candidate_id) else {
+            self.review.detail = None;
+            return;
+        };
+        if self.review.detail.as_ref().is_some_and(|(d, _)| *d == id) {
+            return;
+        }
+        let detail = steward::candidate(&self.conn, id).map_err(|e| format!("{e:#}"));
+        self.review.detail = Some((id, detail));
+    }
+
+    fn open_review_detail(&mut self) {
+        let Some(d) = self.review.candidate() else {
+            return;
+        };
+        let r = &d.row;
+        let mut body = format!(
+            "band:         {}{}\ndecision:     {}\nprobability:  {:.4}\nmatch weight: {:+.2} = prior {:+.2} + evidence {:+.2}\nblocking:     {}\n\n",
+            r.band,
+            if r.flags.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", r.flags)
+            },
+            r.decision.as_deref().unwrap_or("none yet"),
+            r.probability,
+            r.match_weight,
+            d.prior,
+            d.weight,
+            d.blocking,
+        );
+        body.push_str(&format!(
+            "{} is in {} ({})\n{} is in {} ({})\n{}\n\ncomparisons:\n",
+            r.left_key,
+            d.left_customer,
+            records(d.left_records),
+            r.right_key,
+            d.right_customer,
+            records(d.right_records),
+            merge_preview(d)
+        ));
+        for c in &d.comparisons {
+            body.push_str(&format!(
+                "  {:<14} {:>+7.2}  {}{}\n",
+                c.name,
+                c.weight,
+                c.level,
+                if c.tf { " (term frequency)" } else { "" }
+            ));
+            for (field, level, left, right) in &c.members {
+                body.push_str(&format!(
+                    "      {field} · {level}\n        left:  {}\n        right: {}\n",
+                    left.as_deref().unwrap_or("(empty)"),
+                    right.as_deref().unwrap_or("(empty)")
+                ));
+            }
+        }
+        self.mode = Mode::Detail {
+            title: format!("Candidate {}", r.candidate_id),
+            body,
+            scroll: 0,
+        };
+    }
+
+    /// Count the pairs a bulk decision would decide, off the UI thread (it
+    /// reads every pending pair of the band); the Confirm shows the count.
+    fn start_band_count(&mut self, req: BandRequest) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let db = self.ws.db_path();
+        std::thread::spawn(move || {
+            let result = (|| -> Result<u64> {
+                let conn = store::open(&db)?;
+                let band = Some((req.lo, req.hi));
+                let rows = steward::queue(
+                    &conn,
+                    QueueFilter::Pending,
+                    QueueOrder::Score,
+                    band,
+                    0,
+                    u64::MAX >> 1,
+                )?;
+                Ok(rows.len() as u64)
+            })();
+            let _ = tx.send(result.map_err(|e| format!("{e:#}")));
+        });
+        self.review.counting = Some((req, rx));
+        self.flash = Some(format!(
+            "counting pending pairs with probability {:.2}–{:.2}…",
+            req.lo, req.hi
+        ));
+    }
+
+    /// Take a finished band count and ask for confirmation. Returns true when
+    /// the screen changed.
+    pub fn poll_review(&mut self, wait: Option<Duration>) -> bool {
+        let Some((req, rx)) = &self.review.counting else {
+            return false;
+        };
+        let req = *req;
+        let received = match wait {
+            Some(w) => rx.recv_timeout(w).map_err(|e| match e {
+                std::sync::mpsc::RecvTimeoutError::Timeout => TryRecvError::Empty,
+                std::sync::mpsc::RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+            }),
+            None => rx.try_recv(),
+        };
+        let result = match received {
+            Ok(r) => r,
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => Err("the count stopped unexpectedly".into()),
+        };
+        self.review.counting = None;
+        let band = format!("{:.2}–{:.2}", req.lo, req.hi);
+        match result {
+            Ok(0) => self.flash = Some(format!("no pending pair has a probability in {band}")),
+            Ok(n) if self.mode == Mode::Normal => {
+                self.flash = None;
+                self.mode = Mode::Confirm {
+                    prompt: format!(
+                        "{} {n} pending pair(s) with probability {band}? Each is one decision; u undoes the latest.",
+                        req.verb()
+                    ),
+                    on_yes: Pending::Band(req),
+                };
+            }
+            Ok(_) => self.flash = Some("bulk decision dropped: another dialog was open".into()),
+            Err(e) => self.flash = Some(format!("cannot count the band: {e}")),
+        }
+        true
+    }
+}
+
+/// "1 record", "16 records".
+pub fn records(n: u64) -> String {
+    if n == 1 {
+        "1 record".into()
+    } else {
+        format!("{n} records")
+    }
+}
+
+/// What approving the pair does to the customers.
+pub fn merge_preview(d: &CandidateDetail) -> String {
+    if d.left_customer == d.right_customer {
+        format!(
+            "already one customer: {} ({})",
+            d.left_customer,
+            records(d.left_records)
+        )
+    } else {
+        format!(
+            "{} ({}) + {} ({}) → one customer of {}",
+            d.left_customer,
+            records(d.left_records),
+            d.right_customer,
+            records(d.right_records),
+            records(d.left_records + d.right_records)
+        )
     }
 }
 

@@ -1,7 +1,15 @@
 //! Pipeline work on a worker thread with its own SQLite connection. The UI
 //! thread never runs pipeline code: it starts a [`Job`], reads its events
 //! without blocking, and can cancel it (cooperatively; the load rolls back).
+//!
+//! Steward decisions are jobs too. One decision is a small write, but it
+//! re-clusters the customers involved (their every record and link), which
+//! is pipeline work whose cost grows with the customer; a bulk decision
+//! repeats that per pair. Running them here keeps every key press answered
+//! and gives them the same "one job at a time" rule as pipeline runs, so a
+//! decision never races a resolve run rewriting the candidates.
 
+use crate::pipeline::identity::steward;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::{self, stage};
 use crate::store;
@@ -11,8 +19,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
+/// The steward who decides in the workbench.
+pub const ACTOR: &str = "steward";
+
 /// What a job does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum JobKind {
     /// One step (extract and stage both load every source).
     Step(String),
@@ -20,15 +31,40 @@ pub enum JobKind {
     All,
     /// Load one source.
     Source(String),
+    /// Approve or reject one pair of records.
+    Decide {
+        left: String,
+        right: String,
+        approve: bool,
+        reason: String,
+    },
+    /// Undo the latest steward decision in force.
+    Undo,
+    /// Approve or reject every pending pair with a probability in `lo..=hi`.
+    DecideBand { lo: f64, hi: f64, approve: bool },
 }
 
 impl JobKind {
     pub fn label(&self) -> String {
+        let verb = |approve: bool| if approve { "approve" } else { "reject" };
         match self {
             JobKind::Step(s) => format!("run {s}"),
             JobKind::All => "run all".into(),
             JobKind::Source(s) => format!("reload {s}"),
+            JobKind::Decide { approve, .. } => verb(*approve).into(),
+            JobKind::Undo => "undo".into(),
+            JobKind::DecideBand { lo, hi, approve } => {
+                format!("bulk {} {lo:.2}–{hi:.2}", verb(*approve))
+            }
         }
+    }
+
+    /// A steward decision (not a pipeline run).
+    pub fn is_decision(&self) -> bool {
+        matches!(
+            self,
+            JobKind::Decide { .. } | JobKind::Undo | JobKind::DecideBand { .. }
+        )
     }
 }
 
@@ -103,6 +139,21 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
                     r.batch_id, r.rows_read, r.rows_staged, r.rows_rejected
                 )
             })
+        }
+        JobKind::Decide {
+            left,
+            right,
+            approve,
+            reason,
+        } => Ok(steward::decide_pair(&mut conn, left, right, *approve, ACTOR, reason)?.message),
+        JobKind::Undo => Ok(steward::undo(&mut conn, None, ACTOR, "")?.message),
+        JobKind::DecideBand { lo, hi, approve } => {
+            let reason = format!("bulk decision of the band {lo:.2}–{hi:.2}");
+            let n = steward::decide_band(&mut conn, *lo, *hi, *approve, ACTOR, &reason)?;
+            Ok(format!(
+                "{} {n} pending pair(s) with probability {lo:.2}–{hi:.2}",
+                if *approve { "approved" } else { "rejected" }
+            ))
         }
     }
 }

@@ -33,6 +33,20 @@ pub enum Action {
     ClearFilters,
     Refresh,
     ToggleUnmapped,
+    /// Review: approve / reject the selected pair at once.
+    Approve,
+    Reject,
+    /// Review: approve / reject with a typed reason.
+    ApproveWithReason,
+    RejectWithReason,
+    /// Review: next pair without deciding.
+    Skip,
+    /// Review: undo the latest decision.
+    Undo,
+    /// Review: decide every pending pair of a probability band.
+    Bulk,
+    CycleFilter,
+    ToggleOrder,
     /// Text input (search, palette).
     Char(char),
     Backspace,
@@ -48,6 +62,7 @@ pub enum Scope {
     Pipeline,
     Rejects,
     Rules,
+    Review,
 }
 
 impl Scope {
@@ -57,6 +72,7 @@ impl Scope {
             Scope::Pipeline => "Pipeline",
             Scope::Rejects => "Rejects",
             Scope::Rules => "Rules",
+            Scope::Review => "Review",
         }
     }
 }
@@ -101,6 +117,7 @@ pub const BINDINGS: &[Binding] = &[
     b(Global, &[Char('1')], "1", "Pipeline screen", Action::Tab(0), ""),
     b(Global, &[Char('2')], "2", "Rejects screen", Action::Tab(1), ""),
     b(Global, &[Char('3')], "3", "Rules screen", Action::Tab(2), ""),
+    b(Global, &[Char('4')], "4", "Review screen", Action::Tab(3), ""),
     b(Global, &[Char('j'), Down], "j/↓", "down", Action::Down, ""),
     b(Global, &[Char('k'), Up], "k/↑", "up", Action::Up, ""),
     b(Global, &[PageDown], "PgDn", "page down", Action::PageDown, ""),
@@ -124,6 +141,15 @@ pub const BINDINGS: &[Binding] = &[
     b(Rules, &[Char('h'), Left], "h/l", "rules / examples pane", Action::Left, "pane"),
     b(Rules, &[Char('l'), Right], "", "", Action::Right, ""),
     b(Rules, &[Char('u')], "u", "examples / unmapped values", Action::ToggleUnmapped, "unmapped"),
+    b(Review, &[Char('a')], "a", "approve the merge (must-link), at once", Action::Approve, "approve"),
+    b(Review, &[Char('r')], "r", "reject the merge (cannot-link), at once", Action::Reject, "reject"),
+    b(Review, &[Char('A')], "A/R", "approve / reject with a reason", Action::ApproveWithReason, ""),
+    b(Review, &[Char('R')], "", "", Action::RejectWithReason, ""),
+    b(Review, &[Char('s')], "s", "skip to the next pair", Action::Skip, "skip"),
+    b(Review, &[Char('u')], "u", "undo the latest decision", Action::Undo, "undo"),
+    b(Review, &[Char('B')], "B", "bulk approve / reject a probability band", Action::Bulk, "bulk"),
+    b(Review, &[Char('f')], "f", "filter: to review, band, auto-merged, decided", Action::CycleFilter, "filter"),
+    b(Review, &[Char('o')], "o", "order: most uncertain first / highest score", Action::ToggleOrder, "order"),
 ];
 
 /// The action bound to `key` in `scope` (scope bindings win over global).
@@ -142,7 +168,7 @@ pub fn action_for(scope: Scope, key: &KeyEvent) -> Option<Action> {
 
 /// Bindings to list in the help overlay, grouped by scope.
 pub fn help_rows() -> Vec<(Scope, &'static str, &'static str)> {
-    [Global, Pipeline, Rejects, Rules]
+    [Global, Pipeline, Rejects, Rules, Review]
         .iter()
         .flat_map(|scope| {
             BINDINGS
@@ -182,6 +208,9 @@ mod tests {
         assert_eq!(action_for(Rejects, &key(Char('j'))), Some(Action::Down));
         assert_eq!(action_for(Rejects, &key(Down)), Some(Action::Down));
         assert_eq!(action_for(Pipeline, &key(Char('?'))), Some(Action::Help));
+        assert_eq!(action_for(Review, &key(Char('r'))), Some(Action::Reject));
+        assert_eq!(action_for(Review, &key(Char('u'))), Some(Action::Undo));
+        assert_eq!(action_for(Review, &key(Char('4'))), Some(Action::Tab(3)));
         assert_eq!(
             action_for(Rejects, &KeyEvent::new(Char('c'), KeyModifiers::CONTROL)),
             Some(Action::Quit)

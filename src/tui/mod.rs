@@ -51,7 +51,8 @@ pub fn run(ws: Workspace) -> Result<()> {
         }
         // Wake for input, or every 100 ms while a job runs (its progress and
         // elapsed time), or every second otherwise.
-        let tick = if app.job.is_some() || app.rejects.search.is_some() {
+        let waiting = app.rejects.search.is_some() || app.review.counting.is_some();
+        let tick = if app.job.is_some() || waiting {
             Duration::from_millis(100)
         } else {
             Duration::from_secs(1)
@@ -70,6 +71,7 @@ pub fn run(ws: Workspace) -> Result<()> {
         }
         dirty |= app.poll_job(None);
         dirty |= app.poll_search(None);
+        dirty |= app.poll_review(None);
     }
     if app.job.is_some() {
         // Quitting mid-job: it was asked to cancel; give it a moment to roll back.

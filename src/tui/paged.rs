@@ -1,7 +1,9 @@
-//! A table that holds only the rows on screen and pages through SQLite by key
-//! (keyset paging on an indexed, increasing column). Each move is one small
-//! indexed query, so it stays instant on millions of rows. Screens give it a
-//! fetch function; it does the rest.
+//! Tables that hold only the rows near the screen and page through SQLite.
+//! [`Paged`] pages by key (keyset paging on an indexed, increasing column):
+//! each move is one small indexed query, so it stays instant on millions of
+//! rows. [`Window`] pages by position (LIMIT / OFFSET) for lists sorted by
+//! something else, fetching a chunk at a time. Screens give them a fetch
+//! function; they do the rest.
 
 use crate::store::Anchor;
 use crate::tui::keymap::Action;
@@ -151,6 +153,140 @@ impl<T: Keyed> Paged<T> {
     }
 }
 
+/// Fetch up to `limit` rows from position `offset` of an ordered list.
+pub type FetchAt<'a, T> = dyn FnMut(u64, usize) -> Result<Vec<T>> + 'a;
+
+/// A list paged by position (LIMIT / OFFSET), for orders that no unique
+/// increasing key follows (the review queue is sorted by a score). It holds
+/// one chunk of rows around the visible ones and fetches the next chunk only
+/// when the view leaves it, so most moves cost no query at all; the screen
+/// draws only the `viewport` rows from `top`.
+#[derive(Debug, Clone)]
+pub struct Window<T> {
+    /// The fetched chunk: rows `start .. start + rows.len()` of the list.
+    pub rows: Vec<T>,
+    pub start: u64,
+    /// Position of the selected row in the whole list.
+    pub pos: u64,
+    /// Position of the first visible row.
+    pub top: u64,
+    /// Rows in the whole list (corrected when a fetch finds the end early).
+    pub total: u64,
+    pub viewport: usize,
+    /// Rows fetched at a time (at least the viewport).
+    pub chunk: usize,
+}
+
+impl<T> Window<T> {
+    pub fn new(viewport: usize, chunk: usize) -> Self {
+        Window {
+            rows: Vec::new(),
+            start: 0,
+            pos: 0,
+            top: 0,
+            total: 0,
+            viewport: viewport.max(1),
+            chunk: chunk.max(1),
+        }
+    }
+
+    pub fn selected_row(&self) -> Option<&T> {
+        let i = self.pos.checked_sub(self.start)?;
+        self.rows.get(usize::try_from(i).ok()?)
+    }
+
+    /// The rows on screen, and the selected one's index among them.
+    pub fn visible(&self) -> (&[T], usize) {
+        let from = (self.top.saturating_sub(self.start) as usize).min(self.rows.len());
+        let to = (from + self.viewport).min(self.rows.len());
+        (
+            &self.rows[from..to],
+            self.pos.saturating_sub(self.top) as usize,
+        )
+    }
+
+    /// Start over at the first row of a list of `total` rows.
+    pub fn reset(&mut self, total: u64, fetch: &mut FetchAt<'_, T>) -> Result<()> {
+        self.pos = 0;
+        self.reload(total, fetch)
+    }
+
+    /// Re-read the chunk around the selection (the list changed and now has
+    /// `total` rows), keeping the selected position where possible.
+    pub fn reload(&mut self, total: u64, fetch: &mut FetchAt<'_, T>) -> Result<()> {
+        self.total = total;
+        self.rows.clear();
+        self.fill(fetch)
+    }
+
+    pub fn set_viewport(&mut self, viewport: usize, fetch: &mut FetchAt<'_, T>) -> Result<()> {
+        self.viewport = viewport.max(1);
+        self.fill(fetch)
+    }
+
+    /// Select the row at `pos` (clamped), scrolling as little as possible.
+    pub fn go(&mut self, pos: u64, fetch: &mut FetchAt<'_, T>) -> Result<()> {
+        self.pos = pos;
+        self.fill(fetch)
+    }
+
+    /// Clamp the selection, scroll it into view and make sure the visible
+    /// rows are fetched. A fetch that finds the list shorter (or longer) than
+    /// `total` corrects it and tries again.
+    fn fill(&mut self, fetch: &mut FetchAt<'_, T>) -> Result<()> {
+        let vp = self.viewport as u64;
+        let chunk = self.chunk.max(self.viewport);
+        for _ in 0..4 {
+            if self.total == 0 {
+                self.rows.clear();
+                (self.start, self.pos, self.top) = (0, 0, 0);
+                return Ok(());
+            }
+            self.pos = self.pos.min(self.total - 1);
+            if self.pos < self.top {
+                self.top = self.pos;
+            } else if self.pos >= self.top + vp {
+                self.top = self.pos + 1 - vp;
+            }
+            self.top = self.top.min(self.total.saturating_sub(vp));
+            let end = (self.top + vp).min(self.total);
+            let have = self.start + self.rows.len() as u64;
+            if !self.rows.is_empty() && self.start <= self.top && have >= end {
+                return Ok(());
+            }
+            // Centre the chunk on the view so moving either way stays in it.
+            let margin = (chunk - self.viewport) as u64 / 2;
+            let start = self.top.saturating_sub(margin);
+            let rows = fetch(start, chunk)?;
+            let got = start + rows.len() as u64;
+            self.total = if rows.len() < chunk {
+                got
+            } else {
+                self.total.max(got)
+            };
+            self.start = start;
+            self.rows = rows;
+        }
+        Ok(())
+    }
+
+    /// Apply a movement action. Returns false for actions it does not handle.
+    pub fn apply(&mut self, action: &Action, fetch: &mut FetchAt<'_, T>) -> Result<bool> {
+        let page = self.viewport as u64;
+        let pos = match action {
+            Action::Down => self.pos + 1,
+            Action::Up => self.pos.saturating_sub(1),
+            Action::PageDown => self.pos + page,
+            Action::PageUp => self.pos.saturating_sub(page),
+            Action::Top => 0,
+            Action::Bottom => self.total.saturating_sub(1),
+            _ => return Ok(false),
+        };
+        self.go(pos, fetch)?;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +381,75 @@ mod tests {
             q.apply(&a, &mut empty).unwrap();
         }
         assert!(q.rows.is_empty() && q.selected_row().is_none());
+    }
+
+    /// Rows 0..total by position, with a counter of fetches.
+    fn positions(
+        total: u64,
+        fetches: &std::cell::Cell<usize>,
+    ) -> impl FnMut(u64, usize) -> Result<Vec<u64>> + '_ {
+        move |offset, limit| {
+            fetches.set(fetches.get() + 1);
+            Ok((offset..total).take(limit).collect())
+        }
+    }
+
+    #[test]
+    fn window_moves_through_a_million_rows_with_few_fetches() {
+        let fetches = std::cell::Cell::new(0);
+        let mut f = positions(1_000_000, &fetches);
+        let mut w = Window::new(10, 100);
+        w.reset(1_000_000, &mut f).unwrap();
+        assert_eq!(w.visible().0, (0..10).collect::<Vec<_>>());
+        assert_eq!(fetches.get(), 1);
+        // Row by row through 40 rows: the chunk covers them, no fetch.
+        for _ in 0..40 {
+            w.apply(&Action::Down, &mut f).unwrap();
+        }
+        assert_eq!(fetches.get(), 1);
+        assert_eq!(*w.selected_row().unwrap(), 40);
+        let (rows, sel) = w.visible();
+        assert_eq!((rows[0], rows[sel]), (31, 40));
+        w.apply(&Action::Bottom, &mut f).unwrap();
+        assert_eq!(*w.selected_row().unwrap(), 999_999);
+        assert_eq!(w.visible().0.len(), 10);
+        w.apply(&Action::Down, &mut f).unwrap();
+        assert_eq!(*w.selected_row().unwrap(), 999_999, "stays at the end");
+        w.apply(&Action::PageUp, &mut f).unwrap();
+        assert_eq!(*w.selected_row().unwrap(), 999_989);
+        w.apply(&Action::Top, &mut f).unwrap();
+        w.apply(&Action::Up, &mut f).unwrap();
+        assert_eq!(*w.selected_row().unwrap(), 0, "stays at the start");
+        assert!(fetches.get() <= 4, "{} fetches", fetches.get());
+    }
+
+    #[test]
+    fn window_corrects_a_stale_total_and_keeps_the_position() {
+        let fetches = std::cell::Cell::new(0);
+        let mut f = positions(25, &fetches);
+        let mut w = Window::new(10, 100);
+        // The count said 40 but only 25 rows exist.
+        w.reset(40, &mut f).unwrap();
+        assert_eq!(w.total, 25);
+        w.apply(&Action::Bottom, &mut f).unwrap();
+        assert_eq!(*w.selected_row().unwrap(), 24);
+        // The list shrank to 20 rows under the selection: it moves to the end.
+        let mut g = positions(20, &fetches);
+        w.reload(20, &mut g).unwrap();
+        assert_eq!(*w.selected_row().unwrap(), 19);
+        w.go(5, &mut g).unwrap();
+        w.reload(20, &mut g).unwrap();
+        assert_eq!(
+            *w.selected_row().unwrap(),
+            5,
+            "same position after a reload"
+        );
+        let mut empty = positions(0, &fetches);
+        w.reload(3, &mut empty).unwrap();
+        assert!(w.selected_row().is_none() && w.visible().0.is_empty());
+        for a in [Action::Down, Action::Up, Action::PageDown, Action::Bottom] {
+            w.apply(&a, &mut empty).unwrap();
+        }
+        assert_eq!((w.total, w.pos), (0, 0));
     }
 }

@@ -1,7 +1,8 @@
 //! Drawing. Reads [`App`] state, never changes it. Every data string goes
 //! through [`clean`] so nothing from the data reaches the terminal raw.
 
-use crate::tui::app::{App, InputKind, Mode, PipelinePane, RulesPane, Tab};
+use crate::pipeline::identity::steward::{CandidateDetail, QueueOrder};
+use crate::tui::app::{self as state, App, InputKind, Mode, PipelinePane, RulesPane, Tab};
 use crate::tui::keymap::{self, Scope};
 use crate::tui::text::{clean, clean_multiline, cut};
 use ratatui::Frame;
@@ -49,6 +50,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Tab::Pipeline => draw_pipeline(frame, app, body),
         Tab::Rejects => draw_rejects(frame, app, body),
         Tab::Rules => draw_rules(frame, app, body),
+        Tab::Review => draw_review(frame, app, body),
     }
     draw_status(frame, app, status);
     match &app.mode {
@@ -71,8 +73,14 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         .map(|(i, t)| Line::from(format!(" {} {} ", i + 1, t.title())))
         .collect();
     let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+    // The workspace name gives way to the tabs in narrow terminals.
+    let name_width = if area.width < 80 {
+        0
+    } else {
+        30.min(area.width - 52)
+    };
     let [left, right] =
-        Layout::horizontal([Constraint::Min(10), Constraint::Length(30)]).areas(area);
+        Layout::horizontal([Constraint::Min(10), Constraint::Length(name_width)]).areas(area);
     frame.render_widget(
         Tabs::new(titles)
             .select(selected)
@@ -536,6 +544,363 @@ fn draw_rules(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
+fn order_label(order: QueueOrder) -> &'static str {
+    match order {
+        QueueOrder::Uncertainty => "by uncertainty",
+        QueueOrder::Score => "by score",
+    }
+}
+
+/// Lines `text` takes when wrapped at `width` (roughly: by characters).
+fn wrapped_height(text: &str, width: u16) -> u16 {
+    let n = text.chars().count().max(1);
+    n.div_ceil(width.max(1) as usize) as u16
+}
+
+fn draw_review(frame: &mut Frame, app: &App, area: Rect) {
+    let v = &app.review;
+    let c = &v.counts;
+    let [head, main] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
+    let counters = Line::from(vec![
+        Span::raw(format!(
+            " {} reviewed · {} to review",
+            num(Some(c.reviewed)),
+            num(Some(c.remaining))
+        ))
+        .bold(),
+        Span::raw(format!(
+            " · {} auto-merged · {} decisions in force",
+            num(Some(c.auto_merged)),
+            num(Some(c.decisions))
+        )),
+    ]);
+    let mut list = format!("f {} · o {} ", v.filter.label(), order_label(v.order));
+    if let Some((req, _)) = &v.counting {
+        list = format!("counting {:.2}–{:.2}… · {list}", req.lo, req.hi);
+    }
+    let [left, right] = Layout::horizontal([
+        Constraint::Min(10),
+        Constraint::Length(list.chars().count() as u16 + 1),
+    ])
+    .areas(head);
+    frame.render_widget(Paragraph::new(counters), left);
+    frame.render_widget(
+        Paragraph::new(list)
+            .right_aligned()
+            .style(Style::new().fg(ACCENT).add_modifier(Modifier::BOLD)),
+        right,
+    );
+
+    // Side by side when there is room, else the queue above the candidate.
+    let (list_area, detail_area) = if main.width >= 80 {
+        let w = (main.width * 2 / 5).clamp(32, 56);
+        let [l, r] = Layout::horizontal([Constraint::Length(w), Constraint::Min(30)]).areas(main);
+        (l, r)
+    } else {
+        let h = (main.height / 3).max(5);
+        let [t, b] = Layout::vertical([Constraint::Length(h), Constraint::Min(3)]).areas(main);
+        (t, b)
+    };
+    draw_review_queue(frame, app, list_area);
+    draw_candidate(frame, app, detail_area);
+}
+
+fn draw_review_queue(frame: &mut Frame, app: &App, area: Rect) {
+    let v = &app.review;
+    let list = &v.list;
+    if list.total == 0 {
+        let c = &v.counts;
+        let msg = if c.reviewed + c.remaining + c.auto_merged == 0 {
+            "No match candidates yet.\n\nThe Resolve step finds them: press 1, select Resolve and press r."
+        } else {
+            "Nothing in this list.\n\nf shows another list."
+        };
+        frame.render_widget(
+            Paragraph::new(msg)
+                .wrap(Wrap { trim: true })
+                .block(block(&format!("Queue: {}", v.filter.label()), true)),
+            area,
+        );
+        return;
+    }
+    // Only the visible rows are drawn. When fewer fit than the window holds
+    // (the stacked layout), show the ones around the selection.
+    let (rows, sel) = list.visible();
+    let fit = (area.height.saturating_sub(3) as usize).max(1);
+    let skip = (sel + 1).saturating_sub(fit).min(rows.len());
+    let inner = area.width.saturating_sub(2);
+    // probability, decision, flag: fixed; the two names share the rest.
+    let name_w = (inner.saturating_sub(5 + 1 + 1 + 4) / 2).max(4) as usize;
+    let table_rows: Vec<Row> = rows[skip..]
+        .iter()
+        .take(fit)
+        .map(|r| {
+            let (mark, color) = match r.decision.as_deref() {
+                Some("approve") => ("✓", GOOD),
+                Some("reject") => ("✗", BAD),
+                Some(_) => ("?", WARN),
+                None => (" ", Color::Reset),
+            };
+            let bridge = r.flags.contains("weak_bridge");
+            Row::new(vec![
+                Cell::from(format!("{:.3}", r.probability)),
+                Cell::from(mark).fg(color).bold(),
+                Cell::from(if bridge { "⚑" } else { " " }).fg(WARN),
+                Cell::from(cut(&clean(&r.left_name), name_w)),
+                Cell::from(cut(&clean(&r.right_name), name_w)),
+            ])
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(5),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Fill(1),
+    ];
+    let mut state = TableState::new().with_selected(Some(sel - skip));
+    let title = format!(
+        "Queue: {} · {} of {}",
+        v.filter.label(),
+        num(Some(list.pos + 1)),
+        num(Some(list.total))
+    );
+    frame.render_stateful_widget(
+        Table::new(table_rows, widths)
+            .header(
+                Row::new(["prob", "", "", "left", "right"])
+                    .style(Style::new().add_modifier(Modifier::BOLD)),
+            )
+            .block(block(&title, true))
+            .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        area,
+        &mut state,
+    );
+}
+
+/// How a field's comparison level reads: agree, differ, missing, close.
+fn level_style(level: &str) -> Style {
+    match level {
+        "exact" => Style::new().fg(GOOD),
+        "different" => Style::new().fg(BAD),
+        "no value" => Style::new().add_modifier(Modifier::DIM),
+        _ => Style::new().fg(WARN),
+    }
+}
+
+fn draw_candidate(frame: &mut Frame, app: &App, area: Rect) {
+    let v = &app.review;
+    let d = match &v.detail {
+        Some((_, Ok(d))) => d,
+        Some((id, Err(e))) => {
+            frame.render_widget(
+                Paragraph::new(format!("Cannot read candidate {id}: {}", clean(e)))
+                    .wrap(Wrap { trim: true })
+                    .fg(BAD)
+                    .block(block("Candidate", false)),
+                area,
+            );
+            return;
+        }
+        None => {
+            frame.render_widget(
+                Block::new()
+                    .borders(Borders::ALL)
+                    .border_type(BorderType::Rounded),
+                area,
+            );
+            return;
+        }
+    };
+    let r = &d.row;
+    let mut title = format!(
+        "Candidate {} · {}",
+        r.candidate_id,
+        if r.band == "auto_merge" {
+            "auto-merged".to_string()
+        } else {
+            format!("{} band", clean(&r.band))
+        }
+    );
+    if r.flags.contains("weak_bridge") {
+        title.push_str(" · ⚑ weak bridge");
+    }
+    match r.decision.as_deref() {
+        Some("approve") => title.push_str(" · approved"),
+        Some("reject") => title.push_str(" · rejected"),
+        _ => {}
+    }
+    title.push_str(" · Enter: all values");
+    let outer = block(&title, false);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let w = inner.width;
+
+    let merge = clean(&state::merge_preview(d));
+    let blocking = format!("blocking: {}", clean(&d.blocking));
+    let members: Vec<_> = d.comparisons.iter().flat_map(|c| &c.members).collect();
+    let rec_full = members.len() as u16 + 1;
+    let wf_full = d.comparisons.len() as u16 + 3;
+    let block_full = wrapped_height(&blocking, w).min(2);
+    let merge_h = if inner.height < 8 {
+        1
+    } else {
+        wrapped_height(&format!("merge: {merge}"), w).min(3)
+    };
+    let avail = inner.height.saturating_sub(merge_h);
+    // Everything when it fits; else the records come first (Enter shows
+    // them all), then the waterfall without its title, then the blocking.
+    let (rec_h, wf_h, block_h, titled) = if avail >= rec_full + wf_full + block_full {
+        (rec_full, wf_full, block_full, true)
+    } else {
+        let wf_min = wf_full - 1;
+        let rec_h = rec_full.min(avail.saturating_sub(wf_min + block_full).max(avail * 2 / 3));
+        let wf_h = wf_min.min(avail - rec_h);
+        (rec_h, wf_h, block_full.min(avail - rec_h - wf_h), false)
+    };
+    let spare = avail - rec_h - wf_h - block_h;
+    // Blank lines between the parts when there is room for them.
+    let (gap1, gap2, gap3) = match spare {
+        0 => (0, 0, 0),
+        1 => (0, 1, 0),
+        2 => (1, 1, 0),
+        _ => (1, 1, 1),
+    };
+    let [merge_area, _, rec_area, _, wf_area, _, block_area] = Layout::vertical([
+        Constraint::Length(merge_h),
+        Constraint::Length(gap1),
+        Constraint::Length(rec_h),
+        Constraint::Length(gap2),
+        Constraint::Length(wf_h),
+        Constraint::Length(gap3),
+        Constraint::Length(block_h),
+    ])
+    .areas(inner);
+
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::raw("merge: ").bold(),
+            Span::raw(merge),
+        ]))
+        .wrap(Wrap { trim: true }),
+        merge_area,
+    );
+
+    // The two records side by side, field by field.
+    let level_w = (w / 5).clamp(8, 20);
+    let value_w = (w.saturating_sub(12 + level_w + 3) / 2).max(4) as usize;
+    let rows: Vec<Row> = members
+        .iter()
+        .map(|(field, level, left, right)| {
+            let value = |x: &Option<String>| cut(&clean(x.as_deref().unwrap_or("∅")), value_w);
+            Row::new(vec![
+                Cell::from(cut(&clean(field), 12)),
+                Cell::from(value(left)),
+                Cell::from(value(right)),
+                Cell::from(cut(&clean(level), level_w as usize)).style(level_style(level)),
+            ])
+        })
+        .collect();
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(12),
+                Constraint::Fill(1),
+                Constraint::Fill(1),
+                Constraint::Length(level_w),
+            ],
+        )
+        .header(
+            Row::new(vec![
+                "field".to_string(),
+                cut(&clean(&r.left_key), value_w),
+                cut(&clean(&r.right_key), value_w),
+                "level".to_string(),
+            ])
+            .style(Style::new().add_modifier(Modifier::BOLD)),
+        ),
+        rec_area,
+    );
+
+    let mut lines = waterfall(d, w);
+    if !titled {
+        lines.remove(0);
+    }
+    lines.truncate(wf_h as usize);
+    frame.render_widget(Paragraph::new(lines), wf_area);
+    frame.render_widget(
+        Paragraph::new(blocking).wrap(Wrap { trim: true }),
+        block_area,
+    );
+}
+
+/// The weights as a waterfall: the prior, one bar per comparison (positive
+/// green to the right of the axis, negative red to its left, scaled to the
+/// largest one), and the total with its probability.
+fn waterfall(d: &CandidateDetail, width: u16) -> Vec<Line<'static>> {
+    const NAME: usize = 12;
+    const VALUE: usize = 8;
+    let width = width as usize;
+    let note_w = (width / 4).clamp(6, 22);
+    let half = (width.saturating_sub(NAME + 1 + VALUE + 1 + note_w + 1) / 2).max(2);
+    let scale = d
+        .comparisons
+        .iter()
+        .map(|c| c.weight.abs())
+        .fold(0.0_f64, f64::max);
+    let cells = |w: f64| -> usize {
+        if w == 0.0 || scale == 0.0 {
+            0
+        } else {
+            ((w.abs() / scale * half as f64).round() as usize).clamp(1, half)
+        }
+    };
+    let line = |name: String, weight: f64, bar: bool, note: String, strong: bool| {
+        let n = if bar { cells(weight) } else { 0 };
+        let (neg, pos) = if weight < 0.0 { (n, 0) } else { (0, n) };
+        let name_style = if strong {
+            Style::new().add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        Line::from(vec![
+            Span::styled(format!("{:<NAME$} ", cut(&name, NAME)), name_style),
+            Span::raw(" ".repeat(half - neg)),
+            Span::styled("█".repeat(neg), Style::new().fg(BAD)),
+            Span::raw("│").add_modifier(Modifier::DIM),
+            Span::styled("█".repeat(pos), Style::new().fg(GOOD)),
+            Span::raw(" ".repeat(half - pos)),
+            Span::styled(format!("{weight:>+VALUE$.2} "), name_style),
+            Span::styled(cut(&note, note_w), name_style),
+        ])
+    };
+    let mut lines = vec![Line::from("weights (bits: log2 m/u)").bold()];
+    lines.push(line(
+        "prior".into(),
+        d.prior,
+        false,
+        "prior odds".into(),
+        false,
+    ));
+    for c in &d.comparisons {
+        let note = if c.tf {
+            format!("{} · tf", clean(&c.level))
+        } else {
+            clean(&c.level)
+        };
+        lines.push(line(clean(&c.name), c.weight, true, note, false));
+    }
+    lines.push(line(
+        "match weight".into(),
+        d.row.match_weight,
+        false,
+        format!("p {:.3}", d.row.probability),
+        true,
+    ));
+    lines
+}
+
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
@@ -622,7 +987,7 @@ fn draw_help(frame: &mut Frame, scroll: u16, area: Rect) {
     lines.push(Line::from("Commands (:)").fg(ACCENT).bold());
     for c in [
         "load · run all · run <step> · reload <source>",
-        "rejects [reason] · rules · pipeline · cancel · help · quit",
+        "rejects [reason] · rules · review · pipeline · cancel · help · quit",
     ] {
         lines.push(Line::from(format!("  {c}")));
     }
@@ -656,10 +1021,15 @@ fn draw_input(frame: &mut Frame, kind: InputKind, text: &str, area: Rect) {
     let title = match kind {
         InputKind::Search => "Search rejects (original row or detail)",
         InputKind::Palette => "Command (load, run all, run <step>, reload <source>, rejects, quit)",
+        InputKind::Reason { approve: true } => "Reason for approving this merge",
+        InputKind::Reason { approve: false } => "Reason for rejecting this merge",
+        InputKind::Band => "Bulk decision: probability band and a (approve) or r (reject)",
     };
     let prefix = match kind {
         InputKind::Search => "/",
         InputKind::Palette => ":",
+        InputKind::Reason { .. } => "reason: ",
+        InputKind::Band => "band, e.g. 0.80-0.95 a: ",
     };
     let popup = Rect::new(area.x, area.height.saturating_sub(5), area.width, 3);
     frame.render_widget(Clear, popup);

@@ -10,9 +10,10 @@ use super::UnionFind;
 use super::fuzzy::FuzzyRules;
 use crate::pipeline::schema::System;
 use crate::workspace::{ConfigError, line_of};
+use rayon::prelude::*;
 use regex::Regex;
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use toml::Spanned;
 
 /// One identifier kind and the fields that carry it.
@@ -35,6 +36,8 @@ pub struct IdentityRules {
     pub anchor: String,
     pub kinds: Vec<IdentifierKind>,
     pub blocked: Vec<Regex>,
+    /// The same patterns, matched in one pass.
+    pub blocked_set: regex::RegexSet,
     /// Fuzzy matching (`[fuzzy]`), if configured.
     pub fuzzy: Option<FuzzyRules>,
 }
@@ -179,17 +182,20 @@ impl IdentityRules {
             Some(f) => Some(FuzzyRules::from_raw(f, text, file)?),
             None => None,
         };
+        let blocked_set = regex::RegexSet::new(blocked.iter().map(|r| r.as_str()))
+            .expect("each pattern compiled alone");
         Ok(IdentityRules {
             anchor: raw.anchor,
             kinds,
             blocked,
+            blocked_set,
             fuzzy,
         })
     }
 
     pub fn is_blocked(&self, value: &str) -> bool {
         let v = value.trim().to_lowercase();
-        self.blocked.iter().any(|re| re.is_match(&v))
+        self.blocked_set.is_match(&v)
     }
 }
 
@@ -220,6 +226,9 @@ pub struct Linked {
     /// Record pairs to join (linear in the number of identifier carriers).
     pub edges: Vec<(u32, u32)>,
     pub identifiers: Vec<IdentifierStat>,
+    /// Values carried by one record only (not in `identifiers`: they link
+    /// nothing).
+    pub singletons: u64,
     /// Anonymous records on shared devices and the login nearest in time:
     /// (record, kind, login record, distance in ms). Applied after `edges`
     /// by [`Linked::attribute`].
@@ -295,14 +304,19 @@ pub fn link(
     rules: &IdentityRules,
 ) -> Linked {
     let anchor = rules.kinds.iter().position(|k| k.kind == rules.anchor);
-    // Identifier value -> records carrying it.
-    let mut carriers: HashMap<(usize, &str), Vec<u32>> = HashMap::new();
-    for (i, ids) in records.iter().enumerate() {
-        for (kind, value) in ids {
-            carriers
-                .entry((*kind, value.as_str()))
-                .or_default()
-                .push(i as u32);
+    // (identifier kind, value, record), sorted: each run is one value.
+    let mut flat: Vec<(usize, &str, u32)> = records
+        .iter()
+        .enumerate()
+        .flat_map(|(i, ids)| ids.iter().map(move |(k, v)| (*k, v.as_str(), i as u32)))
+        .collect();
+    flat.par_sort_unstable();
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    for i in 1..=flat.len() {
+        if i == flat.len() || (flat[i].0, flat[i].1) != (flat[start].0, flat[start].1) {
+            runs.push((start, i));
+            start = i;
         }
     }
     let anchor_of = |r: u32| -> Option<&str> {
@@ -315,13 +329,24 @@ pub fn link(
     let time_of = |r: u32| times.get(r as usize).copied().flatten();
     let mut edges = Vec::new();
     let mut attributed = Vec::new();
-    let mut keys: Vec<(usize, &str)> = carriers.keys().copied().collect();
-    keys.sort();
-    let mut identifiers = Vec::with_capacity(keys.len());
-    for key in keys {
-        let recs = &carriers[&key];
+    // Junk checks (regexes) on every distinct value, in parallel.
+    let junk: Vec<bool> = runs
+        .par_iter()
+        .map(|&(s, _)| rules.is_blocked(flat[s].1))
+        .collect();
+    let mut identifiers = Vec::new();
+    let mut singletons = 0u64;
+    for (&(s, e), junk) in runs.iter().zip(junk) {
+        if e - s == 1 && !junk {
+            // One record: links nothing, limits cannot apply.
+            singletons += 1;
+            continue;
+        }
+        let recs: Vec<u32> = flat[s..e].iter().map(|x| x.2).collect();
+        let recs = &recs;
+        let key = (flat[s].0, flat[s].1);
         let (kind, value) = key;
-        let status = if rules.is_blocked(value) {
+        let status = if junk {
             Status::Blocked
         } else {
             let customers: HashSet<&str> = recs.iter().filter_map(|&r| anchor_of(r)).collect();
@@ -380,6 +405,7 @@ pub fn link(
     Linked {
         edges,
         identifiers,
+        singletons,
         attributed,
         has_anchor,
     }

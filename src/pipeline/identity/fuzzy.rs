@@ -91,8 +91,16 @@ impl Method {
         out
     }
 
+    /// Number of levels (without building the labels: called per pair).
     pub fn levels(&self) -> usize {
-        self.labels().len()
+        2 + match self {
+            Method::Exact => 0,
+            Method::Name(ts) => 1 + ts.len(),
+            Method::JaroWinkler(ts) => ts.len(),
+            Method::Levenshtein(ks) => ks.len(),
+            Method::Date => 2,
+            Method::Phone | Method::Email => 1,
+        }
     }
 
     /// How values of a field compared this way are normalised.
@@ -339,6 +347,20 @@ impl FuzzyRules {
                 keys,
             });
         }
+        let units = comparisons.iter().filter(|c| c.group.is_none()).count()
+            + comparisons
+                .iter()
+                .filter_map(|c| c.group.as_ref())
+                .collect::<std::collections::HashSet<_>>()
+                .len();
+        if units > 16 {
+            return Err(err(
+                0,
+                format!(
+                    "field `fuzzy.compare`: {units} comparisons (groups count once); at most 16"
+                ),
+            ));
+        }
         if blocking.is_empty() || blocking.len() > 16 {
             return Err(err(
                 0,
@@ -514,12 +536,59 @@ pub struct Columns {
     /// Per field: distinct values and how many records hold each.
     values: Vec<Vec<String>>,
     counts: Vec<Vec<u32>>,
-    lookup: Vec<HashMap<String, u32>>,
+    /// Per field: records with a value.
+    non_empty: Vec<u64>,
+    /// Per field: raw values pushed and not yet interned.
+    raw: Vec<Vec<Option<Box<str>>>>,
     /// Per record: its index among all the resolve step's records.
     pub global: Vec<u32>,
 }
 
 const EMPTY: u32 = u32::MAX;
+
+/// Normalise and intern one field's raw values: each distinct raw text is
+/// normalised once. Returns (ids, values, counts).
+fn intern(
+    norm: Norm,
+    raw: Vec<Option<Box<str>>>,
+    junk: &(impl Fn(&str) -> bool + Sync),
+) -> (Vec<u32>, Vec<String>, Vec<u32>) {
+    let mut by_raw: HashMap<Box<str>, u32> = HashMap::new();
+    let mut by_value: HashMap<String, u32> = HashMap::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut counts: Vec<u32> = Vec::new();
+    let mut ids = Vec::with_capacity(raw.len());
+    for r in raw {
+        let id = match r {
+            None => EMPTY,
+            Some(r) => match by_raw.get(&r) {
+                Some(&id) => id,
+                None => {
+                    let id = match normalise(norm, &r) {
+                        Some(v) if !junk(&v) => match by_value.get(&v) {
+                            Some(&id) => id,
+                            None => {
+                                let id = values.len() as u32;
+                                values.push(v.clone());
+                                counts.push(0);
+                                by_value.insert(v, id);
+                                id
+                            }
+                        },
+                        _ => EMPTY,
+                    };
+                    by_raw.insert(r, id);
+                    id
+                }
+            },
+        };
+        if id != EMPTY {
+            counts[id as usize] += 1;
+        }
+        ids.push(id);
+    }
+    (ids, values, counts)
+}
 
 impl Columns {
     pub fn new(rules: &FuzzyRules) -> Self {
@@ -529,7 +598,8 @@ impl Columns {
             ids: vec![Vec::new(); n],
             values: vec![Vec::new(); n],
             counts: vec![Vec::new(); n],
-            lookup: vec![HashMap::new(); n],
+            non_empty: vec![0; n],
+            raw: vec![Vec::new(); n],
             global: Vec::new(),
         }
     }
@@ -542,51 +612,36 @@ impl Columns {
         self.global.is_empty()
     }
 
-    /// Add a record; `value(f)` gives the raw text of field `f`.
+    /// Add a record; `value(f)` gives the raw text of field `f`. Call
+    /// [`Columns::seal`] once all records are in.
     pub fn push<'a>(&mut self, global: u32, mut value: impl FnMut(usize) -> Option<&'a str>) {
-        for f in 0..self.ids.len() {
-            let id = match value(f).and_then(|raw| normalise(self.norms[f], raw)) {
-                None => EMPTY,
-                Some(v) => match self.lookup[f].get(&v) {
-                    Some(&id) => {
-                        self.counts[f][id as usize] += 1;
-                        id
-                    }
-                    None => {
-                        let id = self.values[f].len() as u32;
-                        self.values[f].push(v.clone());
-                        self.counts[f].push(1);
-                        self.lookup[f].insert(v, id);
-                        id
-                    }
-                },
-            };
-            self.ids[f].push(id);
+        for (f, raw) in self.raw.iter_mut().enumerate() {
+            raw.push(value(f).map(Box::from));
         }
         self.global.push(global);
     }
 
-    /// Once all records are in: treat values `junk` says are junk (blocked
-    /// values: "unknown", "x@x.x", "000000"...) as empty, and free the
-    /// lookup tables.
-    pub fn seal(&mut self, junk: impl Fn(&str) -> bool) {
-        for f in 0..self.ids.len() {
-            let bad: Vec<bool> = self.values[f].iter().map(|v| junk(v)).collect();
-            if !bad.contains(&true) {
-                continue;
-            }
-            for id in self.ids[f].iter_mut() {
-                if *id != EMPTY && bad[*id as usize] {
-                    *id = EMPTY;
-                }
-            }
-            for (i, b) in bad.iter().enumerate() {
-                if *b {
-                    self.counts[f][i] = 0;
-                }
-            }
+    /// Normalise and intern the pushed values (fields in parallel); values
+    /// `junk` says are junk (blocked values: "unknown", "x@x.x", "000000"...)
+    /// count as empty.
+    pub fn seal(&mut self, junk: impl Fn(&str) -> bool + Sync) {
+        let raw = std::mem::take(&mut self.raw);
+        let built: Vec<(Vec<u32>, Vec<String>, Vec<u32>)> = raw
+            .into_par_iter()
+            .zip(self.norms.par_iter())
+            .map(|(r, &norm)| intern(norm, r, &junk))
+            .collect();
+        self.ids.clear();
+        self.values.clear();
+        self.counts.clear();
+        self.non_empty.clear();
+        for (ids, values, counts) in built {
+            self.non_empty.push(counts.iter().map(|&c| c as u64).sum());
+            self.ids.push(ids);
+            self.values.push(values);
+            self.counts.push(counts);
         }
-        self.lookup = Vec::new();
+        self.raw = vec![Vec::new(); self.ids.len()];
     }
 
     pub fn value(&self, field: usize, record: u32) -> Option<&str> {
@@ -595,15 +650,11 @@ impl Columns {
     }
 
     fn non_empty(&self, field: usize) -> u64 {
-        self.counts[field].iter().map(|&c| c as u64).sum()
+        self.non_empty[field]
     }
 }
 
 // ---------------------------------------------------------------- comparing
-
-fn digits_only(s: &str) -> impl Iterator<Item = char> + '_ {
-    s.chars().filter(|c| c.is_ascii_digit())
-}
 
 fn nickname_or_initial(a: &str, b: &str, nick: &HashMap<String, Vec<u32>>) -> bool {
     let initial = |x: &str, y: &str| x.chars().count() == 1 && y.starts_with(x);
@@ -617,7 +668,12 @@ fn nickname_or_initial(a: &str, b: &str, nick: &HashMap<String, Vec<u32>>) -> bo
 }
 
 /// The level at which two normalised, non-empty values agree.
-pub fn compare(method: &Method, a: &str, b: &str, nick: &HashMap<String, Vec<u32>>) -> u8 {
+pub fn compare<'a>(
+    method: &Method,
+    a: &'a str,
+    b: &'a str,
+    nick: &HashMap<String, Vec<u32>>,
+) -> u8 {
     if a == b {
         return 0;
     }
@@ -656,20 +712,20 @@ pub fn compare(method: &Method, a: &str, b: &str, nick: &HashMap<String, Vec<u32
             }
         }
         Method::Phone => {
-            let (x, y): (String, String) = (digits_only(a).collect(), digits_only(b).collect());
-            if x == y {
-                0
-            } else if strsim::levenshtein(&x, &y) <= 2 && x.len().min(y.len()) >= 6 {
-                1
-            } else {
-                2
+            // Values are digits already. Same length: count differing
+            // digits; otherwise an edit distance.
+            if a.len().abs_diff(b.len()) > 2 || a.len().min(b.len()) < 6 {
+                return 2;
             }
+            let near = if a.len() == b.len() {
+                a.bytes().zip(b.bytes()).filter(|(x, y)| x != y).count() <= 2
+            } else {
+                strsim::levenshtein(a, b) <= 2
+            };
+            if near { 1 } else { 2 }
         }
         Method::Email => {
-            let local = |s: &'_ str| {
-                s.split_once('@')
-                    .map_or(s.to_string(), |(l, _)| l.to_string())
-            };
+            let local = |s: &'a str| s.split_once('@').map_or(s, |(l, _)| l);
             if local(a) == local(b) { 1 } else { 2 }
         }
     }
@@ -1036,6 +1092,49 @@ pub fn unit_weights(
         .collect()
 }
 
+/// How many pairs (those `keep` accepts by their rule bits) show each
+/// pattern of levels; units not `free` read as no value. Counted in
+/// parallel on packed keys (at most 16 units, a byte each).
+fn pattern_counts(
+    levels: &[u8],
+    nu: usize,
+    pairs: &[(u64, u16)],
+    keep: impl Fn(u16) -> bool + Sync,
+    free: &[bool],
+) -> HashMap<Vec<u8>, u64> {
+    let packed: HashMap<u128, u64> = pairs
+        .par_iter()
+        .enumerate()
+        .fold(
+            HashMap::new,
+            |mut acc: HashMap<u128, u64>, (pi, &(_, bits))| {
+                if keep(bits) {
+                    let mut key = 0u128;
+                    for (ui, &l) in levels[pi * nu..(pi + 1) * nu].iter().enumerate() {
+                        key = (key << 8) | u128::from(if free[ui] { l } else { NULL });
+                    }
+                    *acc.entry(key).or_default() += 1;
+                }
+                acc
+            },
+        )
+        .reduce(HashMap::new, |mut a, b| {
+            for (k, v) in b {
+                *a.entry(k).or_default() += v;
+            }
+            a
+        });
+    packed
+        .into_iter()
+        .map(|(key, n)| {
+            let pat: Vec<u8> = (0..nu)
+                .map(|ui| (key >> (8 * (nu - 1 - ui))) as u8)
+                .collect();
+            (pat, n)
+        })
+        .collect()
+}
+
 /// Block, compare, estimate the model and score every candidate pair.
 pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
     let mut phases = Vec::new();
@@ -1091,17 +1190,7 @@ pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
             .iter()
             .map(|unit| !uses_field(unit, &fields))
             .collect();
-        let mut patterns: HashMap<Vec<u8>, u64> = HashMap::new();
-        for (pi, &(_, bits)) in pairs.iter().enumerate() {
-            if bits & (1 << ri) != 0 {
-                let pat: Vec<u8> = levels[pi * nu..(pi + 1) * nu]
-                    .iter()
-                    .zip(&free)
-                    .map(|(&l, &f)| if f { l } else { NULL })
-                    .collect();
-                *patterns.entry(pat).or_default() += 1;
-            }
-        }
+        let patterns = pattern_counts(&levels, nu, &pairs, |bits| bits & (1 << ri) != 0, &free);
         let count: u64 = patterns.values().sum();
         let (m, lambda, iters) = em(&patterns, &u, &m0, &free, rules.em_iterations);
         em_stats.push((iters, lambda));
@@ -1122,13 +1211,8 @@ pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
     // Units every rule blocked on: EM over all candidates.
     let mut m = m0.clone();
     if m_weight.contains(&0.0) {
-        let mut patterns: HashMap<Vec<u8>, u64> = HashMap::new();
-        for pi in 0..pairs.len() {
-            *patterns
-                .entry(levels[pi * nu..(pi + 1) * nu].to_vec())
-                .or_default() += 1;
-        }
         let all = vec![true; nu];
+        let patterns = pattern_counts(&levels, nu, &pairs, |_| true, &all);
         let (fallback, _, _) = em(&patterns, &u, &m0, &all, rules.em_iterations);
         for ui in 0..nu {
             if m_weight[ui] == 0.0 {
@@ -1266,12 +1350,23 @@ mod tests {
         assert_eq!(compare(&Method::Date, "1980-03-04", "1975-11-21", &n), 3);
         assert_eq!(compare(&Method::Phone, "33612345678", "33612345679", &n), 1);
         assert_eq!(compare(&Method::Phone, "33612345678", "4915112345", &n), 2);
+        assert_eq!(compare(&Method::Phone, "33612345678", "3361234567", &n), 1);
         assert_eq!(compare(&Method::Email, "ann@x.com", "ann@y.org", &n), 1);
         assert_eq!(
             compare(&Method::Email, "ann.lee@x.com", "annlee@x.com", &n),
             2
         );
-        assert_eq!(Method::Email.levels(), 3);
+        for m in [
+            Method::Exact,
+            Method::Name(vec![0.9, 0.8]),
+            Method::JaroWinkler(vec![0.9]),
+            Method::Levenshtein(vec![1, 2]),
+            Method::Date,
+            Method::Phone,
+            Method::Email,
+        ] {
+            assert_eq!(m.levels(), m.labels().len(), "{m:?}");
+        }
         assert_eq!(
             compare(&Method::Levenshtein(vec![1, 2]), "75011", "75012", &n),
             1

@@ -17,7 +17,8 @@ pub mod fuzzy;
 pub mod resolve;
 pub mod steward;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rayon::prelude::*;
+use std::collections::{BTreeSet, HashMap};
 
 /// Disjoint sets over `0..n` with union by size and path halving: near
 /// constant time per operation, linear in the number of links overall.
@@ -68,13 +69,17 @@ impl UnionFind {
 
     /// The sets, each sorted, ordered by their smallest member.
     pub fn clusters(&mut self) -> Vec<Vec<u32>> {
-        let mut by_root: HashMap<u32, Vec<u32>> = HashMap::new();
-        for x in 0..self.parent.len() as u32 {
-            let r = self.find(x);
-            by_root.entry(r).or_default().push(x);
+        let n = self.parent.len();
+        let mut slot = vec![u32::MAX; n];
+        let mut out: Vec<Vec<u32>> = Vec::new();
+        for x in 0..n as u32 {
+            let r = self.find(x) as usize;
+            if slot[r] == u32::MAX {
+                slot[r] = out.len() as u32;
+                out.push(Vec::new());
+            }
+            out[slot[r] as usize].push(x);
         }
-        let mut out: Vec<Vec<u32>> = by_root.into_values().collect();
-        out.sort_by_key(|c| c[0]);
         out
     }
 }
@@ -139,17 +144,19 @@ pub fn assign_ids<S: AsRef<str>>(
     mut next_seq: u64,
 ) -> Assignment {
     // For each old id: how many of its records each cluster holds.
-    let mut holders: BTreeMap<&str, Vec<(usize, usize)>> = BTreeMap::new();
+    let mut holders: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
     let mut min_key: Vec<&str> = Vec::with_capacity(clusters.len());
+    let mut found: Vec<&str> = Vec::new();
     for (ci, cluster) in clusters.iter().enumerate() {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for key in cluster {
-            if let Some(id) = previous.get(key.as_ref()) {
-                *counts.entry(id.as_str()).or_default() += 1;
-            }
-        }
-        for (id, n) in counts {
-            holders.entry(id).or_default().push((ci, n));
+        found.clear();
+        found.extend(
+            cluster
+                .iter()
+                .filter_map(|key| previous.get(key.as_ref()).map(String::as_str)),
+        );
+        found.sort_unstable();
+        for run in found.chunk_by(|a, b| a == b) {
+            holders.entry(run[0]).or_default().push((ci, run.len()));
         }
         min_key.push(cluster.iter().map(AsRef::as_ref).min().unwrap_or(""));
     }
@@ -170,7 +177,7 @@ pub fn assign_ids<S: AsRef<str>>(
     }
     // Mint new ids in a deterministic order: by each cluster's smallest key.
     let mut order: Vec<usize> = (0..clusters.len()).collect();
-    order.sort_by_key(|&ci| min_key[ci]);
+    order.par_sort_unstable_by_key(|&ci| min_key[ci]);
     let mut ids = vec![String::new(); clusters.len()];
     let mut lineage = Vec::new();
     for ci in order {

@@ -353,7 +353,6 @@ pub fn run(
         .optional()?
         .unwrap_or(1);
     let assignment = assign_ids(&clusters, &previous, next_seq as u64);
-    drop(previous);
     progress.finish();
     lap("cluster and assign ids", &mut phases, &mut clock);
 
@@ -361,7 +360,7 @@ pub fn run(
     let now = now_utc();
     let tx = conn.transaction()?;
     tx.execute_batch(
-        "DELETE FROM identity_links; DELETE FROM identifiers; DELETE FROM customer360_id_map;
+        "DELETE FROM identity_links; DELETE FROM identifiers;
          DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
     )?;
     let (mut blocked, mut over_limit, mut shared) = (0u64, 0u64, 0u64);
@@ -444,6 +443,7 @@ pub fn run(
             }
         }
         links.finish()?;
+        lap("write identifiers", &mut phases, &mut clock);
 
         // The id map, in key order (the table's primary key).
         let mut id_of: Vec<u32> = vec![0; n];
@@ -452,31 +452,78 @@ pub fn run(
                 id_of[r as usize] = ci as u32;
             }
         }
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.par_sort_unstable_by(|&a, &b| records[a as usize].key.cmp(&records[b as usize].key));
-        let mut map = BulkInsert::new(
-            &tx,
-            "customer360_id_map",
-            &[
-                "record_key",
-                "system",
-                "source",
-                "record_id",
-                "customer360_id",
-            ]
-            .map(String::from),
-        );
-        for &r in &order {
-            let rec = &records[r as usize];
-            map.push([
-                Value::Text(rec.key.clone()),
-                Value::Text(rec.system.as_str().into()),
-                Value::Text(rec.source.clone()),
-                Value::Text(rec.id.clone()),
-                Value::Text(assignment.ids[id_of[r as usize] as usize].clone()),
-            ])?;
+        if previous.is_empty() {
+            // First run: every row, in key order (the primary key), and the
+            // index built once afterwards (faster than row by row).
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.par_sort_unstable_by(|&a, &b| {
+                records[a as usize].key.cmp(&records[b as usize].key)
+            });
+            tx.execute_batch(
+                "DELETE FROM customer360_id_map; DROP INDEX IF EXISTS id_map_by_customer",
+            )?;
+            let mut map = BulkInsert::new(
+                &tx,
+                "customer360_id_map",
+                &[
+                    "record_key",
+                    "system",
+                    "source",
+                    "record_id",
+                    "customer360_id",
+                ]
+                .map(String::from),
+            );
+            for &r in &order {
+                let rec = &records[r as usize];
+                map.push([
+                    Value::Text(rec.key.clone()),
+                    Value::Text(rec.system.as_str().into()),
+                    Value::Text(rec.source.clone()),
+                    Value::Text(rec.id.clone()),
+                    Value::Text(assignment.ids[id_of[r as usize] as usize].clone()),
+                ])?;
+            }
+            map.finish()?;
+            tx.execute_batch(
+                "CREATE INDEX id_map_by_customer ON customer360_id_map(customer360_id)",
+            )?;
+        } else {
+            // Later runs: write only what changed.
+            let mut upsert = tx.prepare(
+                "INSERT INTO customer360_id_map (record_key, system, source, record_id, customer360_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(record_key) DO UPDATE SET customer360_id = excluded.customer360_id",
+            )?;
+            let mut kept = 0usize;
+            for (r, rec) in records.iter().enumerate() {
+                let id = &assignment.ids[id_of[r] as usize];
+                match previous.get(&rec.key) {
+                    Some(old) if old == id => kept += 1,
+                    seen => {
+                        kept += usize::from(seen.is_some());
+                        upsert.execute(params![
+                            rec.key,
+                            rec.system.as_str(),
+                            rec.source,
+                            rec.id,
+                            id
+                        ])?;
+                    }
+                }
+            }
+            if kept < previous.len() {
+                // Records gone from the clean tables lose their row.
+                let current: HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
+                let mut del = tx.prepare("DELETE FROM customer360_id_map WHERE record_key = ?1")?;
+                for key in previous.keys() {
+                    if !current.contains(key.as_str()) {
+                        del.execute([key])?;
+                    }
+                }
+            }
         }
-        map.finish()?;
+        lap("write id map", &mut phases, &mut clock);
 
         let mut lin = tx.prepare(
             "INSERT INTO customer360_id_lineage (old_id, new_id, reason, at) VALUES (?1, ?2, ?3, ?4)",
@@ -525,10 +572,10 @@ pub fn run(
         .filter(|l| l.2 == super::LineageReason::Merge)
         .count() as u64;
     let splits = assignment.lineage.len() as u64 - merges;
-    lap("write", &mut phases, &mut clock);
+    lap("write candidates, lineage", &mut phases, &mut clock);
     let report = ResolveReport {
         records: n as u64,
-        identifiers: linked.identifiers.len() as u64,
+        identifiers: linked.identifiers.len() as u64 + linked.singletons,
         blocked,
         over_limit,
         shared,
@@ -549,7 +596,14 @@ pub fn run(
     };
     tx.execute(
         "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, 'pipeline', 'resolve', ?2)",
-        params![now, report.summary()],
+        params![
+            now,
+            format!(
+                "{}; seconds per phase: {}",
+                report.summary(),
+                report.phase_list()
+            )
+        ],
     )?;
     tx.commit()?;
     progress.finish();
@@ -557,6 +611,15 @@ pub fn run(
 }
 
 impl ResolveReport {
+    /// "read 1.2, deterministic links 0.8, ..." (seconds).
+    pub fn phase_list(&self) -> String {
+        self.phases
+            .iter()
+            .map(|(name, secs)| format!("{name} {secs:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// One line for the pipeline screen and the audit log.
     pub fn summary(&self) -> String {
         let mut s = format!(
@@ -607,6 +670,7 @@ fn write_candidates(
     marks: &Marks,
     base: &mut super::UnionFind,
 ) -> Result<u64> {
+    let base_root: Vec<u32> = (0..base.len() as u32).map(|x| base.find(x)).collect();
     let prior = s.model.prior_weight();
     {
         let mut model = tx.prepare(
@@ -654,86 +718,107 @@ fn write_candidates(
         ]
         .map(String::from),
     );
+    // Build the rows (explanations as JSON) in parallel, write in order.
+    let rows: Vec<Option<[Value; 10]>> = s
+        .kept
+        .par_iter()
+        .enumerate()
+        .map(|(ci, cand)| {
+            let (ga, gb) = (cols.global[cand.a as usize], cols.global[cand.b as usize]);
+            let (ka, kb) = (
+                &marks.records[ga as usize].key,
+                &marks.records[gb as usize].key,
+            );
+            let (left, right, lr, rr) = if ka < kb {
+                (ka, kb, cand.a, cand.b)
+            } else {
+                (kb, ka, cand.b, cand.a)
+            };
+            let decision = marks.decisions.get(&(left.clone(), right.clone()));
+            if decision.is_none() && base_root[ga as usize] == base_root[gb as usize] {
+                return None;
+            }
+            let band = if cand.probability >= rules.auto_merge {
+                "auto_merge"
+            } else {
+                "review"
+            };
+            let mut flags = Vec::new();
+            if marks.weak.contains(&ci) {
+                flags.push("weak_bridge");
+            }
+            if marks.refused.contains(&ci) {
+                flags.push("refused");
+            }
+            let blocking: Vec<&str> = rules
+                .blocking
+                .iter()
+                .enumerate()
+                .filter(|(ri, _)| cand.rules & (1 << ri) != 0)
+                .map(|(_, r)| r.name.as_str())
+                .collect();
+            let weights = fuzzy::unit_weights(rules, &s.units, cols, &s.model, lr, rr);
+            let members = fuzzy::member_levels(rules, cols, lr, rr);
+            // Values are stored for pairs a steward may look at; auto-merged
+            // pairs keep levels and weights only (their records are one
+            // `c360 explain` away), which keeps big runs fast and small.
+            let with_values = band == "review" || !flags.is_empty() || decision.is_some();
+            let detail: Vec<serde_json::Value> = s
+                .units
+                .iter()
+                .zip(&weights)
+                .map(|(unit, &(level, weight, tf))| {
+                    let parts: Vec<serde_json::Value> = unit
+                        .members
+                        .iter()
+                        .map(|&m| {
+                            let c = &rules.comparisons[m];
+                            let level = if members[m] == fuzzy::NULL {
+                                "no value".to_string()
+                            } else {
+                                c.method.labels()[members[m] as usize].clone()
+                            };
+                            if with_values {
+                                serde_json::json!({
+                                    "name": c.name,
+                                    "level": level,
+                                    "left": cols.value(c.field, lr),
+                                    "right": cols.value(c.field, rr),
+                                })
+                            } else {
+                                serde_json::json!({"name": c.name, "level": level})
+                            }
+                        })
+                        .collect();
+                    serde_json::json!({
+                        "name": unit.name,
+                        "level": unit.label(rules, level),
+                        "weight": (weight * 100.0).round() / 100.0,
+                        "tf": tf,
+                        "members": parts,
+                    })
+                })
+                .collect();
+            Some([
+                Value::Text(left.clone()),
+                Value::Text(right.clone()),
+                Value::Real(cand.weight),
+                Value::Real(cand.weight + prior),
+                Value::Real(cand.probability),
+                Value::Text(band.into()),
+                Value::Text(blocking.join(", ")),
+                Value::Text(serde_json::Value::Array(detail).to_string()),
+                Value::Text(flags.join(",")),
+                decision.map_or(Value::Null, |d| Value::Text(d.clone())),
+            ])
+        })
+        .collect();
     let mut review = 0;
-    for (ci, cand) in s.kept.iter().enumerate() {
-        let (ga, gb) = (cols.global[cand.a as usize], cols.global[cand.b as usize]);
-        let (ka, kb) = (
-            &marks.records[ga as usize].key,
-            &marks.records[gb as usize].key,
-        );
-        let (left, right, lr, rr) = if ka < kb {
-            (ka, kb, cand.a, cand.b)
-        } else {
-            (kb, ka, cand.b, cand.a)
-        };
-        let decision = marks.decisions.get(&(left.clone(), right.clone()));
-        if decision.is_none() && base.find(ga) == base.find(gb) {
-            continue;
-        }
-        let band = if cand.probability >= rules.auto_merge {
-            "auto_merge"
-        } else {
-            "review"
-        };
-        if band == "review" {
+    for row in rows.into_iter().flatten() {
+        if matches!(&row[5], Value::Text(b) if b == "review") {
             review += 1;
         }
-        let mut flags = Vec::new();
-        if marks.weak.contains(&ci) {
-            flags.push("weak_bridge");
-        }
-        if marks.refused.contains(&ci) {
-            flags.push("refused");
-        }
-        let blocking: Vec<&str> = rules
-            .blocking
-            .iter()
-            .enumerate()
-            .filter(|(ri, _)| cand.rules & (1 << ri) != 0)
-            .map(|(_, r)| r.name.as_str())
-            .collect();
-        let weights = fuzzy::unit_weights(rules, &s.units, cols, &s.model, lr, rr);
-        let members = fuzzy::member_levels(rules, cols, lr, rr);
-        let detail: Vec<serde_json::Value> = s
-            .units
-            .iter()
-            .zip(&weights)
-            .map(|(unit, &(level, weight, tf))| {
-                let parts: Vec<serde_json::Value> = unit
-                    .members
-                    .iter()
-                    .map(|&m| {
-                        let c = &rules.comparisons[m];
-                        serde_json::json!({
-                            "name": c.name,
-                            "level": if members[m] == fuzzy::NULL { "no value".to_string() } else { c.method.labels()[members[m] as usize].clone() },
-                            "left": cols.value(c.field, lr),
-                            "right": cols.value(c.field, rr),
-                        })
-                    })
-                    .collect();
-                serde_json::json!({
-                    "name": unit.name,
-                    "level": unit.label(rules, level),
-                    "weight": (weight * 100.0).round() / 100.0,
-                    "tf": tf,
-                    "members": parts,
-                })
-            })
-            .collect();
-        let match_weight = cand.weight + prior;
-        ins.push([
-            Value::Text(left.clone()),
-            Value::Text(right.clone()),
-            Value::Real(cand.weight),
-            Value::Real(match_weight),
-            Value::Real(cand.probability),
-            Value::Text(band.into()),
-            Value::Text(blocking.join(", ")),
-            Value::Text(serde_json::Value::Array(detail).to_string()),
-            Value::Text(flags.join(",")),
-            decision.map_or(Value::Null, |d| Value::Text(d.clone())),
-        ])?;
+        ins.push(row)?;
     }
     ins.finish()?;
     Ok(review)

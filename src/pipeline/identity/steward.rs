@@ -378,10 +378,7 @@ pub fn undo(
 /// Lineage rows (old id, new id, reason).
 type Lineage = Vec<(String, String, String)>;
 
-fn recluster(
-    tx: &Transaction,
-    customers: &[String],
-) -> Result<(Lineage, u64)> {
+fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
     // The records, and their current ids.
     let mut keys: Vec<String> = Vec::new();
     let mut previous: HashMap<String, String> = HashMap::new();
