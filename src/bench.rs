@@ -369,3 +369,210 @@ pub fn bench_standardise(dir: &Path, progress: &dyn Progress) -> Result<String> 
     )?;
     Ok(out)
 }
+
+/// What `c360 bench resolve` runs on.
+pub struct ResolveBenchOptions {
+    /// Working folder: `data/` (generated once, reused) and `ws/` (loaded
+    /// and standardised once, reused).
+    pub dir: PathBuf,
+    pub customers: u64,
+    pub seed: u64,
+    pub events_per_customer: f64,
+    pub orders_per_customer: f64,
+    /// CRM columns to remove before loading (e.g. email, phone): resolving
+    /// on names, birth dates and addresses alone.
+    pub drop_columns: Vec<String>,
+}
+
+/// Copy a CSV without some of its columns.
+fn csv_without(from: &Path, to: &Path, columns: &[String]) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(from)
+        .with_context(|| format!("reading {}", from.display()))?;
+    // Bytes, not strings: the generator writes some invalid UTF-8 on purpose,
+    // and those rows must reach the load (and its rejects) unchanged.
+    let headers = reader.headers()?.clone();
+    for d in columns {
+        if !headers.iter().any(|h| h == d) {
+            bail!("{}: no column {d:?} to drop", from.display());
+        }
+    }
+    let keep: Vec<usize> = (0..headers.len())
+        .filter(|&i| !columns.iter().any(|d| d == &headers[i]))
+        .collect();
+    // Written aside and renamed when complete, so an interrupted copy is
+    // never taken for a finished one.
+    let part = to.with_extension("csv.part");
+    let mut writer = csv::WriterBuilder::new().flexible(true).from_path(&part)?;
+    writer.write_record(keep.iter().map(|&i| &headers[i]))?;
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record)? {
+        writer.write_record(keep.iter().filter_map(|&i| record.get(i)))?;
+    }
+    writer.flush()?;
+    drop(writer);
+    std::fs::rename(&part, to)?;
+    Ok(())
+}
+
+/// `c360 bench resolve`: resolve identities on generated data, first run
+/// (no previous ids) then a re-run, with the time of each phase, the number
+/// of comparisons, peak memory and pairwise quality against the truth file.
+pub fn bench_resolve(opts: &ResolveBenchOptions, progress: &dyn Progress) -> Result<String> {
+    let mut out = String::new();
+    let data = opts.dir.join(format!(
+        "data-{}-{}-{}-{}",
+        opts.customers, opts.seed, opts.events_per_customer, opts.orders_per_customer
+    ));
+    let marker = data.join(".generated");
+    if !marker.exists() {
+        let t = Instant::now();
+        let s = generate::generate(
+            &GenerateOptions {
+                customers: opts.customers,
+                out: data.clone(),
+                seed: opts.seed,
+                events_per_customer: opts.events_per_customer,
+                orders_per_customer: opts.orders_per_customer,
+            },
+            progress,
+        )?;
+        std::fs::write(&marker, "")?;
+        writeln!(
+            out,
+            "generate: {} people -> {} CRM rows, {} web events, {} transactions in {:.1} s\n",
+            s.people,
+            s.crm_rows,
+            s.web_rows,
+            s.transaction_rows,
+            t.elapsed().as_secs_f64()
+        )?;
+    }
+    let variant = if opts.drop_columns.is_empty() {
+        "all-columns".to_string()
+    } else {
+        format!("without-{}", opts.drop_columns.join("-"))
+    };
+    let crm = if opts.drop_columns.is_empty() {
+        data.join("crm.csv")
+    } else {
+        let cut = data.join(format!("crm-{variant}.csv"));
+        if !cut.exists() {
+            csv_without(&data.join("crm.csv"), &cut, &opts.drop_columns)?;
+        }
+        cut
+    };
+
+    // Load and standardise once per data set and variant.
+    let ws_dir = opts.dir.join(format!(
+        "ws-{}-{}-{}",
+        data.file_name().and_then(|n| n.to_str()).unwrap_or("data"),
+        variant,
+        env!("CARGO_PKG_VERSION")
+    ));
+    let ready = ws_dir.join(".standardised");
+    if !ready.exists() {
+        if ws_dir.exists() {
+            std::fs::remove_dir_all(&ws_dir)?;
+        }
+        std::fs::create_dir_all(ws_dir.join("rules"))?;
+        for (name, body) in crate::workspace::DEFAULT_RULES {
+            std::fs::write(ws_dir.join("rules").join(name), body)?;
+        }
+        let abs = |p: &Path| -> Result<String> {
+            Ok(std::fs::canonicalize(p)
+                .with_context(|| format!("{} missing", p.display()))?
+                .display()
+                .to_string())
+        };
+        let mut config = format!(
+            "[settings]\ntimezone = \"UTC\"\ndate_order = \"mdy\"\n\n\
+             [[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"{}\"\nformat = \"csv\"\n[sources.mapping]\naddress = \"street\"\n",
+            abs(&crm)?
+        );
+        if opts.events_per_customer > 0.0 {
+            write!(
+                config,
+                "\n[[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"{}\"\nformat = \"segment\"\n",
+                abs(&data.join("web_events.ndjson"))?
+            )?;
+        }
+        if opts.orders_per_customer > 0.0 {
+            write!(
+                config,
+                "\n[[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"{}\"\nformat = \"parquet\"\n",
+                abs(&data.join("transactions.parquet"))?
+            )?;
+        }
+        std::fs::write(ws_dir.join("c360.toml"), config)?;
+        let ws = Workspace::open(&ws_dir)?;
+        let mut conn = store::open(&ws.db_path())?;
+        let t = Instant::now();
+        for source in &ws.sources {
+            stage::load_source(&mut conn, &ws, source, progress)?;
+        }
+        let loaded = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        crate::pipeline::standardise::run(&mut conn, &ws, progress)?;
+        writeln!(
+            out,
+            "load {loaded:.1} s, standardise {:.1} s (not part of the resolve figures)\n",
+            t.elapsed().as_secs_f64()
+        )?;
+        std::fs::write(&ready, "")?;
+    } else {
+        // The workspace's rules follow the repository's defaults.
+        for (name, body) in crate::workspace::DEFAULT_RULES {
+            std::fs::write(ws_dir.join("rules").join(name), body)?;
+        }
+    }
+    let ws = Workspace::open(&ws_dir)?;
+    let mut conn = store::open(&ws.db_path())?;
+    // A first run: no ids from before, no steward decisions.
+    conn.execute_batch(
+        "DELETE FROM customer360_id_map; DELETE FROM customer360_id_lineage;
+         DELETE FROM decision_members; DELETE FROM steward_decisions;
+         DELETE FROM id_sequence;",
+    )?;
+
+    writeln!(
+        out,
+        "| run | records | customers | comparisons | auto-merged | to review | seconds | peak RSS (MiB) |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    let mut phase_lines = String::new();
+    for run in ["first run", "re-run"] {
+        reset_peak_rss();
+        let t = Instant::now();
+        let r = crate::pipeline::identity::resolve::run(&mut conn, &ws, progress)?;
+        let secs = t.elapsed().as_secs_f64();
+        writeln!(
+            out,
+            "| {run} | {} | {} | {} | {} | {} | {secs:.2} | {:.0} |",
+            r.records,
+            r.customers,
+            r.comparisons,
+            r.auto_merged,
+            r.review,
+            peak_rss_mib().unwrap_or(f64::NAN)
+        )?;
+        writeln!(phase_lines, "{run}: {}", r.phase_list())?;
+        if run == "re-run" && (r.minted, r.merges, r.splits) != (0, 0, 0) {
+            bail!(
+                "re-run changed ids: {} minted, {} merges, {} splits",
+                r.minted,
+                r.merges,
+                r.splits
+            );
+        }
+    }
+    writeln!(out, "\nseconds per phase\n{phase_lines}")?;
+    let s = crate::pipeline::identity::resolve::eval_truth(&conn, &data.join("truth.csv"))?;
+    writeln!(
+        out,
+        "quality ({variant}): {} records of {} people into {} customers; pairwise precision {:.4}, recall {:.4}, F1 {:.4}",
+        s.records, s.true_entities, s.predicted_clusters, s.precision, s.recall, s.f1
+    )?;
+    Ok(out)
+}

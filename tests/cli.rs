@@ -205,3 +205,97 @@ fn demo_builds_then_reuses_its_workspace() {
         .stderr(predicate::str::contains("refusing to delete"));
     assert!(stranger.join("cat.jpg").is_file());
 }
+
+#[test]
+fn review_commands_decide_undo_and_eval_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    stdout_of(
+        c360()
+            .current_dir(repo)
+            .args(["demo", "--headless", "--workspace"])
+            .arg(&ws),
+    );
+    // --workspace works after the subcommand too.
+    let list = stdout_of(
+        c360()
+            .args(["review", "list", "--limit", "3", "--workspace"])
+            .arg(&ws),
+    );
+    // The counts, the header, then one pair per line.
+    let first = list
+        .lines()
+        .skip(2)
+        .find_map(|l| l.split_whitespace().next()?.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("no candidate id in\n{list}"));
+    let shown = stdout_of(
+        c360()
+            .args(["review", "--workspace"])
+            .arg(&ws)
+            .args(["show", &first.to_string()]),
+    );
+    assert!(shown.contains("first_name"), "{shown}");
+
+    let conn = rusqlite::Connection::open(ws.join("c360.db")).unwrap();
+    let (left, right): (String, String) = conn
+        .query_row(
+            "SELECT left_key, right_key FROM match_candidates WHERE candidate_id = ?1",
+            [first],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let customer = |key: &str| -> String {
+        conn.query_row(
+            "SELECT customer360_id FROM customer360_id_map WHERE record_key = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let approved = stdout_of(
+        c360()
+            .args([
+                "review",
+                "approve",
+                &first.to_string(),
+                "--reason",
+                "same phone, married name",
+            ])
+            .arg("--workspace")
+            .arg(&ws),
+    );
+    assert!(approved.contains("approved"), "{approved}");
+    assert_eq!(customer(&left), customer(&right));
+    // Honoured by a re-run of the whole pipeline.
+    c360()
+        .args(["run", "--all", "--workspace"])
+        .arg(&ws)
+        .assert()
+        .code(predicate::in_iter([0, 2]));
+    assert_eq!(customer(&left), customer(&right));
+    let decisions = stdout_of(c360().args(["review", "decisions", "--workspace"]).arg(&ws));
+    assert!(
+        decisions.contains("approve") && decisions.contains("same phone, married name"),
+        "{decisions}"
+    );
+    // Undo: apart again.
+    stdout_of(c360().args(["review", "undo", "--workspace"]).arg(&ws));
+    assert_ne!(customer(&left), customer(&right));
+
+    let eval = stdout_of(
+        c360()
+            .args(["eval", "--truth"])
+            .arg(repo.join("sample_data/truth.csv"))
+            .arg("--workspace")
+            .arg(&ws),
+    );
+    let figure = |name: &str| -> f64 {
+        eval.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{eval}"))
+    };
+    assert!(figure("precision") > 0.995, "{eval}");
+    assert!(figure("recall") > 0.985, "{eval}");
+}

@@ -569,9 +569,14 @@ fn draw_review(frame: &mut Frame, app: &App, area: Rect) {
         ))
         .bold(),
         Span::raw(format!(
-            " · {} auto-merged · {} decisions in force",
+            " · {} auto-merged · {} {} in force",
             num(Some(c.auto_merged)),
-            num(Some(c.decisions))
+            num(Some(c.decisions)),
+            if c.decisions == 1 {
+                "decision"
+            } else {
+                "decisions"
+            }
         )),
     ]);
     let mut list = format!("f {} · o {} ", v.filter.label(), order_label(v.order));

@@ -119,11 +119,11 @@ impl Clusterer {
 /// record, probability). Returns indices into `edges`.
 pub fn weak_bridges(base: &mut UnionFind, edges: &[(u32, u32, f64)], threshold: f64) -> Vec<usize> {
     // Nodes: base clusters touched by an edge; weight = records in them.
-    let mut node_of: HashMap<u32, usize> = HashMap::new();
+    let mut node_of: rustc_hash::FxHashMap<u32, usize> = Default::default();
     let mut weight: Vec<usize> = Vec::new();
-    let mut sizes: HashMap<u32, usize> = HashMap::new();
+    let mut sizes: Vec<usize> = vec![0; base.len()];
     for x in 0..base.len() as u32 {
-        *sizes.entry(base.find(x)).or_default() += 1;
+        sizes[base.find(x) as usize] += 1;
     }
     let mut adj: Vec<Vec<(usize, usize)>> = Vec::new();
     for (ei, &(a, b, _)) in edges.iter().enumerate() {
@@ -133,7 +133,7 @@ pub fn weak_bridges(base: &mut UnionFind, edges: &[(u32, u32, f64)], threshold: 
         }
         let mut node = |r: u32| {
             *node_of.entry(r).or_insert_with(|| {
-                weight.push(sizes[&r]);
+                weight.push(sizes[r as usize]);
                 adj.push(Vec::new());
                 weight.len() - 1
             })

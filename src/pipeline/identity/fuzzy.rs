@@ -30,6 +30,7 @@ use crate::workspace::{ConfigError, line_of};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use unicode_normalization::UnicodeNormalization;
@@ -538,33 +539,60 @@ pub struct Columns {
     counts: Vec<Vec<u32>>,
     /// Per field: records with a value.
     non_empty: Vec<u64>,
-    /// Per field: raw values pushed and not yet interned.
-    raw: Vec<Vec<Option<Box<str>>>>,
+    /// Per field: raw values pushed and not yet interned, in one buffer.
+    raw: Vec<RawColumn>,
     /// Per record: its index among all the resolve step's records.
     pub global: Vec<u32>,
 }
 
 const EMPTY: u32 = u32::MAX;
 
+/// One field's raw values, back to back in one buffer (no allocation per
+/// value): value `i` is `text[ends[i - 1]..ends[i]]`, empty = no value.
+#[derive(Debug, Default, Clone)]
+struct RawColumn {
+    text: String,
+    ends: Vec<u64>,
+}
+
+impl RawColumn {
+    fn push(&mut self, value: Option<&str>) {
+        if let Some(v) = value {
+            self.text.push_str(v);
+        }
+        self.ends.push(self.text.len() as u64);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&end| {
+            let v = &self.text[start..end as usize];
+            start = end as usize;
+            v
+        })
+    }
+}
+
 /// Normalise and intern one field's raw values: each distinct raw text is
 /// normalised once. Returns (ids, values, counts).
 fn intern(
     norm: Norm,
-    raw: Vec<Option<Box<str>>>,
+    raw: &RawColumn,
     junk: &(impl Fn(&str) -> bool + Sync),
 ) -> (Vec<u32>, Vec<String>, Vec<u32>) {
-    let mut by_raw: HashMap<Box<str>, u32> = HashMap::new();
-    let mut by_value: HashMap<String, u32> = HashMap::new();
+    let mut by_raw: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut by_value: FxHashMap<String, u32> = FxHashMap::default();
     let mut values: Vec<String> = Vec::new();
     let mut counts: Vec<u32> = Vec::new();
-    let mut ids = Vec::with_capacity(raw.len());
-    for r in raw {
-        let id = match r {
-            None => EMPTY,
-            Some(r) => match by_raw.get(&r) {
+    let mut ids = Vec::with_capacity(raw.ends.len());
+    for r in raw.iter() {
+        let id = if r.is_empty() {
+            EMPTY
+        } else {
+            match by_raw.get(r) {
                 Some(&id) => id,
                 None => {
-                    let id = match normalise(norm, &r) {
+                    let id = match normalise(norm, r) {
                         Some(v) if !junk(&v) => match by_value.get(&v) {
                             Some(&id) => id,
                             None => {
@@ -580,7 +608,7 @@ fn intern(
                     by_raw.insert(r, id);
                     id
                 }
-            },
+            }
         };
         if id != EMPTY {
             counts[id as usize] += 1;
@@ -599,7 +627,7 @@ impl Columns {
             values: vec![Vec::new(); n],
             counts: vec![Vec::new(); n],
             non_empty: vec![0; n],
-            raw: vec![Vec::new(); n],
+            raw: vec![RawColumn::default(); n],
             global: Vec::new(),
         }
     }
@@ -616,7 +644,7 @@ impl Columns {
     /// [`Columns::seal`] once all records are in.
     pub fn push<'a>(&mut self, global: u32, mut value: impl FnMut(usize) -> Option<&'a str>) {
         for (f, raw) in self.raw.iter_mut().enumerate() {
-            raw.push(value(f).map(Box::from));
+            raw.push(value(f));
         }
         self.global.push(global);
     }
@@ -627,10 +655,11 @@ impl Columns {
     pub fn seal(&mut self, junk: impl Fn(&str) -> bool + Sync) {
         let raw = std::mem::take(&mut self.raw);
         let built: Vec<(Vec<u32>, Vec<String>, Vec<u32>)> = raw
-            .into_par_iter()
+            .par_iter()
             .zip(self.norms.par_iter())
             .map(|(r, &norm)| intern(norm, r, &junk))
             .collect();
+        drop(raw);
         self.ids.clear();
         self.values.clear();
         self.counts.clear();
@@ -641,7 +670,7 @@ impl Columns {
             self.values.push(values);
             self.counts.push(counts);
         }
-        self.raw = vec![Vec::new(); self.ids.len()];
+        self.raw = vec![RawColumn::default(); self.ids.len()];
     }
 
     pub fn value(&self, field: usize, record: u32) -> Option<&str> {

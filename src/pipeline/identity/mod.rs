@@ -18,7 +18,7 @@ pub mod resolve;
 pub mod steward;
 
 use rayon::prelude::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// Disjoint sets over `0..n` with union by size and path halving: near
 /// constant time per operation, linear in the number of links overall.
@@ -138,59 +138,72 @@ fn seq_of(id: &str) -> u64 {
 ///
 /// `clusters` holds record keys; `previous` maps record keys to the id they
 /// had. The result does not depend on the order of records within a cluster.
-pub fn assign_ids<S: AsRef<str>>(
+pub fn assign_ids<S: AsRef<str> + Sync, H: std::hash::BuildHasher + Sync>(
     clusters: &[Vec<S>],
-    previous: &HashMap<String, String>,
+    previous: &HashMap<String, String, H>,
     mut next_seq: u64,
 ) -> Assignment {
-    // For each old id: how many of its records each cluster holds.
-    let mut holders: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
-    let mut min_key: Vec<&str> = Vec::with_capacity(clusters.len());
-    let mut found: Vec<&str> = Vec::new();
-    for (ci, cluster) in clusters.iter().enumerate() {
-        found.clear();
-        found.extend(
-            cluster
+    // Per cluster (in parallel): its smallest record key, and the old ids it
+    // holds with how many of their records.
+    let per_cluster: Vec<(&str, Vec<(&str, u32)>)> = clusters
+        .par_iter()
+        .map(|cluster| {
+            let mut found: Vec<&str> = cluster
                 .iter()
-                .filter_map(|key| previous.get(key.as_ref()).map(String::as_str)),
-        );
-        found.sort_unstable();
-        for run in found.chunk_by(|a, b| a == b) {
-            holders.entry(run[0]).or_default().push((ci, run.len()));
-        }
-        min_key.push(cluster.iter().map(AsRef::as_ref).min().unwrap_or(""));
-    }
-    // The owner of an old id: the cluster with most of its records.
-    let mut owned: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); clusters.len()];
-    let mut present: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); clusters.len()];
-    for (id, hs) in &holders {
-        let owner = hs
+                .filter_map(|key| previous.get(key.as_ref()).map(String::as_str))
+                .collect();
+            found.sort_unstable();
+            let held = found
+                .chunk_by(|a, b| a == b)
+                .map(|run| (run[0], run.len() as u32))
+                .collect();
+            let min = cluster.iter().map(AsRef::as_ref).min().unwrap_or("");
+            (min, held)
+        })
+        .collect();
+    let min_key = |ci: usize| per_cluster[ci].0;
+    // (old id's sequence, old id, cluster, records), grouped by old id.
+    let mut holds: Vec<(u64, &str, usize, u32)> = per_cluster
+        .iter()
+        .enumerate()
+        .flat_map(|(ci, (_, held))| held.iter().map(move |&(id, n)| (seq_of(id), id, ci, n)))
+        .collect();
+    holds.par_sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    // The owner of an old id: the cluster with most of its records (ties:
+    // the smallest record key). Other holders split off it.
+    let mut owned: Vec<(usize, &str)> = Vec::new();
+    let mut split_from: Vec<(usize, &str)> = Vec::new();
+    for run in holds.chunk_by(|a, b| a.1 == b.1) {
+        let owner = run
             .iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| min_key[b.0].cmp(min_key[a.0])))
-            .map(|h| h.0);
-        for &(ci, _) in hs {
-            present[ci].insert(id);
-        }
-        if let Some(o) = owner {
-            owned[o].insert(id);
-        }
+            .max_by(|a, b| a.3.cmp(&b.3).then_with(|| min_key(b.2).cmp(min_key(a.2))))
+            .map_or(usize::MAX, |h| h.2);
+        owned.push((owner, run[0].1));
+        split_from.extend(run.iter().filter(|h| h.2 != owner).map(|h| (h.2, h.1)));
     }
+    // By cluster; within a cluster, old ids stay oldest first (stable sort).
+    owned.par_sort_by_key(|o| o.0);
+    split_from.par_sort_by_key(|o| o.0);
+    let range_of = |list: &[(usize, &str)], ci: usize| {
+        let lo = list.partition_point(|o| o.0 < ci);
+        let hi = list.partition_point(|o| o.0 <= ci);
+        lo..hi
+    };
     // Mint new ids in a deterministic order: by each cluster's smallest key.
     let mut order: Vec<usize> = (0..clusters.len()).collect();
-    order.par_sort_unstable_by_key(|&ci| min_key[ci]);
+    order.par_sort_unstable_by_key(|&ci| min_key(ci));
     let mut ids = vec![String::new(); clusters.len()];
     let mut lineage = Vec::new();
     for ci in order {
-        let id = match owned[ci].iter().min_by_key(|id| (seq_of(id), **id)) {
-            Some(survivor) => {
-                for other in &owned[ci] {
-                    if other != survivor {
-                        lineage.push((
-                            other.to_string(),
-                            survivor.to_string(),
-                            LineageReason::Merge,
-                        ));
-                    }
+        let mine = &owned[range_of(&owned, ci)];
+        let id = match mine.first() {
+            Some(&(_, survivor)) => {
+                for &(_, other) in &mine[1..] {
+                    lineage.push((
+                        other.to_string(),
+                        survivor.to_string(),
+                        LineageReason::Merge,
+                    ));
                 }
                 survivor.to_string()
             }
@@ -200,7 +213,7 @@ pub fn assign_ids<S: AsRef<str>>(
                 id
             }
         };
-        for old in present[ci].difference(&owned[ci]) {
+        for &(_, old) in &split_from[range_of(&split_from, ci)] {
             lineage.push((old.to_string(), id.clone(), LineageReason::Split));
         }
         ids[ci] = id;

@@ -20,7 +20,9 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::time::Instant;
 
 /// What a resolve run did.
@@ -188,7 +190,7 @@ pub fn run(
         progress.start(&format!("resolve: read {system}"), 0);
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
-        let mut fuzzy_vals: Vec<Option<String>> = vec![None; fuzzy_cols.len()];
+        let mut fuzzy_vals: Vec<String> = vec![String::new(); fuzzy_cols.len()];
         while let Some(row) = rows.next()? {
             let source: String = row.get(0)?;
             let id: String = row.get(1)?;
@@ -208,18 +210,21 @@ pub fn run(
                 }
             }
             if let (Some(c), Some(_)) = (cols.as_mut(), fuzzy_rules) {
-                for (j, slot) in fuzzy_vals.iter_mut().enumerate() {
-                    *slot = match row.get_ref(4 + wanted.len() + j)? {
-                        rusqlite::types::ValueRef::Null => None,
+                // One reused buffer per field: no allocation per value.
+                for (j, buf) in fuzzy_vals.iter_mut().enumerate() {
+                    buf.clear();
+                    match row.get_ref(4 + wanted.len() + j)? {
                         rusqlite::types::ValueRef::Text(t) => {
-                            Some(String::from_utf8_lossy(t).into_owned())
+                            buf.push_str(&String::from_utf8_lossy(t))
                         }
-                        rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
-                        rusqlite::types::ValueRef::Real(x) => Some(x.to_string()),
-                        rusqlite::types::ValueRef::Blob(_) => None,
-                    };
+                        rusqlite::types::ValueRef::Integer(i) => write!(buf, "{i}")?,
+                        rusqlite::types::ValueRef::Real(x) => write!(buf, "{x}")?,
+                        rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => {}
+                    }
                 }
-                c.push(records.len() as u32, |f| fuzzy_vals[f].as_deref());
+                c.push(records.len() as u32, |f| {
+                    Some(fuzzy_vals[f].as_str()).filter(|v| !v.is_empty())
+                });
             }
             records.push(Record {
                 key: record_key(system, &source, &id, kind.as_deref()),
@@ -339,7 +344,8 @@ pub fn run(
                 .collect()
         })
         .collect();
-    let previous: HashMap<String, String> = {
+    lap("cluster", &mut phases, &mut clock);
+    let previous: FxHashMap<String, String> = {
         let mut stmt = conn.prepare("SELECT record_key, customer360_id FROM customer360_id_map")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
@@ -352,9 +358,10 @@ pub fn run(
         )
         .optional()?
         .unwrap_or(1);
+    lap("read previous ids", &mut phases, &mut clock);
     let assignment = assign_ids(&clusters, &previous, next_seq as u64);
     progress.finish();
-    lap("cluster and assign ids", &mut phases, &mut clock);
+    lap("assign ids", &mut phases, &mut clock);
 
     progress.start("resolve: write", 0);
     let now = now_utc();
@@ -363,12 +370,13 @@ pub fn run(
         "DELETE FROM identity_links; DELETE FROM identifiers;
          DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
     )?;
+    lap("clear previous results", &mut phases, &mut clock);
     let (mut blocked, mut over_limit, mut shared) = (0u64, 0u64, 0u64);
     {
         // Identifiers worth explaining: those that link two or more records,
         // and every blocked, over-limit or shared value. A value on one
         // record only links nothing and is not stored.
-        let mut keep: HashMap<(usize, &str), i64> = HashMap::new();
+        let mut keep: FxHashMap<(usize, &str), i64> = FxHashMap::default();
         let mut ins = BulkInsert::new(
             &tx,
             "identifiers",
@@ -414,10 +422,16 @@ pub fn run(
             next_id += 1;
         }
         ins.finish()?;
-        let via: HashMap<(u32, usize), u32> = attributed
+        let via: FxHashMap<(u32, usize), u32> = attributed
             .iter()
             .map(|&(r, k, login)| ((r, k), login))
             .collect();
+        // Millions of links: their two indexes are built once afterwards
+        // (a sort) instead of row by row (random B-tree inserts).
+        tx.execute_batch(
+            "DROP INDEX IF EXISTS identity_links_by_record;
+             DROP INDEX IF EXISTS identity_links_by_identifier;",
+        )?;
         let mut links = BulkInsert::new(
             &tx,
             "identity_links",
@@ -443,6 +457,10 @@ pub fn run(
             }
         }
         links.finish()?;
+        tx.execute_batch(
+            "CREATE INDEX identity_links_by_record ON identity_links(record_key);
+             CREATE INDEX identity_links_by_identifier ON identity_links(identifier_id);",
+        )?;
         lap("write identifiers", &mut phases, &mut clock);
 
         // The id map, in key order (the table's primary key).
@@ -759,10 +777,6 @@ fn write_candidates(
                 .collect();
             let weights = fuzzy::unit_weights(rules, &s.units, cols, &s.model, lr, rr);
             let members = fuzzy::member_levels(rules, cols, lr, rr);
-            // Values are stored for pairs a steward may look at; auto-merged
-            // pairs keep levels and weights only (their records are one
-            // `c360 explain` away), which keeps big runs fast and small.
-            let with_values = band == "review" || !flags.is_empty() || decision.is_some();
             let detail: Vec<serde_json::Value> = s
                 .units
                 .iter()
@@ -778,16 +792,12 @@ fn write_candidates(
                             } else {
                                 c.method.labels()[members[m] as usize].clone()
                             };
-                            if with_values {
-                                serde_json::json!({
-                                    "name": c.name,
-                                    "level": level,
-                                    "left": cols.value(c.field, lr),
-                                    "right": cols.value(c.field, rr),
-                                })
-                            } else {
-                                serde_json::json!({"name": c.name, "level": level})
-                            }
+                            serde_json::json!({
+                                "name": c.name,
+                                "level": level,
+                                "left": cols.value(c.field, lr),
+                                "right": cols.value(c.field, rr),
+                            })
                         })
                         .collect();
                     serde_json::json!({
@@ -912,9 +922,137 @@ pub fn explain(conn: &Connection, who: &str) -> Result<String> {
             "linked" if n > 1 => format!("links {n} of these records"),
             "linked" => "on one record only".to_string(),
             "blocked" => "blocked junk value: links nobody".to_string(),
+            "shared" => format!(
+                "shared device of {customers} customers: merges nobody; its anonymous events went to the user logged in nearest in time"
+            ),
             _ => format!("shared by {customers} customers, over its limit: links nobody"),
         };
         writeln!(out, "  {kind:<12} {value:<40} {why}")?;
+    }
+    let attributed: i64 = conn.query_row(
+        "SELECT count(*) FROM customer360_id_map m
+         JOIN identity_links l ON l.record_key = m.record_key
+         WHERE m.customer360_id = ?1 AND l.via_record IS NOT NULL",
+        [&id],
+        |r| r.get(0),
+    )?;
+    if attributed > 0 {
+        writeln!(
+            out,
+            "  {attributed} anonymous record(s) given to this customer by the nearest login on a shared device"
+        )?;
+    }
+
+    // Fuzzy pairs touching these records: the merges that hold the customer
+    // together, and pairs with other customers still open.
+    let mut stmt = conn.prepare(
+        "SELECT c.candidate_id FROM customer360_id_map m
+           JOIN match_candidates c ON c.left_key = m.record_key WHERE m.customer360_id = ?1
+         UNION
+         SELECT c.candidate_id FROM customer360_id_map m
+           JOIN match_candidates c ON c.right_key = m.record_key WHERE m.customer360_id = ?1",
+    )?;
+    let ids: Vec<i64> = stmt
+        .query_map([&id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut inside = Vec::new();
+    let mut across = Vec::new();
+    for cid in ids {
+        let d = steward::candidate(conn, cid)?;
+        if d.left_customer == d.right_customer {
+            inside.push(d);
+        } else {
+            across.push(d);
+        }
+    }
+    let by_p = |a: &steward::CandidateDetail, b: &steward::CandidateDetail| {
+        b.row.probability.total_cmp(&a.row.probability)
+    };
+    inside.sort_by(by_p);
+    across.sort_by(by_p);
+    let pair_lines = |out: &mut String, list: &[steward::CandidateDetail]| -> std::fmt::Result {
+        for d in list.iter().take(20) {
+            let how = match (d.row.decision.as_deref(), d.row.band.as_str()) {
+                (Some("approve"), _) => "approved by a steward",
+                (Some(_), _) => "rejected by a steward",
+                (None, "auto_merge") => "auto-merged",
+                _ => "to review",
+            };
+            writeln!(
+                out,
+                "  #{} {} ~ {}  p {:.3} ({:+.2} bits) {how}{}; blocking: {}",
+                d.row.candidate_id,
+                d.row.left_key,
+                d.row.right_key,
+                d.row.probability,
+                d.row.match_weight,
+                if d.row.flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", d.row.flags)
+                },
+                d.blocking
+            )?;
+            let parts: Vec<String> = d
+                .comparisons
+                .iter()
+                .map(|c| format!("{} {} {:+.2}", c.name, c.level, c.weight))
+                .collect();
+            writeln!(out, "      prior {:+.2} · {}", d.prior, parts.join(" · "))?;
+        }
+        if list.len() > 20 {
+            writeln!(out, "  … and {} more", list.len() - 20)?;
+        }
+        Ok(())
+    };
+    if !inside.is_empty() {
+        writeln!(
+            out,
+            "\nFuzzy matches between these records (weights in bits, log2 m/u):"
+        )?;
+        pair_lines(&mut out, &inside)?;
+    }
+    if !across.is_empty() {
+        writeln!(out, "\nPairs with other customers, not merged:")?;
+        pair_lines(&mut out, &across)?;
+    }
+
+    // Steward decisions on any of these records.
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT d.decision_id, d.at, d.actor, d.action, coalesce(d.pair_left, ''),
+                coalesce(d.pair_right, ''), d.reason, d.undone_at
+         FROM customer360_id_map m
+         JOIN decision_members dm ON dm.record_key = m.record_key
+         JOIN steward_decisions d ON d.decision_id = dm.decision_id
+         WHERE m.customer360_id = ?1 ORDER BY d.decision_id",
+    )?;
+    let decisions: Vec<String> = stmt
+        .query_map([&id], |r| {
+            let (did, at, actor, action): (i64, String, String, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let (left, right, reason): (String, String, String) = (r.get(4)?, r.get(5)?, r.get(6)?);
+            let undone: Option<String> = r.get(7)?;
+            let pair = if right.is_empty() {
+                left
+            } else {
+                format!("{left} + {right}")
+            };
+            let reason = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason:?}")
+            };
+            let state = undone.map_or(String::new(), |u| format!(" (undone {u})"));
+            Ok(format!(
+                "  #{did} {at} {actor} {action} {pair}{reason}{state}"
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if !decisions.is_empty() {
+        writeln!(out, "\nSteward decisions:")?;
+        for line in decisions {
+            writeln!(out, "{line}")?;
+        }
     }
     let mut stmt = conn.prepare(
         "SELECT old_id, new_id, reason, at FROM customer360_id_lineage
