@@ -413,6 +413,19 @@ fn review_screen_snapshots() {
 fn review_approve_reject_and_undo_write_decisions() {
     let (_d, mut app, conn) = review_app(30);
     let before = app.review.counts;
+    // The first pair of two different customers (a flagged weak bridge can
+    // be a pair already inside one customer).
+    while {
+        let (_, l, r) = selected(&app);
+        customer_of(&conn, &l) == customer_of(&conn, &r)
+    } {
+        assert!(
+            app.review.list.pos + 1 < app.review.list.total,
+            "no pair apart"
+        );
+        key(&mut app, KeyCode::Char('j'));
+    }
+    let start = app.review.list.pos;
     let (id, left, right) = selected(&app);
     assert_ne!(customer_of(&conn, &left), customer_of(&conn, &right));
     let header = render(&app, 120, 30);
@@ -441,7 +454,7 @@ fn review_approve_reject_and_undo_write_decisions() {
     assert_eq!(app.review.counts.reviewed, before.reviewed + 1);
     assert_eq!(app.review.counts.remaining, before.remaining - 1);
     assert_ne!(selected(&app).0, id);
-    assert_eq!(app.review.list.pos, 0);
+    assert_eq!(app.review.list.pos, start);
     let shown = render(&app, 120, 30);
     assert!(
         shown.contains(&format!("1 reviewed · {} to review", before.remaining - 1)),

@@ -1095,6 +1095,38 @@ fn tf_weight(
     Some((model.m[ui][0].max(FLOOR) / freq.max(FLOOR)).log2())
 }
 
+/// Weight of unit `ui` at `level` for the pair (a, b), and whether a term
+/// frequency set it. An exact match on a `tf` comparison weighs
+/// log2(m / frequency of the value); a near match never weighs more than an
+/// exact match on either of the two values would (otherwise "patricia" ~
+/// "patrica" could outweigh "patricia" = "patricia", a common name).
+#[allow(clippy::too_many_arguments)]
+fn pair_unit_weight(
+    rules: &FuzzyRules,
+    units: &[Unit],
+    cols: &Columns,
+    model: &Model,
+    ui: usize,
+    level: u8,
+    a: u32,
+    b: u32,
+) -> (f64, bool) {
+    let base = model.weight(ui, level);
+    if level == NULL {
+        return (base, false);
+    }
+    let Some(wa) = tf_weight(rules, units, cols, model, ui, a) else {
+        return (base, false);
+    };
+    if level == 0 {
+        return (wa, true);
+    }
+    match tf_weight(rules, units, cols, model, ui, b) {
+        Some(wb) if base > wa.min(wb) => (wa.min(wb), true),
+        _ => (base, false),
+    }
+}
+
 /// Weight of each unit for a pair, with term-frequency adjustment.
 pub fn unit_weights(
     rules: &FuzzyRules,
@@ -1111,12 +1143,8 @@ pub fn unit_weights(
         .iter()
         .enumerate()
         .map(|(ui, &l)| {
-            if l == 0
-                && let Some(w) = tf_weight(rules, units, cols, model, ui, a)
-            {
-                return (l, w, true);
-            }
-            (l, model.weight(ui, l), false)
+            let (w, tf) = pair_unit_weight(rules, units, cols, model, ui, l, a, b);
+            (l, w, tf)
         })
         .collect()
 }
@@ -1275,18 +1303,11 @@ pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
         .par_iter()
         .enumerate()
         .map(|(pi, &(p, _))| {
-            let a = (p >> 32) as u32;
+            let (a, b) = ((p >> 32) as u32, p as u32);
             levels[pi * nu..(pi + 1) * nu]
                 .iter()
                 .enumerate()
-                .map(|(ui, &l)| {
-                    if l == 0
-                        && let Some(w) = tf_weight(rules, &units, cols, &model, ui, a)
-                    {
-                        return w;
-                    }
-                    model.weight(ui, l)
-                })
+                .map(|(ui, &l)| pair_unit_weight(rules, &units, cols, &model, ui, l, a, b).0)
                 .sum()
         })
         .collect();
@@ -1406,6 +1427,75 @@ mod tests {
             Some("1980-03-04".into())
         );
         assert_eq!(normalise(Norm::Date, "04/03/1980"), None);
+    }
+
+    #[test]
+    fn a_near_match_never_outweighs_an_exact_match_of_its_values() {
+        let text = r#"
+systems = ["crm"]
+auto_merge = 0.9
+review = 0.5
+[[compare]]
+name = "first_name"
+field = "first_name"
+method = "name"
+thresholds = [0.92, 0.80]
+tf = true
+[[blocking]]
+name = "first initial"
+keys = ["first_name:initial"]
+"#;
+        let raw: super::super::deterministic::RawFuzzy = toml::from_str(text).unwrap();
+        let rules = FuzzyRules::from_raw(raw, text, "identity.toml").unwrap();
+        let units = rules.units();
+        let mut cols = Columns::new(&rules);
+        let names: Vec<&str> = std::iter::repeat_n("patricia", 98)
+            .chain(["patrica", "zebedee", "zebedie", "anna"])
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            cols.push(i as u32, |_| Some(n));
+        }
+        cols.seal(|_| false);
+        // Levels: exact, nickname/initial, JW >= 0.92, JW >= 0.80, different.
+        let model = Model {
+            m: vec![vec![0.5, 0.1, 0.3, 0.05, 0.05]],
+            u: vec![vec![0.01, 0.001, 0.0001, 0.01, 0.978]],
+            lambda: 0.01,
+            em: vec![(1, 0.1)],
+        };
+        let w = |a: u32, b: u32| pair_unit_weights_for_test(&rules, &units, &cols, &model, a, b);
+        let (level, exact_common, tf) = w(0, 1);
+        assert_eq!(level, 0);
+        assert!(tf);
+        // patricia ~ patrica: a near match, capped at "patricia" = "patricia".
+        let (level, near, tf) = w(0, 98);
+        assert_eq!(level, 2, "JW >= 0.92");
+        assert!(tf, "capped by the term frequency");
+        assert!(
+            (near - exact_common).abs() < 1e-9,
+            "{near} vs {exact_common}"
+        );
+        assert!(near < model.weight(0, 2));
+        // zebedee ~ zebedie: both rare; the cap (log2(0.5 * 102) = 5.67)
+        // still binds below the level's own 11.55 bits.
+        let (level, rare, _) = w(99, 100);
+        assert_eq!(level, 2);
+        assert!(rare > near && rare < model.weight(0, 2), "{rare}");
+        // A disagreement keeps its own (negative) weight.
+        let (level, differ, tf) = w(0, 101);
+        assert_eq!(level, 4);
+        assert!(!tf && differ < 0.0);
+    }
+
+    fn pair_unit_weights_for_test(
+        rules: &FuzzyRules,
+        units: &[Unit],
+        cols: &Columns,
+        model: &Model,
+        a: u32,
+        b: u32,
+    ) -> (u8, f64, bool) {
+        unit_weights(rules, units, cols, model, a, b)[0]
     }
 
     /// EM recovers known m and lambda from pairs drawn from a known model.
