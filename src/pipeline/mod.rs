@@ -4,6 +4,8 @@
 //! Every step run, from the CLI or the TUI, goes through [`run_step`], which
 //! records a `pipeline_runs` row (rows in / out, seconds, status).
 
+pub mod customers;
+pub mod export;
 pub mod extract;
 pub mod identity;
 pub mod progress;
@@ -11,6 +13,7 @@ pub mod schema;
 pub mod stage;
 pub mod standardise;
 pub mod timeparse;
+pub mod unify;
 
 use crate::workspace::Workspace;
 use anyhow::{Result, bail};

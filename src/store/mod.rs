@@ -18,6 +18,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0003_identity.sql"),
     ),
     ("0004_review", include_str!("migrations/0004_review.sql")),
+    ("0005_unify", include_str!("migrations/0005_unify.sql")),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

@@ -478,7 +478,8 @@ pub fn run(
                 records[a as usize].key.cmp(&records[b as usize].key)
             });
             tx.execute_batch(
-                "DELETE FROM customer360_id_map; DROP INDEX IF EXISTS id_map_by_customer",
+                "DELETE FROM customer360_id_map; DROP INDEX IF EXISTS id_map_by_customer;
+                 DROP INDEX IF EXISTS id_map_by_record_id",
             )?;
             let mut map = BulkInsert::new(
                 &tx,
@@ -504,7 +505,8 @@ pub fn run(
             }
             map.finish()?;
             tx.execute_batch(
-                "CREATE INDEX id_map_by_customer ON customer360_id_map(customer360_id)",
+                "CREATE INDEX id_map_by_customer ON customer360_id_map(customer360_id);
+                 CREATE INDEX id_map_by_record_id ON customer360_id_map(record_id)",
             )?;
         } else {
             // Later runs: write only what changed.

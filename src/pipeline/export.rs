@@ -1,0 +1,1 @@
+//! Exports of the unified tables for BI tools (CSV, Parquet).
