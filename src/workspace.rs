@@ -25,6 +25,11 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("events.toml", include_str!("../rules/events.toml")),
     ("people.toml", include_str!("../rules/people.toml")),
     ("identity.toml", include_str!("../rules/identity.toml")),
+    (
+        "survivorship.toml",
+        include_str!("../rules/survivorship.toml"),
+    ),
+    ("profiles.toml", include_str!("../rules/profiles.toml")),
 ];
 
 /// A configuration error that points at `file:line`.

@@ -55,7 +55,7 @@ pub const STEPS: &[Step] = &[
     Step {
         name: "unify",
         title: "Unify",
-        available: false,
+        available: true,
     },
     Step {
         name: "analyse",
@@ -134,6 +134,8 @@ pub fn run_step(
         }),
         "resolve" => identity::resolve::run(conn, ws, progress)
             .map(|r| (r.records, r.customers, r.summary(), Vec::new())),
+        "unify" => unify::run(conn, ws, progress)
+            .map(|r| (r.events, r.profiles, r.summary(), Vec::new())),
         other => bail!("step {other:?} has no runner"),
     };
     let seconds = started.elapsed().as_secs_f64();

@@ -13,7 +13,7 @@ use super::steward;
 use super::{assign_ids, eval};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::schema::System;
-use crate::pipeline::timeparse::now_utc;
+use crate::pipeline::timeparse::{iso_ms, now_utc};
 use crate::store::BulkInsert;
 use crate::workspace::Workspace;
 use anyhow::{Context, Result};
@@ -67,36 +67,6 @@ fn record_key(system: System, source: &str, id: &str, extra: Option<&str>) -> St
         Some(x) => format!("{system}:{source}:{id}:{x}"),
         None => format!("{system}:{source}:{id}"),
     }
-}
-
-/// Milliseconds since the epoch of a UTC ISO timestamp (as the clean tables
-/// write them: `YYYY-MM-DDTHH:MM:SS...`).
-fn iso_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let mut v = 0i64;
-        for &c in &b[r] {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + (c - b'0') as i64;
-        }
-        Some(v)
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000)
 }
 
 /// Read `rules/identity.toml` of a workspace.
