@@ -123,6 +123,19 @@ enum Command {
         #[arg(long)]
         truth: PathBuf,
     },
+    /// Export a unified table for BI tools (Parquet keeps the types; CSV has ISO UTC times).
+    Export {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        /// customer360_profiles or customer360_events.
+        #[arg(long)]
+        table: String,
+        /// csv or parquet (default: from the --out extension, else parquet).
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Steward review of fuzzy match candidates (for scripts; the TUI has a Review screen).
     Review {
         #[arg(long, default_value = ".", global = true)]
@@ -475,6 +488,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ws = Workspace::open(&workspace)?;
             let mut conn = store::open(&ws.db_path())?;
             review(&mut conn, what)?;
+        }
+        Command::Export {
+            workspace,
+            table,
+            format,
+            out,
+        } => {
+            use c360::pipeline::export::{self, Format};
+            let ws = Workspace::open(&workspace)?;
+            let conn = store::open(&ws.db_path())?;
+            let format = match format {
+                Some(f) => Format::parse(&f)?,
+                None => Format::from_path(&out).unwrap_or(Format::Parquet),
+            };
+            let report = export::export(&conn, &table, format, &out, &progress)?;
+            println!("{}", report.summary());
         }
         Command::Eval { workspace, truth } => {
             let ws = Workspace::open(&workspace)?;

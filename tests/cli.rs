@@ -299,3 +299,59 @@ fn review_commands_decide_undo_and_eval_scores() {
     assert!(figure("precision") > 0.995, "{eval}");
     assert!(figure("recall") > 0.985, "{eval}");
 }
+
+#[test]
+fn export_writes_parquet_and_csv_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("demo");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    stdout_of(
+        c360()
+            .current_dir(repo)
+            .args(["demo", "--headless", "--workspace"])
+            .arg(&ws),
+    );
+    let out = dir.path().join("profiles.parquet");
+    let said = stdout_of(
+        c360()
+            .args(["export", "--table", "customer360_profiles", "--out"])
+            .arg(&out)
+            .arg("--workspace")
+            .arg(&ws),
+    );
+    assert!(
+        said.contains("rows") && said.contains("profiles.parquet"),
+        "{said}"
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..4], b"PAR1", "a Parquet file");
+    let csv_out = dir.path().join("events.csv");
+    stdout_of(
+        c360()
+            .args([
+                "export",
+                "--table",
+                "customer360_events",
+                "--format",
+                "csv",
+                "--out",
+            ])
+            .arg(&csv_out)
+            .arg("--workspace")
+            .arg(&ws),
+    );
+    let text = std::fs::read_to_string(&csv_out).unwrap();
+    assert!(
+        text.starts_with("customer360_id,event_time,event_name"),
+        "{}",
+        &text[..80]
+    );
+    c360()
+        .args(["export", "--table", "nope", "--out"])
+        .arg(dir.path().join("x.csv"))
+        .arg("--workspace")
+        .arg(&ws)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot export"));
+}

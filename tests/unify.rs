@@ -1,0 +1,395 @@
+//! The unify step on the bundled sample data: one profile per customer,
+//! reconciled event counts, survivorship with provenance, incremental
+//! re-runs, and exports read back.
+
+mod common;
+use c360::pipeline::export::{self, Format};
+use c360::pipeline::identity::steward;
+use c360::pipeline::progress::NoProgress;
+use c360::pipeline::{self, unify};
+use common::*;
+use polars::prelude::{DataType, ParquetReader, SerReader, TimeUnit};
+
+#[test]
+fn one_profile_per_customer_and_counts_reconcile() {
+    let (_dir, _ws, conn) = demo();
+    let ids = int(
+        &conn,
+        "SELECT count(DISTINCT customer360_id) FROM customer360_id_map",
+    );
+    assert_eq!(int(&conn, "SELECT count(*) FROM customer360_profiles"), ids);
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM customer360_id_map m
+             LEFT JOIN customer360_profiles p USING (customer360_id) WHERE p.customer360_id IS NULL"
+        ),
+        0,
+        "every id has its profile"
+    );
+    // Every clean web event and order is an event of its customer.
+    for (system, table) in [
+        ("web", "clean_web_events"),
+        ("transactions", "clean_transactions"),
+    ] {
+        let clean = int(&conn, &format!("SELECT count(*) FROM {table}"));
+        let events = int(
+            &conn,
+            &format!("SELECT count(*) FROM customer360_events WHERE system = '{system}'"),
+        );
+        assert_eq!(clean, events, "{system}");
+    }
+    assert_eq!(
+        int(&conn, "SELECT sum(web_events) FROM customer360_profiles"),
+        int(&conn, "SELECT count(*) FROM clean_web_events")
+    );
+    assert_eq!(
+        int(&conn, "SELECT sum(crm_records) FROM customer360_profiles"),
+        int(&conn, "SELECT count(*) FROM clean_crm_customers")
+    );
+    // An event's customer is its record's customer.
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM customer360_events e JOIN customer360_id_map m USING (record_key)
+             WHERE m.customer360_id <> e.customer360_id"
+        ),
+        0
+    );
+    // Lifecycle changes come from the CRM records with a status and a time.
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM customer360_events WHERE system = 'crm'"
+        ),
+        int(
+            &conn,
+            "SELECT count(*) FROM clean_crm_customers WHERE lifecycle_status IS NOT NULL
+             AND coalesce(updated_at, created_at) IS NOT NULL"
+        )
+    );
+    // Orders and revenue add up.
+    let (orders, revenue): (i64, f64) = conn
+        .query_row(
+            "SELECT sum(orders), sum(revenue) FROM customer360_profiles",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let (clean_orders, clean_revenue): (i64, f64) = conn
+        .query_row(
+            "SELECT sum(transaction_type = 'purchase'), sum(revenue) FROM clean_transactions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(orders, clean_orders);
+    assert!(
+        (revenue - clean_revenue).abs() < 1.0,
+        "{revenue} vs {clean_revenue}"
+    );
+    // Visitors with nothing but anonymous events are anonymous profiles.
+    let anonymous = int(
+        &conn,
+        "SELECT count(*) FROM customer360_profiles WHERE anonymous = 1",
+    );
+    assert!(anonymous > 0);
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM customer360_profiles WHERE anonymous = 1
+             AND (crm_records > 0 OR orders > 0 OR email IS NOT NULL)"
+        ),
+        0
+    );
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM customer360_events e JOIN customer360_profiles p USING (customer360_id)
+             WHERE p.anonymous = 1 AND e.user_id IS NOT NULL"
+        ),
+        0
+    );
+}
+
+#[test]
+fn golden_values_name_their_record_and_rule() {
+    let (_dir, _ws, conn) = demo();
+    // Every golden value is the value of the record it names, and that
+    // record belongs to the customer.
+    for (field, column, from) in [
+        ("email", "email", "email_from"),
+        ("phone", "phone", "phone_from"),
+        ("country", "country", "country_from"),
+        ("city", "city", "city_from"),
+    ] {
+        let wrong = int(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM customer360_profiles p
+                 JOIN customer360_id_map m ON m.record_key = p.{from}
+                 LEFT JOIN clean_crm_customers c
+                   ON m.system = 'crm' AND c.source = m.source AND c.customer_id = m.record_id
+                 WHERE p.{field} IS NOT NULL
+                   AND (m.customer360_id <> p.customer360_id
+                        OR (m.system = 'crm' AND c.{column} IS NOT p.{field}))"
+            ),
+        );
+        assert_eq!(wrong, 0, "{field}");
+        let missing = int(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM customer360_profiles
+                 WHERE {field} IS NOT NULL AND ({from} IS NULL OR {field}_rule IS NULL)"
+            ),
+        );
+        assert_eq!(missing, 0, "{field} without provenance");
+    }
+    // Phone is most_frequent: recompute it for customers with 3+ CRM records.
+    let mut stmt = conn
+        .prepare(
+            "SELECT customer360_id, phone, phone_rule FROM customer360_profiles
+             WHERE crm_records >= 3 AND phone IS NOT NULL",
+        )
+        .unwrap();
+    let rows: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!rows.is_empty());
+    for (id, phone, rule) in rows {
+        assert!(rule.starts_with("most_frequent ("), "{rule}");
+        let counts = strings(
+            &conn,
+            &format!(
+                "SELECT p || '=' || n FROM (
+                   SELECT lower(trim(c.phone)) AS p, count(*) AS n FROM clean_crm_customers c
+                   JOIN customer360_id_map m ON m.record_key = 'crm:' || c.source || ':' || c.customer_id
+                   WHERE m.customer360_id = '{id}' AND c.phone IS NOT NULL GROUP BY p) ORDER BY 1"
+            ),
+        );
+        let best = counts
+            .iter()
+            .filter_map(|c| c.rsplit_once('=')?.1.parse::<usize>().ok())
+            .max()
+            .unwrap();
+        let mine = counts
+            .iter()
+            .find(|c| c.starts_with(&format!("{}=", phone.trim().to_lowercase())))
+            .and_then(|c| c.rsplit_once('=')?.1.parse::<usize>().ok())
+            .unwrap();
+        assert_eq!(mine, best, "{id}: {phone} in {counts:?}");
+    }
+    // Name: CRM first (source_priority).
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM customer360_profiles WHERE name IS NOT NULL
+             AND name_rule NOT LIKE 'source_priority (crm%'"
+        ),
+        0
+    );
+}
+
+#[test]
+fn reruns_rewrite_only_what_changed() {
+    let (_dir, ws, mut conn) = demo();
+    let r = unify::run(&mut conn, &ws, &NoProgress).unwrap();
+    assert_eq!((r.new, r.updated, r.removed), (0, 0, 0));
+    assert_eq!(r.unchanged, r.profiles);
+
+    // A steward merges two customers: one profile changes, one goes.
+    let (left, right): (String, String) = conn
+        .query_row(
+            "SELECT c.left_key, c.right_key FROM match_candidates c
+             JOIN customer360_id_map l ON l.record_key = c.left_key
+             JOIN customer360_id_map r ON r.record_key = c.right_key
+             WHERE c.band = 'review' AND l.customer360_id <> r.customer360_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let id_of = |conn: &rusqlite::Connection, k: &str| -> String {
+        strings(
+            conn,
+            &format!("SELECT customer360_id FROM customer360_id_map WHERE record_key = '{k}'"),
+        )
+        .remove(0)
+    };
+    let (a, b) = (id_of(&conn, &left), id_of(&conn, &right));
+    let before_rows = int(&conn, "SELECT count(*) FROM customer360_profiles");
+    steward::decide_pair(&mut conn, &left, &right, true, "ann", "same person").unwrap();
+    let survivor = id_of(&conn, &left);
+    assert!(survivor == a || survivor == b);
+    let gone = if survivor == a { &b } else { &a };
+    let r = unify::run(&mut conn, &ws, &NoProgress).unwrap();
+    assert_eq!(r.removed, 1, "{r:?}");
+    assert_eq!(r.new, 0, "{r:?}");
+    assert!(r.updated >= 1, "{r:?}");
+    // Only profiles touched by the merge (and RFM neighbours) change.
+    assert!(r.updated < 20, "{r:?}");
+    assert_eq!(
+        int(&conn, "SELECT count(*) FROM customer360_profiles"),
+        before_rows - 1
+    );
+    assert_eq!(
+        int(
+            &conn,
+            &format!("SELECT count(*) FROM customer360_profiles WHERE customer360_id = '{gone}'")
+        ),
+        0
+    );
+    let records = int(
+        &conn,
+        &format!(
+            "SELECT crm_records + web_events + transactions FROM customer360_profiles WHERE customer360_id = '{survivor}'"
+        ),
+    );
+    assert!(records >= 2);
+    // The run is in the pipeline log like every step.
+    pipeline::run_step(&mut conn, &ws, "unify", &NoProgress).unwrap();
+    assert!(
+        int(
+            &conn,
+            "SELECT count(*) FROM pipeline_runs WHERE step = 'unify' AND status = 'ok'"
+        ) >= 2
+    );
+}
+
+#[test]
+fn a_fixed_now_and_a_stale_resolve() {
+    let (_dir, ws, mut conn) = demo();
+    let days = |conn: &rusqlite::Connection| {
+        int(
+            conn,
+            "SELECT max(days_since_last_activity) FROM customer360_profiles",
+        )
+    };
+    let before = days(&conn);
+    let rules = ws.rules_dir().join("profiles.toml");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let as_of: String = strings(&conn, "SELECT as_of FROM customer360_profiles LIMIT 1").remove(0);
+    assert!(as_of.starts_with("2025-07-20"), "latest event: {as_of}");
+    std::fs::write(
+        &rules,
+        text.replace(
+            "now = \"latest_event\"",
+            "now = \"2025-08-19T20:17:40.000Z\"",
+        ),
+    )
+    .unwrap();
+    let r = unify::run(&mut conn, &ws, &NoProgress).unwrap();
+    assert_eq!(r.as_of, "2025-08-19T20:17:40.000Z");
+    assert_eq!(days(&conn), before + 30);
+
+    // A clean record without an id (standardise ran after resolve): refused.
+    conn.execute(
+        "INSERT INTO clean_web_events (source, batch_id, row_num, event_id, event_name,
+             event_name_raw, event_mapped, event_time)
+         VALUES ('web', 1, 999999, 'late-event', 'page_view', 'page', 1, '2025-07-01T00:00:00Z')",
+        [],
+    )
+    .unwrap();
+    let err = unify::run(&mut conn, &ws, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("1 web events") && err.contains("run `c360 run --step resolve`"),
+        "{err}"
+    );
+    // Nothing was half-written.
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM customer360_events WHERE system = 'web'"
+        ),
+        int(&conn, "SELECT count(*) FROM clean_web_events") - 1
+    );
+}
+
+#[test]
+fn exports_read_back_with_their_types() {
+    let (dir, _ws, conn) = demo();
+    let out = dir.path().join("profiles.parquet");
+    let r = export::export(
+        &conn,
+        "customer360_profiles",
+        Format::Parquet,
+        &out,
+        &NoProgress,
+    )
+    .unwrap();
+    let profiles = int(&conn, "SELECT count(*) FROM customer360_profiles");
+    assert_eq!(r.rows as i64, profiles);
+    let df = ParquetReader::new(std::fs::File::open(&out).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height() as i64, profiles);
+    let dtype = |name: &str| df.column(name).unwrap().dtype().clone();
+    assert_eq!(
+        dtype("first_seen"),
+        DataType::Datetime(TimeUnit::Milliseconds, None)
+    );
+    assert_eq!(dtype("revenue"), DataType::Float64);
+    assert_eq!(dtype("orders"), DataType::Int64);
+    assert_eq!(dtype("anonymous"), DataType::Boolean);
+    assert_eq!(dtype("email"), DataType::String);
+    assert!(df.column("row_hash").is_err(), "internal columns stay out");
+    // Values survive: total revenue, and one timestamp to the millisecond.
+    let sum: f64 = df
+        .column("revenue")
+        .unwrap()
+        .as_materialized_series()
+        .sum()
+        .unwrap();
+    let sql: f64 = conn
+        .query_row("SELECT sum(revenue) FROM customer360_profiles", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!((sum - sql).abs() < 1e-6);
+    let (id, first_seen): (String, String) = conn
+        .query_row(
+            "SELECT customer360_id, first_seen FROM customer360_profiles ORDER BY customer360_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let ids = df.column("customer360_id").unwrap().str().unwrap().clone();
+    assert_eq!(ids.get(0), Some(id.as_str()));
+    let ms = df
+        .column("first_seen")
+        .unwrap()
+        .as_materialized_series()
+        .to_physical_repr()
+        .i64()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    let expected = chrono::DateTime::parse_from_rfc3339(&first_seen)
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(ms, expected);
+
+    // Events, as CSV: every row, ISO times, a header.
+    let out = dir.path().join("events.csv");
+    let r = export::export(&conn, "customer360_events", Format::Csv, &out, &NoProgress).unwrap();
+    let events = int(&conn, "SELECT count(*) FROM customer360_events");
+    assert_eq!(r.rows as i64, events);
+    let mut reader = csv::Reader::from_path(&out).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let t = headers.iter().position(|h| h == "event_time").unwrap();
+    let mut n = 0;
+    for rec in reader.records() {
+        let rec = rec.unwrap();
+        assert!(rec[t].ends_with('Z'), "{:?}", &rec[t]);
+        n += 1;
+    }
+    assert_eq!(n, events);
+    // Unknown tables are refused, and nothing is left behind.
+    let bad = dir.path().join("x.parquet");
+    let err = export::export(&conn, "rejects", Format::Parquet, &bad, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("cannot export"), "{err}");
+    assert!(!bad.exists());
+}
