@@ -576,3 +576,134 @@ pub fn bench_resolve(opts: &ResolveBenchOptions, progress: &dyn Progress) -> Res
     )?;
     Ok(out)
 }
+
+/// `c360 bench unify`: the unify step on a large generated workspace (1M
+/// people and about 10M web events by default): generate, load, standardise
+/// and resolve once (timed, reused), then unify twice (first run, re-run),
+/// export the events to Parquet, and time searches and 360 views.
+pub fn bench_unify(
+    dir: &Path,
+    customers: u64,
+    events_per_customer: f64,
+    progress: &dyn Progress,
+) -> Result<String> {
+    let mut out = String::new();
+    let data = dir.join(format!("data-{customers}-{events_per_customer}"));
+    let ws_dir = dir.join(format!("ws-{customers}-{events_per_customer}"));
+    if !data.join(".generated").exists() {
+        let t = Instant::now();
+        let s = generate::generate(
+            &GenerateOptions {
+                customers,
+                out: data.clone(),
+                seed: 7,
+                events_per_customer,
+                orders_per_customer: 2.5,
+            },
+            progress,
+        )?;
+        std::fs::write(data.join(".generated"), "")?;
+        writeln!(
+            out,
+            "generate: {} people -> {} CRM rows, {} web events, {} transactions in {:.1} s",
+            s.people,
+            s.crm_rows,
+            s.web_rows,
+            s.transaction_rows,
+            t.elapsed().as_secs_f64()
+        )?;
+    }
+    if !ws_dir.join(".resolved").exists() {
+        if ws_dir.exists() {
+            std::fs::remove_dir_all(&ws_dir)?;
+        }
+        std::fs::create_dir_all(ws_dir.join("rules"))?;
+        for (name, body) in crate::workspace::DEFAULT_RULES {
+            std::fs::write(ws_dir.join("rules").join(name), body)?;
+        }
+        let abs = |f: &str| -> Result<String> {
+            Ok(std::fs::canonicalize(data.join(f))?.display().to_string())
+        };
+        std::fs::write(
+            ws_dir.join("c360.toml"),
+            format!(
+                "[settings]\ntimezone = \"UTC\"\ndate_order = \"mdy\"\n\n\
+                 [[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"{}\"\nformat = \"csv\"\n[sources.mapping]\naddress = \"street\"\n\n\
+                 [[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"{}\"\nformat = \"segment\"\n\n\
+                 [[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"{}\"\nformat = \"parquet\"\n",
+                abs("crm.csv")?,
+                abs("web_events.ndjson")?,
+                abs("transactions.parquet")?
+            ),
+        )?;
+        let ws = Workspace::open(&ws_dir)?;
+        let mut conn = store::open(&ws.db_path())?;
+        for step in ["stage", "standardise", "resolve"] {
+            reset_peak_rss();
+            let t = Instant::now();
+            let r = crate::pipeline::run_step(&mut conn, &ws, step, progress)?;
+            writeln!(
+                out,
+                "{step}: {} in, {} out, {:.1} s, peak {:.0} MiB",
+                r.rows_in,
+                r.rows_out,
+                t.elapsed().as_secs_f64(),
+                peak_rss_mib().unwrap_or(f64::NAN)
+            )?;
+        }
+        std::fs::write(ws_dir.join(".resolved"), "")?;
+    }
+    let ws = Workspace::open(&ws_dir)?;
+    for name in ["survivorship.toml", "profiles.toml"] {
+        if let Some((_, body)) = crate::workspace::DEFAULT_RULES
+            .iter()
+            .find(|(n, _)| *n == name)
+        {
+            std::fs::write(ws.rules_dir().join(name), body)?;
+        }
+    }
+    let mut conn = store::open(&ws.db_path())?;
+    conn.execute_batch("DELETE FROM customer360_profiles")?;
+    writeln!(
+        out,
+        "\n| run | profiles | events | new | updated | unchanged | seconds | peak RSS (MiB) |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    let mut phases = String::new();
+    for run in ["first run", "re-run"] {
+        reset_peak_rss();
+        let t = Instant::now();
+        let r = crate::pipeline::unify::run(&mut conn, &ws, progress)?;
+        writeln!(
+            out,
+            "| {run} | {} | {} | {} | {} | {} | {:.2} | {:.0} |",
+            r.profiles,
+            r.events,
+            r.new,
+            r.updated,
+            r.unchanged,
+            t.elapsed().as_secs_f64(),
+            peak_rss_mib().unwrap_or(f64::NAN)
+        )?;
+        writeln!(phases, "{run}: {}", r.phase_list())?;
+    }
+    writeln!(out, "\nseconds per phase\n{phases}")?;
+    reset_peak_rss();
+    let parquet = dir.join("events.parquet");
+    let r = crate::pipeline::export::export(
+        &conn,
+        "customer360_events",
+        crate::pipeline::export::Format::Parquet,
+        &parquet,
+        progress,
+    )?;
+    writeln!(
+        out,
+        "export: {} ({:.0} MiB file, peak {:.0} MiB)",
+        r.summary(),
+        file_mib(&parquet),
+        peak_rss_mib().unwrap_or(f64::NAN)
+    )?;
+    let _ = std::fs::remove_file(&parquet);
+    Ok(out)
+}

@@ -249,6 +249,16 @@ enum Bench {
         #[arg(long, value_delimiter = ',')]
         drop_columns: Vec<String>,
     },
+    /// Unify on a large generated workspace (1M people, ~10M events by
+    /// default): first run, re-run, Parquet export of the events.
+    Unify {
+        #[arg(long, default_value = "target/bench-unify")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: u64,
+        #[arg(long, default_value_t = 10.0)]
+        events_per_customer: f64,
+    },
     /// Load + stage generated data; compare with the sqlite3 shell's .import.
     Load {
         /// Working folder (generated data is kept and reused).
@@ -549,6 +559,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 drop_columns,
             };
             println!("{}", c360::bench::bench_resolve(&opts, &progress)?);
+        }
+        Command::Bench {
+            what:
+                Bench::Unify {
+                    dir,
+                    customers,
+                    events_per_customer,
+                },
+        } => {
+            println!(
+                "{}",
+                c360::bench::bench_unify(&dir, customers, events_per_customer, &progress)?
+            );
         }
         Command::Bench {
             what: Bench::Tui { dir, rows },
