@@ -370,6 +370,61 @@ pub fn bench_standardise(dir: &Path, progress: &dyn Progress) -> Result<String> 
     Ok(out)
 }
 
+/// A fresh benchmark workspace in `ws_dir`: the repository's default rules
+/// and a `c360.toml` with a CRM CSV source and, when given, a web events
+/// (Segment NDJSON) and a transactions (Parquet) source.
+fn write_bench_workspace(
+    ws_dir: &Path,
+    crm: &Path,
+    web: Option<&Path>,
+    transactions: Option<&Path>,
+) -> Result<()> {
+    if ws_dir.exists() {
+        std::fs::remove_dir_all(ws_dir)?;
+    }
+    std::fs::create_dir_all(ws_dir.join("rules"))?;
+    for (name, body) in crate::workspace::DEFAULT_RULES {
+        std::fs::write(ws_dir.join("rules").join(name), body)?;
+    }
+    let abs = |p: &Path| -> Result<String> {
+        Ok(std::fs::canonicalize(p)
+            .with_context(|| format!("{} missing", p.display()))?
+            .display()
+            .to_string())
+    };
+    let mut config = format!(
+        "[settings]\ntimezone = \"UTC\"\ndate_order = \"mdy\"\n\n\
+         [[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"{}\"\nformat = \"csv\"\n[sources.mapping]\naddress = \"street\"\n",
+        abs(crm)?
+    );
+    if let Some(web) = web {
+        write!(
+            config,
+            "\n[[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"{}\"\nformat = \"segment\"\n",
+            abs(web)?
+        )?;
+    }
+    if let Some(tx) = transactions {
+        write!(
+            config,
+            "\n[[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"{}\"\nformat = \"parquet\"\n",
+            abs(tx)?
+        )?;
+    }
+    std::fs::write(ws_dir.join("c360.toml"), config)?;
+    Ok(())
+}
+
+/// Overwrite a workspace's copy of some default rule files.
+fn refresh_rules(ws: &Workspace, names: &[&str]) -> Result<()> {
+    for (name, body) in crate::workspace::DEFAULT_RULES {
+        if names.is_empty() || names.contains(name) {
+            std::fs::write(ws.rules_dir().join(name), body)?;
+        }
+    }
+    Ok(())
+}
+
 /// What `c360 bench resolve` runs on.
 pub struct ResolveBenchOptions {
     /// Working folder: `data/` (generated once, reused) and `ws/` (loaded
@@ -473,39 +528,14 @@ pub fn bench_resolve(opts: &ResolveBenchOptions, progress: &dyn Progress) -> Res
     ));
     let ready = ws_dir.join(".standardised");
     if !ready.exists() {
-        if ws_dir.exists() {
-            std::fs::remove_dir_all(&ws_dir)?;
-        }
-        std::fs::create_dir_all(ws_dir.join("rules"))?;
-        for (name, body) in crate::workspace::DEFAULT_RULES {
-            std::fs::write(ws_dir.join("rules").join(name), body)?;
-        }
-        let abs = |p: &Path| -> Result<String> {
-            Ok(std::fs::canonicalize(p)
-                .with_context(|| format!("{} missing", p.display()))?
-                .display()
-                .to_string())
-        };
-        let mut config = format!(
-            "[settings]\ntimezone = \"UTC\"\ndate_order = \"mdy\"\n\n\
-             [[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"{}\"\nformat = \"csv\"\n[sources.mapping]\naddress = \"street\"\n",
-            abs(&crm)?
-        );
-        if opts.events_per_customer > 0.0 {
-            write!(
-                config,
-                "\n[[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"{}\"\nformat = \"segment\"\n",
-                abs(&data.join("web_events.ndjson"))?
-            )?;
-        }
-        if opts.orders_per_customer > 0.0 {
-            write!(
-                config,
-                "\n[[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"{}\"\nformat = \"parquet\"\n",
-                abs(&data.join("transactions.parquet"))?
-            )?;
-        }
-        std::fs::write(ws_dir.join("c360.toml"), config)?;
+        let web = data.join("web_events.ndjson");
+        let transactions = data.join("transactions.parquet");
+        write_bench_workspace(
+            &ws_dir,
+            &crm,
+            (opts.events_per_customer > 0.0).then_some(web.as_path()),
+            (opts.orders_per_customer > 0.0).then_some(transactions.as_path()),
+        )?;
         let ws = Workspace::open(&ws_dir)?;
         let mut conn = store::open(&ws.db_path())?;
         let t = Instant::now();
@@ -521,13 +551,10 @@ pub fn bench_resolve(opts: &ResolveBenchOptions, progress: &dyn Progress) -> Res
             t.elapsed().as_secs_f64()
         )?;
         std::fs::write(&ready, "")?;
-    } else {
-        // The workspace's rules follow the repository's defaults.
-        for (name, body) in crate::workspace::DEFAULT_RULES {
-            std::fs::write(ws_dir.join("rules").join(name), body)?;
-        }
     }
     let ws = Workspace::open(&ws_dir)?;
+    // The workspace's rules follow the repository's defaults.
+    refresh_rules(&ws, &[])?;
     let mut conn = store::open(&ws.db_path())?;
     // A first run: no ids from before, no steward decisions.
     conn.execute_batch(
@@ -614,27 +641,11 @@ pub fn bench_unify(
         )?;
     }
     if !ws_dir.join(".resolved").exists() {
-        if ws_dir.exists() {
-            std::fs::remove_dir_all(&ws_dir)?;
-        }
-        std::fs::create_dir_all(ws_dir.join("rules"))?;
-        for (name, body) in crate::workspace::DEFAULT_RULES {
-            std::fs::write(ws_dir.join("rules").join(name), body)?;
-        }
-        let abs = |f: &str| -> Result<String> {
-            Ok(std::fs::canonicalize(data.join(f))?.display().to_string())
-        };
-        std::fs::write(
-            ws_dir.join("c360.toml"),
-            format!(
-                "[settings]\ntimezone = \"UTC\"\ndate_order = \"mdy\"\n\n\
-                 [[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"{}\"\nformat = \"csv\"\n[sources.mapping]\naddress = \"street\"\n\n\
-                 [[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"{}\"\nformat = \"segment\"\n\n\
-                 [[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"{}\"\nformat = \"parquet\"\n",
-                abs("crm.csv")?,
-                abs("web_events.ndjson")?,
-                abs("transactions.parquet")?
-            ),
+        write_bench_workspace(
+            &ws_dir,
+            &data.join("crm.csv"),
+            Some(&data.join("web_events.ndjson")),
+            Some(&data.join("transactions.parquet")),
         )?;
         let ws = Workspace::open(&ws_dir)?;
         let mut conn = store::open(&ws.db_path())?;
@@ -654,14 +665,7 @@ pub fn bench_unify(
         std::fs::write(ws_dir.join(".resolved"), "")?;
     }
     let ws = Workspace::open(&ws_dir)?;
-    for name in ["survivorship.toml", "profiles.toml"] {
-        if let Some((_, body)) = crate::workspace::DEFAULT_RULES
-            .iter()
-            .find(|(n, _)| *n == name)
-        {
-            std::fs::write(ws.rules_dir().join(name), body)?;
-        }
-    }
+    refresh_rules(&ws, &["survivorship.toml", "profiles.toml"])?;
     let mut conn = store::open(&ws.db_path())?;
     conn.execute_batch("DELETE FROM customer360_profiles")?;
     writeln!(
