@@ -501,11 +501,11 @@ const KINDS: [&str; 6] = [
 /// What one pass over the events gathers for one customer.
 #[derive(Default)]
 struct Activity {
-    first: Option<(i64, String)>,
-    last: Option<(i64, String)>,
-    last_activity: Option<(i64, String)>,
-    first_order: Option<(i64, String)>,
-    last_order: Option<(i64, String)>,
+    first: Option<i64>,
+    last: Option<i64>,
+    last_activity: Option<i64>,
+    first_order: Option<i64>,
+    last_order: Option<i64>,
     web: u32,
     transactions: u32,
     /// Session hashes seen in the last 90 days, and whether within 30.
@@ -520,7 +520,8 @@ struct Activity {
     refunds: u32,
     revenue: f64,
     gross: f64,
-    categories: Vec<(String, f64)>,
+    /// (category, revenue); categories interned.
+    categories: Vec<(u32, f64)>,
     /// (kind index, value hash), distinct.
     ids: Vec<(u8, u64)>,
     known: bool,
@@ -532,16 +533,23 @@ fn hash_str(s: &str) -> u64 {
     h.finish()
 }
 
-fn earlier(slot: &mut Option<(i64, String)>, ms: i64, text: &str) {
-    if slot.as_ref().is_none_or(|(t, _)| ms < *t) {
-        *slot = Some((ms, text.to_string()));
+fn earlier(slot: &mut Option<i64>, ms: i64) {
+    if slot.is_none_or(|t| ms < t) {
+        *slot = Some(ms);
     }
 }
 
-fn later(slot: &mut Option<(i64, String)>, ms: i64, text: &str) {
-    if slot.as_ref().is_none_or(|(t, _)| ms > *t) {
-        *slot = Some((ms, text.to_string()));
+fn later(slot: &mut Option<i64>, ms: i64) {
+    if slot.is_none_or(|t| ms > t) {
+        *slot = Some(ms);
     }
+}
+
+/// UTC ISO 8601 with milliseconds, the form every time of a profile takes.
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
 }
 
 impl Activity {
@@ -553,21 +561,58 @@ impl Activity {
     }
 }
 
-/// One CRM record of a customer (the candidates of its golden values).
+/// One CRM record of a customer (the candidates of its golden values): its
+/// texts back to back in one buffer, so a million records stay small.
 struct CrmRow {
-    key: String,
-    source: String,
-    customer_id: String,
-    first: Option<String>,
-    last: Option<String>,
-    full: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    country: Option<String>,
-    city: Option<String>,
-    lifecycle: Option<String>,
-    created: Option<String>,
-    time: Option<(i64, String)>,
+    text: Box<str>,
+    ends: [u32; CrmRow::FIELDS],
+    created: Option<i64>,
+    /// updated_at, else created_at.
+    time: Option<i64>,
+}
+
+impl CrmRow {
+    const FIELDS: usize = 11;
+    const KEY: usize = 0;
+    const SOURCE: usize = 1;
+    const CUSTOMER_ID: usize = 2;
+    const FIRST: usize = 3;
+    const LAST: usize = 4;
+    const FULL: usize = 5;
+    const EMAIL: usize = 6;
+    const PHONE: usize = 7;
+    const COUNTRY: usize = 8;
+    const CITY: usize = 9;
+    const LIFECYCLE: usize = 10;
+
+    fn new(
+        values: [Option<&str>; CrmRow::FIELDS],
+        created: Option<i64>,
+        time: Option<i64>,
+    ) -> Self {
+        let mut text = String::new();
+        let mut ends = [0u32; CrmRow::FIELDS];
+        for (i, v) in values.iter().enumerate() {
+            text.push_str(v.unwrap_or(""));
+            ends[i] = text.len() as u32;
+        }
+        CrmRow {
+            text: text.into_boxed_str(),
+            ends,
+            created,
+            time,
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        let v = &self.text[start..self.ends[i] as usize];
+        (!v.is_empty()).then_some(v)
+    }
+
+    fn key(&self) -> &str {
+        self.get(CrmRow::KEY).unwrap_or("")
+    }
 }
 
 fn profile_columns() -> Vec<String> {
@@ -627,6 +672,10 @@ fn text(v: Option<&str>) -> Value {
     v.map_or(Value::Null, |s| Value::Text(s.to_string()))
 }
 
+fn time_value(ms: Option<i64>) -> Value {
+    ms.map_or(Value::Null, |t| Value::Text(iso(t)))
+}
+
 fn int(v: Option<i64>) -> Value {
     v.map_or(Value::Null, Value::Integer)
 }
@@ -670,10 +719,7 @@ fn quintiles(values: &[f64]) -> Vec<u8> {
 fn metric_value(m: &Metric, a: &Activity, days_active: Option<i64>, now: i64) -> Option<f64> {
     match m {
         Metric::DaysSinceLastActivity => days_active.map(|d| d as f64),
-        Metric::DaysSinceLastOrder => a
-            .last_order
-            .as_ref()
-            .map(|(t, _)| ((now - t) / DAY_MS) as f64),
+        Metric::DaysSinceLastOrder => a.last_order.as_ref().map(|t| ((now - t) / DAY_MS) as f64),
         Metric::ActivityDrop => (a.events_31_90 > 0).then(|| {
             let before = a.events_31_90 as f64 / 2.0;
             (1.0 - a.events_30 as f64 / before).clamp(0.0, 1.0)
@@ -694,24 +740,54 @@ fn clean_count(conn: &Connection, table: &str) -> Result<u64> {
 
 pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Result<UnifyReport> {
     let rules = load_rules(ws)?;
+    let mapped: i64 =
+        conn.query_row("SELECT count(*) FROM customer360_id_map", [], |r| r.get(0))?;
+    if mapped == 0 {
+        bail!("no customer360_id yet: run the resolve step first (`c360 run --step resolve`)");
+    }
+    // The events join every clean record with its id: a bigger page cache
+    // for this step keeps the id map's pages in memory (restored after).
+    let cache: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+    conn.pragma_update(None, "cache_size", -262_144)?;
+    let result = build(conn, &rules, progress);
+    conn.pragma_update(None, "cache_size", cache)?;
+    result
+}
+
+fn build(
+    conn: &mut Connection,
+    rules: &UnifyRules,
+    progress: &dyn Progress,
+) -> Result<UnifyReport> {
     let mut report = UnifyReport::default();
     let mut clock = Instant::now();
     let mut lap = |name: &str, report: &mut UnifyReport| {
         report
             .phases
             .push((name.to_string(), clock.elapsed().as_secs_f64()));
+        if std::env::var_os("C360_TRACE").is_some() {
+            let st = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let f = |k: &str| {
+                st.lines()
+                    .find(|l| l.starts_with(k))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            eprintln!(
+                "TRACE {name} {:.2}s {} {}",
+                clock.elapsed().as_secs_f64(),
+                f("VmRSS"),
+                f("VmHWM")
+            );
+        }
         clock = Instant::now();
     };
-    let mapped: i64 =
-        conn.query_row("SELECT count(*) FROM customer360_id_map", [], |r| r.get(0))?;
-    if mapped == 0 {
-        bail!("no customer360_id yet: run the resolve step first (`c360 run --step resolve`)");
-    }
     let tx = conn.transaction()?;
 
     // ---- events
     progress.start("unify: events", 0);
     tx.execute_batch("DROP INDEX IF EXISTS events_by_customer; DELETE FROM customer360_events;")?;
+    lap("events: clear", &mut report);
     let web = tx.execute(
         "INSERT INTO customer360_events (customer360_id, event_time, event_name, system, source,
              record_id, record_key, session_id, device_id, cookie_id, user_id, order_id,
@@ -725,6 +801,7 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
          JOIN customer360_id_map m ON m.record_key = 'web:' || w.source || ':' || w.event_id",
         [],
     )? as u64;
+    lap("events: web", &mut report);
     let orders = tx.execute(
         "INSERT INTO customer360_events (customer360_id, event_time, event_name, system, source,
              record_id, record_key, user_id, order_id, product_id, category, revenue, currency,
@@ -739,6 +816,7 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
            ON m.record_key = 'transactions:' || t.source || ':' || t.order_id || ':' || t.transaction_type",
         [],
     )? as u64;
+    lap("events: orders", &mut report);
     let lifecycle = tx.execute(
         "INSERT INTO customer360_events (customer360_id, event_time, event_name, system, source,
              record_id, record_key, user_id, anonymous, properties)
@@ -772,6 +850,7 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             crm_mapped.max(0)
         );
     }
+    lap("events: lifecycle, reconcile", &mut report);
     tx.execute_batch(
         "CREATE INDEX events_by_customer ON customer360_events(customer360_id, event_time)",
     )?;
@@ -781,7 +860,7 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
     report.lifecycle_untimed = lifecycle_all as u64 - lifecycle;
     report.events = web + orders + lifecycle;
     progress.finish();
-    lap("events", &mut report);
+    lap("events: index", &mut report);
 
     // ---- customers and "now"
     progress.start("unify: profiles", 0);
@@ -819,6 +898,8 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
 
     // ---- activity: one pass over the events
     let mut acts: Vec<Activity> = (0..customers.len()).map(|_| Activity::default()).collect();
+    let mut category_names: Vec<String> = Vec::new();
+    let mut category_ids: FxHashMap<String, u32> = FxHashMap::default();
     {
         let kind_of = |k: &str| KINDS.iter().position(|x| *x == k).unwrap_or(0);
         let (k_customer, k_device, k_cookie, k_order) = (
@@ -842,8 +923,8 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             let Some(ms) = iso_ms(time) else { continue };
             let name = r.get_ref(2)?.as_str()?;
             let system = r.get_ref(3)?.as_str()?;
-            earlier(&mut a.first, ms, time);
-            later(&mut a.last, ms, time);
+            earlier(&mut a.first, ms);
+            later(&mut a.last, ms);
             if let Some(u) = r.get_ref(7)?.as_str_or_null()? {
                 a.known = true;
                 a.add_id(k_customer, u);
@@ -851,7 +932,7 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             if system == "crm" {
                 continue;
             }
-            later(&mut a.last_activity, ms, time);
+            later(&mut a.last_activity, ms);
             let age = now - ms;
             let in30 = (0..=30 * DAY_MS).contains(&age);
             let in90 = (0..=90 * DAY_MS).contains(&age);
@@ -901,16 +982,25 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
                 } else {
                     a.orders += 1;
                     a.gross += revenue;
-                    earlier(&mut a.first_order, ms, time);
-                    later(&mut a.last_order, ms, time);
+                    earlier(&mut a.first_order, ms);
+                    later(&mut a.last_order, ms);
                     if in90 {
                         a.key_90 += 1;
                         a.key_30 += u32::from(in30);
                     }
                     if let Some(c) = r.get_ref(9)?.as_str_or_null()? {
+                        let c = match category_ids.get(c) {
+                            Some(&id) => id,
+                            None => {
+                                let id = category_names.len() as u32;
+                                category_names.push(c.to_string());
+                                category_ids.insert(c.to_string(), id);
+                                id
+                            }
+                        };
                         match a.categories.iter_mut().find(|x| x.0 == c) {
                             Some(x) => x.1 += revenue,
-                            None => a.categories.push((c.to_string(), revenue)),
+                            None => a.categories.push((c, revenue)),
                         }
                     }
                 }
@@ -934,33 +1024,22 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             let Some(&ci) = index.get(r.get_ref(0)?.as_str()?) else {
                 continue;
             };
-            let created: Option<String> = r.get(12)?;
-            let updated: Option<String> = r.get(13)?;
-            let time = updated
-                .as_deref()
-                .or(created.as_deref())
-                .and_then(|t| iso_ms(t).map(|ms| (ms, t.to_string())));
-            crm[ci as usize].push(CrmRow {
-                key: r.get(1)?,
-                source: r.get(2)?,
-                customer_id: r.get(3)?,
-                first: r.get(4)?,
-                last: r.get(5)?,
-                full: r.get(6)?,
-                email: r.get(7)?,
-                phone: r.get(8)?,
-                country: r.get(9)?,
-                city: r.get(10)?,
-                lifecycle: r.get(11)?,
-                created,
-                time,
-            });
+            let created = r.get_ref(12)?.as_str_or_null()?.and_then(iso_ms);
+            let updated = r.get_ref(13)?.as_str_or_null()?.and_then(iso_ms);
+            let mut f = [None; CrmRow::FIELDS];
+            for (k, slot) in f.iter_mut().enumerate() {
+                *slot = r.get_ref(1 + k)?.as_str_or_null()?;
+            }
+            crm[ci as usize].push(CrmRow::new(f, created, updated.or(created)));
         }
     }
-    let mut order_emails: Vec<Vec<Candidate>> = (0..customers.len()).map(|_| Vec::new()).collect();
+    // Order e-mails: (e-mail, order time, event_seq); the record key of a
+    // winning one is looked up by its event_seq.
+    let mut order_emails: Vec<Vec<(Box<str>, Option<i64>, i64)>> =
+        (0..customers.len()).map(|_| Vec::new()).collect();
     {
         let mut stmt = tx.prepare(
-            "SELECT customer360_id, json_extract(properties, '$.email'), event_time, source, record_key
+            "SELECT customer360_id, json_extract(properties, '$.email'), event_time, event_seq
              FROM customer360_events
              WHERE system = 'transactions' AND json_extract(properties, '$.email') IS NOT NULL",
         )?;
@@ -970,14 +1049,8 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
                 continue;
             };
             let value: String = r.get(1)?;
-            let time: String = r.get(2)?;
-            order_emails[ci as usize].push(Candidate {
-                value,
-                record: r.get(4)?,
-                system: "transactions".into(),
-                source: r.get(3)?,
-                time: iso_ms(&time),
-            });
+            let time = r.get_ref(2)?.as_str()?;
+            order_emails[ci as usize].push((value.into_boxed_str(), iso_ms(time), r.get(3)?));
         }
     }
     lap("golden candidates", &mut report);
@@ -995,7 +1068,7 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
                 -(acts[i]
                     .last_order
                     .as_ref()
-                    .map_or(i64::MAX / 2, |(t, _)| now - t) as f64)
+                    .map_or(i64::MAX / 2, |t| now - t) as f64)
             })
             .collect();
         let freq: Vec<f64> = buyers.iter().map(|&i| acts[i].orders as f64).collect();
@@ -1034,6 +1107,8 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
     {
         let mut bulk = BulkInsert::new(&tx, "customer360_profiles", &columns);
         let placeholders: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+        let mut record_of_event =
+            tx.prepare("SELECT record_key FROM customer360_events WHERE event_seq = ?1")?;
         let mut upsert = tx.prepare(&format!(
             "INSERT OR REPLACE INTO customer360_profiles ({}) VALUES ({})",
             columns.join(", "),
@@ -1048,32 +1123,44 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
                     .filter_map(|r| {
                         get(r).map(|value| Candidate {
                             value,
-                            record: r.key.clone(),
+                            record: r.key().to_string(),
                             system: "crm".into(),
-                            source: r.source.clone(),
-                            time: r.time.as_ref().map(|t| t.0),
+                            source: r.get(CrmRow::SOURCE).unwrap_or("").to_string(),
+                            time: r.time,
                         })
                     })
                     .collect()
             };
             let name_of = |r: &CrmRow| -> Option<String> {
-                match (&r.first, &r.last, &r.full) {
+                match (
+                    r.get(CrmRow::FIRST),
+                    r.get(CrmRow::LAST),
+                    r.get(CrmRow::FULL),
+                ) {
                     (Some(f), Some(l), _) => Some(format!("{f} {l}")),
-                    (_, _, Some(full)) => Some(full.clone()),
-                    (Some(f), None, None) => Some(f.clone()),
-                    (None, Some(l), None) => Some(l.clone()),
+                    (_, _, Some(full)) => Some(full.to_string()),
+                    (Some(f), None, None) => Some(f.to_string()),
+                    (None, Some(l), None) => Some(l.to_string()),
                     _ => None,
                 }
             };
-            let mut email_c = cand(&|r| r.email.clone());
-            email_c.extend(order_emails[ci].iter().cloned());
+            let field = |i: usize| move |r: &CrmRow| r.get(i).map(str::to_string);
+            let mut email_c = cand(&field(CrmRow::EMAIL));
+            email_c.extend(order_emails[ci].iter().map(|(value, time, seq)| Candidate {
+                value: value.to_string(),
+                // Placeholder until it wins: ordered after record keys.
+                record: format!("~event {seq:020}"),
+                system: "transactions".into(),
+                source: "transactions".into(),
+                time: *time,
+            }));
             let field_cands: [Vec<Candidate>; 6] = [
                 cand(&name_of),
                 email_c,
-                cand(&|r| r.phone.clone()),
-                cand(&|r| r.country.clone()),
-                cand(&|r| r.city.clone()),
-                cand(&|r| r.lifecycle.as_ref().map(|s| s.to_lowercase())),
+                cand(&field(CrmRow::PHONE)),
+                cand(&field(CrmRow::COUNTRY)),
+                cand(&field(CrmRow::CITY)),
+                cand(&|r| r.get(CrmRow::LIFECYCLE).map(str::to_lowercase)),
             ];
             let mut values: Vec<Value> = Vec::with_capacity(columns.len());
             values.push(Value::Text(id.clone()));
@@ -1081,18 +1168,21 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             let anonymous = rows.is_empty() && !a.known && !has_email;
             values.push(Value::Integer(i64::from(anonymous)));
             let mut golden: [Option<String>; 6] = Default::default();
-            let mut name_record: Option<&str> = None;
+            let mut name_record: Option<&CrmRow> = None;
             for (fi, cands) in field_cands.iter().enumerate() {
                 match choose(&rules.fields[fi], cands) {
                     Some((w, rule)) => {
+                        let record: String = match cands[w].record.strip_prefix("~event ") {
+                            Some(seq) => record_of_event
+                                .query_row([seq.parse::<i64>().unwrap_or(0)], |r| r.get(0))?,
+                            None => cands[w].record.clone(),
+                        };
                         golden[fi] = Some(cands[w].value.clone());
                         if fi == 0 {
-                            name_record = Some(cands[w].record.as_str())
-                                .and_then(|k| rows.iter().find(|r| r.key == k))
-                                .map(|r| r.key.as_str());
+                            name_record = rows.iter().find(|r| r.key() == record);
                         }
                         values.push(Value::Text(cands[w].value.clone()));
-                        values.push(Value::Text(cands[w].record.clone()));
+                        values.push(Value::Text(record));
                         values.push(Value::Text(rule));
                     }
                     None => values.extend([Value::Null, Value::Null, Value::Null]),
@@ -1100,33 +1190,34 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             }
             // Lifecycle history: each record's status at its time, oldest
             // first, repeats folded.
-            let mut hist: Vec<(&(i64, String), &str, &str)> = rows
+            let mut hist: Vec<(i64, &str, &str)> = rows
                 .iter()
-                .filter_map(|r| Some((r.time.as_ref()?, r.lifecycle.as_deref()?, r.key.as_str())))
+                .filter_map(|r| Some((r.time?, r.get(CrmRow::LIFECYCLE)?, r.key())))
                 .collect();
-            hist.sort_by(|x, y| x.0.0.cmp(&y.0.0).then_with(|| x.2.cmp(y.2)));
+            hist.sort_by(|x, y| x.0.cmp(&y.0).then_with(|| x.2.cmp(y.2)));
             let mut history: Vec<serde_json::Value> = Vec::new();
             let mut prev: Option<String> = None;
             for (t, status, key) in hist {
                 let s = status.to_lowercase();
                 if prev.as_deref() != Some(s.as_str()) {
-                    history.push(serde_json::json!({"status": s, "at": t.1, "record": key}));
+                    history.push(serde_json::json!({"status": s, "at": iso(t), "record": key}));
                     prev = Some(s);
                 }
             }
             values.push(Value::Text(serde_json::Value::Array(history).to_string()));
             // First seen: the earliest event or CRM creation.
-            let mut first = a.first.clone();
+            let mut first = a.first;
             for r in rows {
-                if let Some(c) = r.created.as_deref()
-                    && let Some(ms) = iso_ms(c)
-                {
-                    earlier(&mut first, ms, c);
+                if let Some(c) = r.created {
+                    earlier(&mut first, c);
                 }
             }
-            values.push(text(first.as_ref().map(|x| x.1.as_str())));
-            values.push(text(a.last.as_ref().map(|x| x.1.as_str())));
-            let mut crm_ids: Vec<&str> = rows.iter().map(|r| r.customer_id.as_str()).collect();
+            values.push(time_value(first));
+            values.push(time_value(a.last));
+            let mut crm_ids: Vec<&str> = rows
+                .iter()
+                .filter_map(|r| r.get(CrmRow::CUSTOMER_ID))
+                .collect();
             crm_ids.sort_unstable();
             crm_ids.dedup();
             values.push(Value::Text(crm_ids.join(",")));
@@ -1136,11 +1227,11 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             // Identifiers: distinct values per kind.
             let mut ids = a.ids.clone();
             for r in rows {
-                let e = (0u8, hash_str(&r.customer_id));
+                let e = (0u8, hash_str(r.get(CrmRow::CUSTOMER_ID).unwrap_or("")));
                 if !ids.contains(&e) {
                     ids.push(e);
                 }
-                if let Some(p) = &r.phone {
+                if let Some(p) = r.get(CrmRow::PHONE) {
                     let e = (2u8, hash_str(p));
                     if !ids.contains(&e) {
                         ids.push(e);
@@ -1171,13 +1262,13 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             } else {
                 Value::Null
             });
-            values.push(text(a.first_order.as_ref().map(|x| x.1.as_str())));
-            values.push(text(a.last_order.as_ref().map(|x| x.1.as_str())));
+            values.push(time_value(a.first_order));
+            values.push(time_value(a.last_order));
             let favourite = a
                 .categories
                 .iter()
                 .max_by(|x, y| x.1.total_cmp(&y.1).then_with(|| y.0.cmp(&x.0)))
-                .map(|x| x.0.as_str());
+                .map(|x| category_names[x.0 as usize].as_str());
             values.push(text(favourite));
             let s30 = a.sessions.iter().filter(|s| s.1).count() as i64;
             values.push(Value::Integer(s30));
@@ -1186,11 +1277,8 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             values.push(Value::Integer(a.page_views_90 as i64));
             values.push(Value::Integer(a.key_30 as i64));
             values.push(Value::Integer(a.key_90 as i64));
-            values.push(text(a.last_activity.as_ref().map(|x| x.1.as_str())));
-            let days = a
-                .last_activity
-                .as_ref()
-                .map(|(t, _)| ((now - t).max(0)) / DAY_MS);
+            values.push(time_value(a.last_activity));
+            let days = a.last_activity.map(|t| (now - t).max(0) / DAY_MS);
             values.push(int(days));
             match rfm[ci] {
                 Some((r, f, m)) => values.extend([
@@ -1226,10 +1314,10 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
             values.push(Value::Text(fired.join("; ")));
             values.push(Value::Text(as_of.clone()));
             // Search keys from the record the name came from.
-            let (key, rev) = match name_record.and_then(|k| rows.iter().find(|r| r.key == k)) {
+            let (key, rev) = match name_record {
                 Some(r) => {
-                    let f = r.first.as_deref().map(fold).unwrap_or_default();
-                    let l = r.last.as_deref().map(fold).unwrap_or_default();
+                    let f = r.get(CrmRow::FIRST).map(fold).unwrap_or_default();
+                    let l = r.get(CrmRow::LAST).map(fold).unwrap_or_default();
                     if f.is_empty() && l.is_empty() {
                         let full = golden[0].as_deref().map(fold).unwrap_or_default();
                         (Some(full.clone()), Some(full))
