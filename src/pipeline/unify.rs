@@ -561,6 +561,9 @@ impl Activity {
     }
 }
 
+/// An e-mail on an order: (e-mail, order time, event_seq).
+type OrderEmail = (Box<str>, Option<i64>, i64);
+
 /// One CRM record of a customer (the candidates of its golden values): its
 /// texts back to back in one buffer, so a million records stay small.
 struct CrmRow {
@@ -1035,7 +1038,7 @@ fn build(
     }
     // Order e-mails: (e-mail, order time, event_seq); the record key of a
     // winning one is looked up by its event_seq.
-    let mut order_emails: Vec<Vec<(Box<str>, Option<i64>, i64)>> =
+    let mut order_emails: Vec<Vec<OrderEmail>> =
         (0..customers.len()).map(|_| Vec::new()).collect();
     {
         let mut stmt = tx.prepare(
