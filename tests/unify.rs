@@ -393,3 +393,121 @@ fn exports_read_back_with_their_types() {
     assert!(err.to_string().contains("cannot export"), "{err}");
     assert!(!bad.exists());
 }
+
+#[test]
+fn customers_are_found_listed_and_explained() {
+    use c360::pipeline::customers::{self, ListFilter, Sort, TimelineFilter};
+    let (_dir, _ws, conn) = demo();
+    // A known customer with CRM records, orders and web events.
+    let (id, email, phone, name_key, crm_id): (String, String, String, String, String) = conn
+        .query_row(
+            "SELECT customer360_id, email, phone, name_key, substr(crm_ids, 1, instr(crm_ids || ',', ',') - 1)
+             FROM customer360_profiles
+             WHERE orders > 0 AND web_events > 0 AND email IS NOT NULL AND phone LIKE '+%'
+             ORDER BY customer360_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    let found = |q: &str| -> Vec<String> {
+        customers::search(&conn, q, 20)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert!(found(&email).contains(&id), "email {email}");
+    assert!(found(&email.to_uppercase()[..6]).contains(&id) || email.len() < 6);
+    assert!(found(&phone).contains(&id), "phone {phone}");
+    assert!(found(&phone[1..]).contains(&id), "phone without +");
+    assert!(found(&name_key).contains(&id), "name {name_key}");
+    let rev: Vec<&str> = name_key.split(' ').rev().collect();
+    assert!(found(&rev.join(" ")).contains(&id), "last name first");
+    assert_eq!(found(&crm_id).first(), Some(&id), "CRM id first");
+    assert_eq!(found(&id), vec![id.clone()]);
+    let order: String = strings(
+        &conn,
+        &format!("SELECT record_id FROM customer360_events WHERE customer360_id = '{id}' AND system = 'transactions' LIMIT 1"),
+    )
+    .remove(0);
+    assert!(found(&order).contains(&id), "order id {order}");
+    let device: String = strings(
+        &conn,
+        &format!("SELECT device_id FROM customer360_events WHERE customer360_id = '{id}' AND device_id IS NOT NULL LIMIT 1"),
+    )
+    .remove(0);
+    assert!(found(&device).contains(&id), "device {device}");
+    assert!(found("zzzz-nobody").is_empty());
+
+    // Lists: sorted, keyset pages without overlap, filters applied.
+    let filter = ListFilter::default();
+    let page1 = customers::list(&conn, Sort::Revenue, &filter, None, 25).unwrap();
+    assert_eq!(page1.len(), 25);
+    assert!(page1.windows(2).all(|w| w[0].revenue >= w[1].revenue));
+    assert!(page1.iter().all(|r| !r.anonymous));
+    let cursor = customers::cursor_after(&conn, Sort::Revenue, page1.last().unwrap()).unwrap();
+    let page2 = customers::list(&conn, Sort::Revenue, &filter, Some(&cursor), 25).unwrap();
+    assert!(page2[0].revenue <= page1[24].revenue);
+    assert!(page2.iter().all(|r| page1.iter().all(|p| p.id != r.id)));
+    let top_sql = strings(
+        &conn,
+        "SELECT customer360_id FROM customer360_profiles WHERE anonymous = 0
+         ORDER BY revenue DESC, customer360_id DESC LIMIT 50",
+    );
+    let both: Vec<String> = page1.iter().chain(&page2).map(|r| r.id.clone()).collect();
+    assert_eq!(both, top_sql);
+    let churned = ListFilter {
+        anonymous: false,
+        lifecycle: Some("churned".into()),
+    };
+    let rows = customers::list(&conn, Sort::ChurnRisk, &churned, None, 50).unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r.lifecycle.as_deref() == Some("churned"))
+    );
+    let with_anon = ListFilter {
+        anonymous: true,
+        lifecycle: None,
+    };
+    let rows = customers::list(&conn, Sort::LastActivity, &with_anon, None, 3000).unwrap();
+    assert!(rows.iter().any(|r| r.anonymous));
+
+    // Timeline: newest first, paged, filtered.
+    let all = customers::timeline(&conn, &id, TimelineFilter::All, None, 1000).unwrap();
+    assert!(all.len() >= 3);
+    assert!(all.windows(2).all(|w| w[0].time >= w[1].time));
+    let first = customers::timeline(&conn, &id, TimelineFilter::All, None, 2).unwrap();
+    let last = first.last().unwrap();
+    let next = customers::timeline(
+        &conn,
+        &id,
+        TimelineFilter::All,
+        Some((&last.time, last.seq)),
+        1000,
+    )
+    .unwrap();
+    let paged: Vec<i64> = first.iter().chain(&next).map(|e| e.seq).collect();
+    assert_eq!(paged, all.iter().map(|e| e.seq).collect::<Vec<_>>());
+    let orders = customers::timeline(&conn, &id, TimelineFilter::Orders, None, 100).unwrap();
+    assert!(!orders.is_empty() && orders.iter().all(|e| e.system == "transactions"));
+
+    // The 360 view: who, where each value came from, what they did, why.
+    let text = customers::view_text(&conn, &id).unwrap();
+    for part in [
+        "Golden record",
+        &email,
+        "Source records",
+        "Identifiers",
+        "Latest events",
+        "Why these records are one customer",
+    ] {
+        assert!(text.contains(part), "no {part:?} in\n{text}");
+    }
+    let email_from: String = strings(
+        &conn,
+        &format!("SELECT email_from FROM customer360_profiles WHERE customer360_id = '{id}'"),
+    )
+    .remove(0);
+    assert!(text.contains(&email_from), "{text}");
+}

@@ -1038,8 +1038,7 @@ fn build(
     }
     // Order e-mails: (e-mail, order time, event_seq); the record key of a
     // winning one is looked up by its event_seq.
-    let mut order_emails: Vec<Vec<OrderEmail>> =
-        (0..customers.len()).map(|_| Vec::new()).collect();
+    let mut order_emails: Vec<Vec<OrderEmail>> = (0..customers.len()).map(|_| Vec::new()).collect();
     {
         let mut stmt = tx.prepare(
             "SELECT customer360_id, json_extract(properties, '$.email'), event_time, event_seq
@@ -1098,13 +1097,14 @@ fn build(
         CREATE INDEX profiles_by_phone ON customer360_profiles(phone);
         CREATE INDEX profiles_by_revenue ON customer360_profiles(revenue);
         CREATE INDEX profiles_by_last_activity ON customer360_profiles(last_activity_at);
-        CREATE INDEX profiles_by_churn ON customer360_profiles(churn_risk);";
+        CREATE INDEX profiles_by_churn ON customer360_profiles(churn_risk);
+        CREATE INDEX profiles_by_lifecycle ON customer360_profiles(lifecycle_status);";
     if first_run {
         tx.execute_batch(
             "DROP INDEX IF EXISTS profiles_by_name; DROP INDEX IF EXISTS profiles_by_name_rev;
              DROP INDEX IF EXISTS profiles_by_email; DROP INDEX IF EXISTS profiles_by_phone;
              DROP INDEX IF EXISTS profiles_by_revenue; DROP INDEX IF EXISTS profiles_by_last_activity;
-             DROP INDEX IF EXISTS profiles_by_churn;",
+             DROP INDEX IF EXISTS profiles_by_churn; DROP INDEX IF EXISTS profiles_by_lifecycle;",
         )?;
     }
     {

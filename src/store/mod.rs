@@ -19,6 +19,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0004_review", include_str!("migrations/0004_review.sql")),
     ("0005_unify", include_str!("migrations/0005_unify.sql")),
+    (
+        "0006_profiles_lifecycle",
+        include_str!("migrations/0006_profiles_lifecycle.sql"),
+    ),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up
