@@ -91,12 +91,12 @@ fn unavailable_steps_exit_2_and_say_so() {
     let dir = tempfile::tempdir().unwrap();
     stdout_of(c360().arg("init").arg(dir.path()));
     c360()
-        .args(["run", "--step", "unify", "--workspace"])
+        .args(["run", "--step", "analyse", "--workspace"])
         .arg(dir.path())
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "not available in this build yet: unify",
+            "not available in this build yet: analyse",
         ));
     c360()
         .args(["run", "--step", "bogus", "--workspace"])

@@ -125,10 +125,16 @@ fn keys_become_actions_by_mode() {
         Some(Action::Approve)
     );
     key(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Customers);
+    assert_eq!(
+        app.key_to_action(&k(KeyCode::Char('t'))),
+        Some(Action::CycleTimeline)
+    );
+    key(&mut app, KeyCode::Tab);
     assert_eq!(app.tab, Tab::Pipeline);
     assert_eq!(app.key_to_action(&k(KeyCode::Char('a'))), None);
     key(&mut app, KeyCode::BackTab);
-    assert_eq!(app.tab, Tab::Review);
+    assert_eq!(app.tab, Tab::Customers);
 }
 
 #[test]
@@ -151,8 +157,8 @@ fn pipeline_screen_runs_the_load_on_a_worker_and_shows_counts() {
     assert_eq!(label, "run all");
     assert!(result.unwrap().contains("43 read, 40 staged, 3 rejected"));
 
-    // Steps that do not exist are refused, not faked.
-    for _ in 0..4 {
+    // Steps that do not exist are refused, not faked (Analyse, the sixth).
+    for _ in 0..5 {
         key(&mut app, KeyCode::Char('j'));
     }
     key(&mut app, KeyCode::Char('r'));
@@ -258,7 +264,7 @@ fn help_is_generated_from_the_key_map() {
     let (_d, ws) = loaded(1, 1);
     let mut app = App::new(ws, 40).unwrap();
     key(&mut app, KeyCode::Char('?'));
-    let shown = render(&app, 100, 60);
+    let shown = render(&app, 100, 80);
     for b in c360::tui::keymap::BINDINGS
         .iter()
         .filter(|b| !b.label.is_empty())
@@ -279,7 +285,7 @@ fn command_palette() {
     assert_eq!(app.tab, Tab::Rejects);
     assert_eq!(app.rejects.total, 3);
     key(&mut app, KeyCode::Char(':'));
-    keys(&mut app, "run unify");
+    keys(&mut app, "run analyse");
     key(&mut app, KeyCode::Enter);
     assert!(app.flash.as_deref().unwrap().contains("not available"));
     key(&mut app, KeyCode::Char(':'));
@@ -752,4 +758,163 @@ fn review_at_100k_candidates_timings() {
     let _ = render(&app, 120, 30);
     println!("{:<28} {:>9.2?}", "draw 120x30", t.elapsed());
     assert_eq!(app.review.list.pos, 0);
+}
+
+// ---------------------------------------------------------- Customers screen
+
+/// The demo workspace (every step, unify included) on the Customers screen.
+fn customers_app(height: u16) -> (tempfile::TempDir, App, rusqlite::Connection) {
+    let (dir, ws, conn) = common::demo();
+    let mut app = App::new(ws, height).unwrap();
+    key(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.tab, Tab::Customers);
+    (dir, app, conn)
+}
+
+#[test]
+fn customers_screen_lists_sorts_filters_and_pages() {
+    let (_d, mut app, conn) = customers_app(30);
+    let v = &app.customers;
+    assert_eq!(v.rows.len(), c360::tui::customers::CHUNK, "a first page");
+    assert!(v.rows.windows(2).all(|w| w[0].revenue >= w[1].revenue));
+    assert!(v.rows.iter().all(|r| !r.anonymous));
+    insta::assert_snapshot!("customers_120x30", render(&app, 120, 30));
+    insta::assert_snapshot!("customers_100x24", {
+        app.resize(24);
+        render(&app, 100, 24)
+    });
+    // G reaches the end of the page and fetches the next one.
+    key(&mut app, KeyCode::Char('G'));
+    assert_eq!(app.customers.rows.len(), 2 * c360::tui::customers::CHUNK);
+    key(&mut app, KeyCode::Char('g'));
+    // o: by last activity, newest first.
+    key(&mut app, KeyCode::Char('o'));
+    let times: Vec<String> = app
+        .customers
+        .rows
+        .iter()
+        .filter_map(|r| r.last_activity.clone())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]));
+    assert!(app.flash.as_deref().unwrap().contains("last activity"));
+    // f: one lifecycle status; A: anonymous visitors too.
+    key(&mut app, KeyCode::Char('f'));
+    let l = app.customers.filter.lifecycle.clone().expect("a status");
+    assert!(
+        app.customers
+            .rows
+            .iter()
+            .all(|r| r.lifecycle.as_deref() == Some(l.as_str()))
+    );
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.customers.filter.lifecycle, None);
+    key(&mut app, KeyCode::Char('A'));
+    let anonymous: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM customer360_profiles WHERE anonymous = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(anonymous > 0);
+    // Walk to the end: every profile, anonymous ones included, is listed.
+    for _ in 0..20 {
+        key(&mut app, KeyCode::Char('G'));
+    }
+    let all: i64 = conn
+        .query_row("SELECT count(*) FROM customer360_profiles", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(app.customers.rows.len() as i64, all);
+    assert!(app.customers.exhausted);
+}
+
+#[test]
+fn customers_screen_finds_a_customer_and_explains_them() {
+    let (_d, mut app, conn) = customers_app(30);
+    let (id, email, name): (String, String, String) = conn
+        .query_row(
+            "SELECT customer360_id, email, name FROM customer360_profiles
+             WHERE crm_records >= 2 AND web_events > 0 AND email IS NOT NULL
+             ORDER BY customer360_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    // / searches by e-mail.
+    key(&mut app, KeyCode::Char('/'));
+    assert!(matches!(app.mode, Mode::Input { .. }));
+    keys(&mut app, &email);
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.customers.selected().map(|r| r.id.as_str()),
+        Some(id.as_str())
+    );
+    let shown = render(&app, 120, 30);
+    assert!(shown.contains("match"), "{shown}");
+    assert!(shown.contains(&id), "{shown}");
+    // The golden record shows where each value came from.
+    assert!(shown.contains("← crm:"), "{shown}");
+    // By name, then Esc back to the list.
+    key(&mut app, KeyCode::Char('/'));
+    for _ in 0..email.len() {
+        key(&mut app, KeyCode::Backspace);
+    }
+    keys(&mut app, &name.to_lowercase());
+    key(&mut app, KeyCode::Enter);
+    assert!(app.customers.rows.iter().any(|r| r.id == id), "name {name}");
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.customers.query, None);
+
+    // The timeline pane: t filters, j moves.
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, &id);
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('l'));
+    assert!(!app.customers.timeline.is_empty());
+    let newest_first = app
+        .customers
+        .timeline
+        .windows(2)
+        .all(|w| w[0].time >= w[1].time);
+    assert!(newest_first);
+    key(&mut app, KeyCode::Char('j'));
+    assert_eq!(
+        app.customers.tl_sel,
+        1.min(app.customers.timeline.len() - 1)
+    );
+    key(&mut app, KeyCode::Char('t'));
+    assert!(app.customers.timeline.iter().all(|e| e.system == "web"));
+    insta::assert_snapshot!("customers_timeline_120x30", render(&app, 120, 30));
+
+    // Enter: the 360 view with the why.
+    key(&mut app, KeyCode::Enter);
+    let Mode::Detail { title, body, .. } = &app.mode else {
+        panic!("Enter opens the 360 view")
+    };
+    assert_eq!(title, &format!("Customer {id}"));
+    for part in [
+        "Golden record",
+        "Source records",
+        "Identifiers",
+        "Why these records are one customer",
+    ] {
+        assert!(body.contains(part), "no {part:?} in\n{body}");
+    }
+}
+
+#[test]
+fn customers_export_from_the_palette() {
+    let (d, mut app, _conn) = customers_app(30);
+    let out = d.path().join("p.parquet");
+    key(&mut app, KeyCode::Char(':'));
+    keys(&mut app, &format!("export profiles {}", out.display()));
+    key(&mut app, KeyCode::Enter);
+    assert!(app.job.is_some(), "the export runs as a job");
+    assert!(app.wait_for_job(Duration::from_secs(60)));
+    let (label, result) = app.last_job.clone().unwrap();
+    assert_eq!(label, "export customer360_profiles");
+    assert!(result.unwrap().contains("rows"));
+    assert_eq!(&std::fs::read(&out).unwrap()[..4], b"PAR1");
 }

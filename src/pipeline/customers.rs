@@ -119,9 +119,21 @@ pub fn list(
     after: Option<&Cursor>,
     limit: usize,
 ) -> Result<Vec<ProfileRow>> {
-    let (col, desc) = sort.column();
-    let mut conds: Vec<String> = vec![format!("{col} IS NOT NULL")];
-    let mut args: Vec<Value> = Vec::new();
+    // Profiles without a sort value (no activity yet, no name) come last,
+    // in id order: a second keyset walk over the same index.
+    if let Some(c) = after
+        && c.value == Value::Null
+    {
+        return list_nulls(conn, sort, filter, Some(&c.id), limit);
+    }
+    let mut rows = list_values(conn, sort, filter, after, limit)?;
+    if rows.len() < limit {
+        rows.extend(list_nulls(conn, sort, filter, None, limit - rows.len())?);
+    }
+    Ok(rows)
+}
+
+fn filter_conds(filter: &ListFilter, conds: &mut Vec<String>, args: &mut Vec<Value>) {
     if !filter.anonymous {
         conds.push("anonymous = 0".into());
     }
@@ -129,6 +141,45 @@ pub fn list(
         conds.push(format!("lifecycle_status = ?{}", args.len() + 1));
         args.push(Value::Text(l.clone()));
     }
+}
+
+fn list_nulls(
+    conn: &Connection,
+    sort: Sort,
+    filter: &ListFilter,
+    after_id: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ProfileRow>> {
+    let (col, _) = sort.column();
+    let mut conds: Vec<String> = vec![format!("{col} IS NULL")];
+    let mut args: Vec<Value> = Vec::new();
+    filter_conds(filter, &mut conds, &mut args);
+    if let Some(id) = after_id {
+        conds.push(format!("customer360_id > ?{}", args.len() + 1));
+        args.push(Value::Text(id.to_string()));
+    }
+    let sql = format!(
+        "SELECT {ROW_COLUMNS} FROM customer360_profiles INDEXED BY {index}
+         WHERE {} ORDER BY {col}, customer360_id LIMIT {limit}",
+        conds.join(" AND "),
+        index = index_of(sort)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn list_values(
+    conn: &Connection,
+    sort: Sort,
+    filter: &ListFilter,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<Vec<ProfileRow>> {
+    let (col, desc) = sort.column();
+    let mut conds: Vec<String> = vec![format!("{col} IS NOT NULL")];
+    let mut args: Vec<Value> = Vec::new();
+    filter_conds(filter, &mut conds, &mut args);
     if let Some(c) = after {
         let (a, b) = (args.len() + 1, args.len() + 2);
         conds.push(if desc {
@@ -216,6 +267,13 @@ pub fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<Profil
         )?);
     }
     let digits: String = q.chars().filter(|c| c.is_ascii_digit()).collect();
+    // Any record's e-mail or phone, not only the golden one.
+    add(strings(
+        "SELECT DISTINCT m.customer360_id FROM clean_crm_customers c
+         JOIN customer360_id_map m ON m.record_key = 'crm:' || c.source || ':' || c.customer_id
+         WHERE c.email = ?1 OR c.phone = ?1 OR c.phone = ?2 LIMIT ?3",
+        &[&q.to_lowercase(), &format!("+{digits}"), &n],
+    )?);
     if q.contains('@') {
         let p = q.to_lowercase();
         add(strings(
@@ -229,14 +287,15 @@ pub fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<Profil
     {
         // Phones are E.164 (+4915112345678); a query may lack the + or the
         // country code, so try both the digits and "+digits".
+        // Phones are E.164 (+4915112345678): the digits as written, with
+        // a +. (A national number such as 0151 ... is matched by its
+        // record's phone only when written the same way.)
         let plus = format!("+{digits}");
-        for p in [plus.as_str(), digits.as_str()] {
-            add(strings(
-                "SELECT customer360_id FROM customer360_profiles
-                 WHERE phone >= ?1 AND phone < ?2 ORDER BY phone LIMIT ?3",
-                &[p, &prefix_end(p), &n],
-            )?);
-        }
+        add(strings(
+            "SELECT customer360_id FROM customer360_profiles
+             WHERE phone >= ?1 AND phone < ?2 ORDER BY phone LIMIT ?3",
+            &[&plus, &prefix_end(&plus), &n],
+        )?);
     } else {
         let key = fold(q);
         if !key.is_empty() {
@@ -284,10 +343,13 @@ pub fn records(conn: &Connection, id: &str, limit: usize) -> Result<Vec<RecordRo
                   || ' · ' || coalesce(c.city, '-') || ' ' || coalesce(c.country, '')
                   || ' · ' || coalesce(c.lifecycle_status, '-')
                   FROM clean_crm_customers c WHERE c.source = m.source AND c.customer_id = m.record_id)
-              ELSE (SELECT e.event_name || ' · ' || e.event_time
-                  || coalesce(' · ' || printf('%.2f', e.revenue), '')
-                  FROM customer360_events e WHERE e.record_key = m.record_key
-                    AND e.customer360_id = m.customer360_id LIMIT 1)
+              WHEN 'web' THEN (SELECT w.event_name || ' · ' || w.event_time
+                  || coalesce(' · session ' || w.session_id, '')
+                  FROM clean_web_events w WHERE w.source = m.source AND w.event_id = m.record_id)
+              ELSE (SELECT t.transaction_type || ' · ' || t.order_time
+                  || ' · ' || printf('%.2f', t.revenue) || coalesce(' · ' || t.product_name, '')
+                  FROM clean_transactions t WHERE t.source = m.source AND t.order_id = m.record_id
+                    AND m.record_key LIKE '%:' || t.transaction_type)
             END
          FROM customer360_id_map m WHERE m.customer360_id = ?1
          ORDER BY m.system, m.record_key LIMIT ?2",

@@ -7,6 +7,7 @@ use crate::pipeline::identity::steward::{
 use crate::pipeline::standardise::{self, ExampleRow, RuleRow};
 use crate::pipeline::{STEPS, Step};
 use crate::store::{self, Anchor, Reject, RejectFilter};
+use crate::tui::customers::CustomersView;
 use crate::tui::jobs::{Job, JobEvent, JobKind};
 use crate::tui::keymap::{self, Action, Scope};
 use crate::tui::paged::{Paged, Window};
@@ -24,16 +25,24 @@ pub enum Tab {
     Rejects,
     Rules,
     Review,
+    Customers,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Pipeline, Tab::Rejects, Tab::Rules, Tab::Review];
+    pub const ALL: [Tab; 5] = [
+        Tab::Pipeline,
+        Tab::Rejects,
+        Tab::Rules,
+        Tab::Review,
+        Tab::Customers,
+    ];
     pub fn title(self) -> &'static str {
         match self {
             Tab::Pipeline => "Pipeline",
             Tab::Rejects => "Rejects",
             Tab::Rules => "Rules",
             Tab::Review => "Review",
+            Tab::Customers => "Customers",
         }
     }
     fn scope(self) -> Scope {
@@ -42,6 +51,7 @@ impl Tab {
             Tab::Rejects => Scope::Rejects,
             Tab::Rules => Scope::Rules,
             Tab::Review => Scope::Review,
+            Tab::Customers => Scope::Customers,
         }
     }
     fn index(self) -> usize {
@@ -74,6 +84,8 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
     Search,
+    /// Find a customer (Customers screen).
+    CustomerSearch,
     Palette,
     /// The reason for approving / rejecting the selected pair.
     Reason {
@@ -264,6 +276,7 @@ pub struct App {
     pub rejects: RejectsView,
     pub rules: RulesView,
     pub review: ReviewView,
+    pub customers: CustomersView,
     pub job: Option<Job>,
     /// The last finished job: (label, outcome).
     pub last_job: Option<(String, Result<String, String>)>,
@@ -321,6 +334,7 @@ impl App {
                 counting: None,
                 deciding: None,
             },
+            customers: CustomersView::default(),
             job: None,
             last_job: None,
             flash: None,
@@ -480,6 +494,16 @@ impl App {
                         self.rejects.filter.text = (!t.is_empty()).then(|| t.to_string());
                         self.start_search();
                     }
+                    InputKind::CustomerSearch => {
+                        let result = self.customers.search(&self.conn, &text);
+                        self.report(result);
+                        if let Some(q) = &self.customers.query {
+                            self.flash = Some(format!(
+                                "{} customer(s) match {q:?} · Esc shows the list again",
+                                self.customers.rows.len()
+                            ));
+                        }
+                    }
                     InputKind::Palette => self.run_command(text.trim()),
                     InputKind::Reason { approve } => self.decide(approve, text.trim().to_string()),
                     InputKind::Band => match BandRequest::parse(&text) {
@@ -538,6 +562,12 @@ impl App {
                     text: String::new(),
                 }
             }
+            Action::Search if self.tab == Tab::Customers => {
+                self.mode = Mode::Input {
+                    kind: InputKind::CustomerSearch,
+                    text: self.customers.query.clone().unwrap_or_default(),
+                }
+            }
             Action::Search => {
                 self.mode = Mode::Input {
                     kind: InputKind::Search,
@@ -565,6 +595,15 @@ impl App {
                 if self.tab == Tab::Rejects && self.rejects.filter != RejectFilter::default() {
                     self.clear_filters();
                 }
+                if self.tab == Tab::Customers
+                    && (self.customers.query.is_some()
+                        || self.customers.filter != Default::default())
+                {
+                    self.customers.query = None;
+                    self.customers.filter = Default::default();
+                    let result = self.customers.reload(&self.conn);
+                    self.report(result);
+                }
                 let r = &self.review;
                 if self.tab == Tab::Review
                     && (r.filter, r.order) != (QueueFilter::default(), QueueOrder::default())
@@ -579,6 +618,7 @@ impl App {
                 Tab::Rejects => self.update_rejects(other),
                 Tab::Rules => self.update_rules(other),
                 Tab::Review => self.update_review(other),
+                Tab::Customers => self.update_customers(other),
             },
         }
     }
@@ -925,6 +965,10 @@ after:
         if self.tab == Tab::Review {
             self.refresh_review()?;
         }
+        if self.tab == Tab::Customers {
+            self.customers.lifecycles.clear();
+            self.customers.reload(&self.conn)?;
+        }
         Ok(())
     }
 
@@ -1159,6 +1203,34 @@ after:
             ["rejects"] | ["2"] => self.set_tab(Tab::Rejects),
             ["rules"] | ["3"] => self.set_tab(Tab::Rules),
             ["review"] | ["4"] => self.set_tab(Tab::Review),
+            ["customers"] | ["5"] => self.set_tab(Tab::Customers),
+            ["find", ..] => {
+                self.set_tab(Tab::Customers);
+                let query = words[1..].join(" ");
+                let result = self.customers.search(&self.conn, &query);
+                self.report(result);
+            }
+            ["export", table, rest @ ..] => {
+                let table = match *table {
+                    "profiles" => "customer360_profiles",
+                    "events" => "customer360_events",
+                    t => t,
+                };
+                if !crate::pipeline::export::TABLES.contains(&table) {
+                    self.flash = Some(format!(
+                        "cannot export {table:?}: export profiles [FILE] or export events [FILE]"
+                    ));
+                    return;
+                }
+                let out = match rest {
+                    [file] => std::path::PathBuf::from(file),
+                    _ => self.ws.root.join(format!("{table}.parquet")),
+                };
+                self.start_job(JobKind::Export {
+                    table: table.to_string(),
+                    out,
+                });
+            }
             ["rejects", reason] => {
                 self.set_tab(Tab::Rejects);
                 self.rejects.filter.reason = Some(reason.to_string());
@@ -1183,9 +1255,36 @@ after:
             ["cancel"] => self.update_normal(Action::Cancel),
             _ => {
                 self.flash = Some(format!(
-                    "unknown command {text:?} — try: load, run all, run <step>, reload <source>, rejects [reason], rules, review, pipeline, help, quit"
+                    "unknown command {text:?} — try: load, run all, run <step>, reload <source>, rejects [reason], rules, review, customers, find <text>, export profiles|events [FILE], pipeline, help, quit"
                 ))
             }
+        }
+    }
+}
+
+/// The Customers screen.
+impl App {
+    fn update_customers(&mut self, action: Action) {
+        if action == Action::Open {
+            let Some(id) = self.customers.selected().map(|r| r.id.clone()) else {
+                return;
+            };
+            match crate::pipeline::customers::view_text(&self.conn, &id) {
+                Ok(body) => {
+                    self.mode = Mode::Detail {
+                        title: format!("Customer {id}"),
+                        body,
+                        scroll: 0,
+                    }
+                }
+                Err(e) => self.flash = Some(format!("{e:#}")),
+            }
+            return;
+        }
+        match self.customers.apply(&self.conn, &action, self.viewport) {
+            Ok(Some(msg)) => self.flash = Some(msg),
+            Ok(None) => {}
+            Err(e) => self.flash = Some(format!("cannot read the database: {e:#}")),
         }
     }
 }

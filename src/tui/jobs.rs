@@ -42,6 +42,11 @@ pub enum JobKind {
     Undo,
     /// Approve or reject every pending pair with a probability in `lo..=hi`.
     DecideBand { lo: f64, hi: f64, approve: bool },
+    /// Export a unified table (format from the file's extension, else Parquet).
+    Export {
+        table: String,
+        out: std::path::PathBuf,
+    },
 }
 
 impl JobKind {
@@ -56,6 +61,7 @@ impl JobKind {
             JobKind::DecideBand { lo, hi, approve } => {
                 format!("bulk {} {lo:.2}–{hi:.2}", verb(*approve))
             }
+            JobKind::Export { table, .. } => format!("export {table}"),
         }
     }
 
@@ -147,6 +153,11 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
             reason,
         } => Ok(steward::decide_pair(&mut conn, left, right, *approve, ACTOR, reason)?.message),
         JobKind::Undo => Ok(steward::undo(&mut conn, None, ACTOR, "")?.message),
+        JobKind::Export { table, out } => {
+            use crate::pipeline::export::{self, Format};
+            let format = Format::from_path(out).unwrap_or(Format::Parquet);
+            Ok(export::export(&conn, table, format, out, progress)?.summary())
+        }
         JobKind::DecideBand { lo, hi, approve } => {
             let reason = format!("bulk decision of the band {lo:.2}–{hi:.2}");
             let n = steward::decide_band(&mut conn, *lo, *hi, *approve, ACTOR, &reason)?;

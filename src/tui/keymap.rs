@@ -47,6 +47,10 @@ pub enum Action {
     Bulk,
     CycleFilter,
     ToggleOrder,
+    /// Customers: show / hide anonymous visitors.
+    ToggleAnonymous,
+    /// Customers: timeline of all events / web / orders / lifecycle.
+    CycleTimeline,
     /// Text input (search, palette).
     Char(char),
     Backspace,
@@ -63,6 +67,7 @@ pub enum Scope {
     Rejects,
     Rules,
     Review,
+    Customers,
 }
 
 impl Scope {
@@ -73,6 +78,7 @@ impl Scope {
             Scope::Rejects => "Rejects",
             Scope::Rules => "Rules",
             Scope::Review => "Review",
+            Scope::Customers => "Customers",
         }
     }
 }
@@ -118,6 +124,7 @@ pub const BINDINGS: &[Binding] = &[
     b(Global, &[Char('2')], "2", "Rejects screen", Action::Tab(1), ""),
     b(Global, &[Char('3')], "3", "Rules screen", Action::Tab(2), ""),
     b(Global, &[Char('4')], "4", "Review screen", Action::Tab(3), ""),
+    b(Global, &[Char('5')], "5", "Customers screen", Action::Tab(4), ""),
     b(Global, &[Char('j'), Down], "j/↓", "down", Action::Down, ""),
     b(Global, &[Char('k'), Up], "k/↑", "up", Action::Up, ""),
     b(Global, &[PageDown], "PgDn", "page down", Action::PageDown, ""),
@@ -141,6 +148,13 @@ pub const BINDINGS: &[Binding] = &[
     b(Rules, &[Char('h'), Left], "h/l", "rules / examples pane", Action::Left, "pane"),
     b(Rules, &[Char('l'), Right], "", "", Action::Right, ""),
     b(Rules, &[Char('u')], "u", "examples / unmapped values", Action::ToggleUnmapped, "unmapped"),
+    b(Customers, &[Char('/')], "/", "find a customer: name, e-mail, phone or any id", Action::Search, "search"),
+    b(Customers, &[Char('h'), Left], "h/l", "customers / timeline pane", Action::Left, "pane"),
+    b(Customers, &[Char('l'), Right], "", "", Action::Right, ""),
+    b(Customers, &[Char('o')], "o", "sort: revenue, last activity, churn risk, name", Action::ToggleOrder, "sort"),
+    b(Customers, &[Char('f')], "f", "filter by the next lifecycle status", Action::CycleFilter, "lifecycle"),
+    b(Customers, &[Char('A')], "A", "show / hide anonymous visitors", Action::ToggleAnonymous, "anonymous"),
+    b(Customers, &[Char('t')], "t", "timeline: all, web, orders, lifecycle", Action::CycleTimeline, "timeline"),
     b(Review, &[Char('a')], "a", "approve the merge (must-link), at once", Action::Approve, "approve"),
     b(Review, &[Char('r')], "r", "reject the merge (cannot-link), at once", Action::Reject, "reject"),
     b(Review, &[Char('A')], "A/R", "approve / reject with a reason", Action::ApproveWithReason, ""),
@@ -168,7 +182,7 @@ pub fn action_for(scope: Scope, key: &KeyEvent) -> Option<Action> {
 
 /// Bindings to list in the help overlay, grouped by scope.
 pub fn help_rows() -> Vec<(Scope, &'static str, &'static str)> {
-    [Global, Pipeline, Rejects, Rules, Review]
+    [Global, Pipeline, Rejects, Rules, Review, Customers]
         .iter()
         .flat_map(|scope| {
             BINDINGS

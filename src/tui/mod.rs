@@ -3,6 +3,7 @@
 //! ([`jobs`]). The terminal is restored on quit, on error and on panic.
 
 pub mod app;
+pub mod customers;
 pub mod jobs;
 pub mod keymap;
 pub mod paged;

@@ -51,6 +51,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Tab::Rejects => draw_rejects(frame, app, body),
         Tab::Rules => draw_rules(frame, app, body),
         Tab::Review => draw_review(frame, app, body),
+        Tab::Customers => draw_customers(frame, app, body),
     }
     draw_status(frame, app, status);
     match &app.mode {
@@ -906,6 +907,263 @@ fn waterfall(d: &CandidateDetail, width: u16) -> Vec<Line<'static>> {
     lines
 }
 
+fn short_time(t: &str) -> String {
+    clean(t.get(..16).unwrap_or(t)).replace('T', " ")
+}
+
+fn draw_customers(frame: &mut Frame, app: &App, area: Rect) {
+    use crate::tui::customers::Pane;
+    let v = &app.customers;
+    if v.empty {
+        frame.render_widget(
+            Paragraph::new(
+                "No profiles yet: the unify step has not run.\n\nPress 1 for the Pipeline screen and R to run all steps (or `c360 run --all`).",
+            )
+            .wrap(Wrap { trim: true })
+            .block(block("Customers", true)),
+            area,
+        );
+        return;
+    }
+    let wide = area.width >= 110;
+    let (left, right) = if wide {
+        let [l, r] = Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+            .areas(area);
+        (l, r)
+    } else {
+        let [l, r] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
+        (l, r)
+    };
+    // The list.
+    let title = match &v.query {
+        Some(q) => format!(
+            "Customers · {} match {} · Esc: all",
+            v.rows.len(),
+            cut(&clean(q), 24)
+        ),
+        None => format!(
+            "Customers · by {}{}{} · {}{}",
+            v.sort.label(),
+            v.filter
+                .lifecycle
+                .as_ref()
+                .map_or(String::new(), |l| format!(" · {}", clean(l))),
+            if v.filter.anonymous {
+                " · with anonymous"
+            } else {
+                ""
+            },
+            num(Some(v.rows.len() as u64)),
+            if v.exhausted { "" } else { "+" }
+        ),
+    };
+    let header = Row::new([
+        "name",
+        "email",
+        "lifecycle",
+        "orders",
+        "revenue",
+        "last active",
+        "risk",
+    ])
+    .style(Style::new().add_modifier(Modifier::BOLD));
+    let visible = left.height.saturating_sub(3) as usize;
+    let offset = v.sel.saturating_sub(visible.saturating_sub(1));
+    let rows: Vec<Row> = v
+        .rows
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .map(|r| {
+            let name = match (&r.name, r.anonymous) {
+                (Some(n), _) => clean(n),
+                (None, true) => format!("(anonymous) {}", r.id),
+                (None, false) => r.id.clone(),
+            };
+            Row::new(vec![
+                Cell::from(name),
+                Cell::from(clean(r.email.as_deref().unwrap_or("-"))),
+                Cell::from(clean(r.lifecycle.as_deref().unwrap_or("-"))),
+                Cell::from(r.orders.to_string()),
+                Cell::from(format!("{:.2}", r.revenue)),
+                Cell::from(
+                    r.last_activity
+                        .as_deref()
+                        .map_or("-".into(), |t| clean(t.get(..10).unwrap_or(t))),
+                ),
+                Cell::from(format!("{:.2}", r.churn_risk)).fg(if r.churn_risk >= 0.6 {
+                    BAD
+                } else if r.churn_risk >= 0.3 {
+                    WARN
+                } else {
+                    Color::Reset
+                }),
+            ])
+        })
+        .collect();
+    let mut state = TableState::new().with_selected(Some(v.sel - offset));
+    frame.render_stateful_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Min(14),
+                Constraint::Min(14),
+                Constraint::Length(9),
+                Constraint::Length(6),
+                Constraint::Length(9),
+                Constraint::Length(10),
+                Constraint::Length(4),
+            ],
+        )
+        .header(header)
+        .block(block(&title, v.pane == Pane::List))
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        left,
+        &mut state,
+    );
+    // The selected customer: golden record with provenance, then timeline.
+    let Some(sel) = v.selected() else {
+        frame.render_widget(
+            Paragraph::new("No customer matches. Esc shows the whole list.")
+                .block(block("Customer", false)),
+            right,
+        );
+        return;
+    };
+    let f = |name: &str| clean(v.field(name));
+    let mut lines: Vec<Line> = Vec::new();
+    for (label, field, base) in [
+        ("name", "name", "name"),
+        ("email", "email", "email"),
+        ("phone", "phone", "phone"),
+        ("country", "country", "country"),
+        ("city", "city", "city"),
+        ("lifecycle", "lifecycle_status", "lifecycle"),
+    ] {
+        let value = f(field);
+        let mut spans = vec![
+            Span::raw(format!("{label:<10}")).bold(),
+            Span::raw(if value.is_empty() { "-".into() } else { value }),
+        ];
+        let from = f(&format!("{base}_from"));
+        if !from.is_empty() {
+            spans
+                .push(Span::raw(format!("  ← {from} · {}", f(&format!("{base}_rule")))).fg(ACCENT));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::from(format!(
+        "orders {} · revenue {} · AOV {} · favourite {} · RFM {}",
+        f("orders"),
+        f("revenue"),
+        if f("aov").is_empty() {
+            "-".into()
+        } else {
+            f("aov")
+        },
+        if f("favourite_category").is_empty() {
+            "-".into()
+        } else {
+            f("favourite_category")
+        },
+        if f("rfm_segment").is_empty() {
+            "-".into()
+        } else {
+            f("rfm_segment")
+        },
+    )));
+    lines.push(Line::from(format!(
+        "30d/90d: sessions {}/{} · page views {}/{} · key events {}/{} · last active {} ({} days)",
+        f("sessions_30d"),
+        f("sessions_90d"),
+        f("page_views_30d"),
+        f("page_views_90d"),
+        f("key_events_30d"),
+        f("key_events_90d"),
+        short_time(v.field("last_activity_at")),
+        f("days_since_last_activity"),
+    )));
+    let risk = v.field("churn_risk").parse::<f64>().unwrap_or(0.0);
+    lines.push(Line::from(vec![
+        Span::raw(format!("churn risk {risk:.2}")).fg(if risk >= 0.6 {
+            BAD
+        } else if risk >= 0.3 {
+            WARN
+        } else {
+            GOOD
+        }),
+        Span::raw(if f("churn_signals").is_empty() {
+            String::new()
+        } else {
+            format!(": {}", f("churn_signals"))
+        }),
+    ]));
+    lines.push(Line::from(format!(
+        "records: {} CRM · {} web · {} orders · identifiers {}",
+        f("crm_records"),
+        f("web_events"),
+        f("transactions"),
+        f("identifiers")
+    )));
+    let golden_height = (lines.len() as u16 + 2).min(right.height / 2);
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(golden_height), Constraint::Min(3)]).areas(right);
+    let title = format!(
+        "{}{} · Enter: 360 view and why",
+        sel.id,
+        if sel.anonymous { " (anonymous)" } else { "" }
+    );
+    frame.render_widget(Paragraph::new(lines).block(block(&title, false)), top);
+    let visible = bottom.height.saturating_sub(3) as usize;
+    let offset = v.tl_sel.saturating_sub(visible.saturating_sub(1));
+    let rows: Vec<Row> = v
+        .timeline
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .map(|e| {
+            Row::new(vec![
+                Cell::from(short_time(&e.time)),
+                Cell::from(clean(&e.name)),
+                Cell::from(clean(&e.system)),
+                Cell::from(e.revenue.map_or(String::new(), |r| format!("{r:.2}"))),
+                Cell::from(clean(&e.detail)),
+            ])
+        })
+        .collect();
+    let focused = v.pane == Pane::Timeline;
+    let mut state = TableState::new().with_selected(focused.then_some(v.tl_sel - offset));
+    frame.render_stateful_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(16),
+                Constraint::Length(18),
+                Constraint::Length(12),
+                Constraint::Length(8),
+                Constraint::Min(10),
+            ],
+        )
+        .header(
+            Row::new(["time (UTC)", "event", "system", "revenue", "detail"])
+                .style(Style::new().add_modifier(Modifier::BOLD)),
+        )
+        .block(block(
+            &format!(
+                "Timeline · {} · {}{} · t filter",
+                v.tl_filter.label(),
+                num(Some(v.timeline.len() as u64)),
+                if v.tl_exhausted { "" } else { "+" }
+            ),
+            focused,
+        ))
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED)),
+        bottom,
+        &mut state,
+    );
+}
+
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
@@ -1025,13 +1283,16 @@ fn draw_detail(frame: &mut Frame, title: &str, body: &str, scroll: u16, area: Re
 fn draw_input(frame: &mut Frame, kind: InputKind, text: &str, area: Rect) {
     let title = match kind {
         InputKind::Search => "Search rejects (original row or detail)",
+        InputKind::CustomerSearch => {
+            "Find a customer: name, e-mail, phone, customer360_id, record or device id"
+        }
         InputKind::Palette => "Command (load, run all, run <step>, reload <source>, rejects, quit)",
         InputKind::Reason { approve: true } => "Reason for approving this merge",
         InputKind::Reason { approve: false } => "Reason for rejecting this merge",
         InputKind::Band => "Bulk decision: probability band and a (approve) or r (reject)",
     };
     let prefix = match kind {
-        InputKind::Search => "/",
+        InputKind::Search | InputKind::CustomerSearch => "/",
         InputKind::Palette => ":",
         InputKind::Reason { .. } => "reason: ",
         InputKind::Band => "band, e.g. 0.80-0.95 a: ",
