@@ -8,6 +8,7 @@ use crate::pipeline::stage;
 use crate::store;
 use crate::workspace::Workspace;
 use anyhow::{Context, Result, bail};
+use rusqlite::Connection;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -709,5 +710,102 @@ pub fn bench_unify(
         peak_rss_mib().unwrap_or(f64::NAN)
     )?;
     let _ = std::fs::remove_file(&parquet);
+    out.push_str(&bench_customer_queries(&conn)?);
+    Ok(out)
+}
+
+/// Latency of the Customers screen's reads on a unified workspace: search
+/// by each kind of key, list pages, and what selecting and opening a
+/// customer reads. Milliseconds, median and worst of the samples.
+pub fn bench_customer_queries(conn: &Connection) -> Result<String> {
+    use crate::pipeline::customers::{self, ListFilter, Sort, TimelineFilter};
+    let profiles: i64 = conn.query_row("SELECT count(*) FROM customer360_profiles", [], |r| {
+        r.get(0)
+    })?;
+    let events: i64 = conn.query_row("SELECT count(*) FROM customer360_events", [], |r| r.get(0))?;
+    // 20 customers spread over the id range, with a CRM record.
+    let mut sample: Vec<(String, String, String, String, String)> = Vec::new();
+    for k in 0..20i64 {
+        let offset = profiles * k / 20;
+        let row = conn.query_row(
+            "SELECT customer360_id, coalesce(email, ''), coalesce(phone, ''), coalesce(name_key, ''),
+                    substr(crm_ids, 1, instr(crm_ids || ',', ',') - 1)
+             FROM customer360_profiles WHERE customer360_id >= (
+                 SELECT customer360_id FROM customer360_profiles ORDER BY customer360_id LIMIT 1 OFFSET ?1)
+               AND crm_records > 0 ORDER BY customer360_id LIMIT 1",
+            [offset],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        );
+        if let Ok(r) = row {
+            sample.push(r);
+        }
+    }
+    let time = |f: &mut dyn FnMut(usize) -> Result<usize>| -> Result<(f64, f64, usize)> {
+        let mut ms: Vec<f64> = Vec::new();
+        let mut hits = 0;
+        for i in 0..sample.len() {
+            let t = Instant::now();
+            hits += f(i)?;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        Ok((ms[ms.len() / 2], *ms.last().unwrap_or(&0.0), hits))
+    };
+    let mut out = String::new();
+    writeln!(
+        out,
+        "\nCustomers screen reads on {profiles} profiles and {events} events ({} customers sampled):\n",
+        sample.len()
+    )?;
+    writeln!(out, "| read | median ms | worst ms | found |")?;
+    writeln!(out, "|---|---:|---:|---:|")?;
+    let mut row = |name: &str, r: (f64, f64, usize)| -> Result<()> {
+        writeln!(out, "| {name} | {:.2} | {:.2} | {}/{} |", r.0, r.1, r.2, sample.len())?;
+        Ok(())
+    };
+    let found = |rows: Vec<customers::ProfileRow>, id: &str| usize::from(rows.iter().any(|r| r.id == id));
+    row("search by e-mail", time(&mut |i| {
+        Ok(found(customers::search(conn, &sample[i].1, 20)?, &sample[i].0))
+    })?)?;
+    row("search by phone", time(&mut |i| {
+        Ok(found(customers::search(conn, &sample[i].2, 20)?, &sample[i].0))
+    })?)?;
+    row("search by name", time(&mut |i| {
+        Ok(found(customers::search(conn, &sample[i].3, 200)?, &sample[i].0))
+    })?)?;
+    row("search by CRM id", time(&mut |i| {
+        Ok(found(customers::search(conn, &sample[i].4, 20)?, &sample[i].0))
+    })?)?;
+    row("search by customer360_id", time(&mut |i| {
+        Ok(found(customers::search(conn, &sample[i].0, 20)?, &sample[i].0))
+    })?)?;
+    row("select: profile + first 200 events", time(&mut |i| {
+        let p = crate::pipeline::unify::profile_fields(conn, &sample[i].0)?;
+        let t = customers::timeline(conn, &sample[i].0, TimelineFilter::All, None, 200)?;
+        Ok(usize::from(p.is_some() && !t.is_empty()))
+    })?)?;
+    row("open: 360 view with the why", time(&mut |i| {
+        Ok(usize::from(customers::view_text(conn, &sample[i].0)?.contains("Why")))
+    })?)?;
+    // List pages: the first, and the 20th by keyset.
+    let filter = ListFilter::default();
+    for sort in Sort::ALL {
+        let t = Instant::now();
+        let first = customers::list(conn, sort, &filter, None, 200)?;
+        let first_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let mut page = first;
+        let t = Instant::now();
+        for _ in 0..19 {
+            let Some(last) = page.last() else { break };
+            let c = customers::cursor_after(conn, sort, last)?;
+            page = customers::list(conn, sort, &filter, Some(&c), 200)?;
+        }
+        writeln!(
+            out,
+            "| list by {}: first page / next page (of 19) | {first_ms:.2} | {:.2} | - |",
+            sort.label(),
+            t.elapsed().as_secs_f64() * 1000.0 / 19.0
+        )?;
+    }
     Ok(out)
 }
