@@ -722,7 +722,8 @@ pub fn bench_customer_queries(conn: &Connection) -> Result<String> {
     let profiles: i64 = conn.query_row("SELECT count(*) FROM customer360_profiles", [], |r| {
         r.get(0)
     })?;
-    let events: i64 = conn.query_row("SELECT count(*) FROM customer360_events", [], |r| r.get(0))?;
+    let events: i64 =
+        conn.query_row("SELECT count(*) FROM customer360_events", [], |r| r.get(0))?;
     // 20 customers spread over the id range, with a CRM record.
     let mut sample: Vec<(String, String, String, String, String)> = Vec::new();
     for k in 0..20i64 {
@@ -760,33 +761,79 @@ pub fn bench_customer_queries(conn: &Connection) -> Result<String> {
     writeln!(out, "| read | median ms | worst ms | found |")?;
     writeln!(out, "|---|---:|---:|---:|")?;
     let mut row = |name: &str, r: (f64, f64, usize)| -> Result<()> {
-        writeln!(out, "| {name} | {:.2} | {:.2} | {}/{} |", r.0, r.1, r.2, sample.len())?;
+        writeln!(
+            out,
+            "| {name} | {:.2} | {:.2} | {}/{} |",
+            r.0,
+            r.1,
+            r.2,
+            sample.len()
+        )?;
         Ok(())
     };
-    let found = |rows: Vec<customers::ProfileRow>, id: &str| usize::from(rows.iter().any(|r| r.id == id));
-    row("search by e-mail", time(&mut |i| {
-        Ok(found(customers::search(conn, &sample[i].1, 20)?, &sample[i].0))
-    })?)?;
-    row("search by phone", time(&mut |i| {
-        Ok(found(customers::search(conn, &sample[i].2, 20)?, &sample[i].0))
-    })?)?;
-    row("search by name", time(&mut |i| {
-        Ok(found(customers::search(conn, &sample[i].3, 200)?, &sample[i].0))
-    })?)?;
-    row("search by CRM id", time(&mut |i| {
-        Ok(found(customers::search(conn, &sample[i].4, 20)?, &sample[i].0))
-    })?)?;
-    row("search by customer360_id", time(&mut |i| {
-        Ok(found(customers::search(conn, &sample[i].0, 20)?, &sample[i].0))
-    })?)?;
-    row("select: profile + first 200 events", time(&mut |i| {
-        let p = crate::pipeline::unify::profile_fields(conn, &sample[i].0)?;
-        let t = customers::timeline(conn, &sample[i].0, TimelineFilter::All, None, 200)?;
-        Ok(usize::from(p.is_some() && !t.is_empty()))
-    })?)?;
-    row("open: 360 view with the why", time(&mut |i| {
-        Ok(usize::from(customers::view_text(conn, &sample[i].0)?.contains("Why")))
-    })?)?;
+    let found =
+        |rows: Vec<customers::ProfileRow>, id: &str| usize::from(rows.iter().any(|r| r.id == id));
+    row(
+        "search by e-mail",
+        time(&mut |i| {
+            Ok(found(
+                customers::search(conn, &sample[i].1, 20)?,
+                &sample[i].0,
+            ))
+        })?,
+    )?;
+    row(
+        "search by phone",
+        time(&mut |i| {
+            Ok(found(
+                customers::search(conn, &sample[i].2, 20)?,
+                &sample[i].0,
+            ))
+        })?,
+    )?;
+    row(
+        "search by name",
+        time(&mut |i| {
+            Ok(found(
+                customers::search(conn, &sample[i].3, 200)?,
+                &sample[i].0,
+            ))
+        })?,
+    )?;
+    row(
+        "search by CRM id",
+        time(&mut |i| {
+            Ok(found(
+                customers::search(conn, &sample[i].4, 20)?,
+                &sample[i].0,
+            ))
+        })?,
+    )?;
+    row(
+        "search by customer360_id",
+        time(&mut |i| {
+            Ok(found(
+                customers::search(conn, &sample[i].0, 20)?,
+                &sample[i].0,
+            ))
+        })?,
+    )?;
+    row(
+        "select: profile + first 200 events",
+        time(&mut |i| {
+            let p = crate::pipeline::unify::profile_fields(conn, &sample[i].0)?;
+            let t = customers::timeline(conn, &sample[i].0, TimelineFilter::All, None, 200)?;
+            Ok(usize::from(p.is_some() && !t.is_empty()))
+        })?,
+    )?;
+    row(
+        "open: 360 view with the why",
+        time(&mut |i| {
+            Ok(usize::from(
+                customers::view_text(conn, &sample[i].0)?.contains("Why"),
+            ))
+        })?,
+    )?;
     // List pages: the first, and the 20th by keyset.
     let filter = ListFilter::default();
     for sort in Sort::ALL {

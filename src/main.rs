@@ -136,6 +136,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Segments: count a filter over profile fields, save it, list, export an audience file.
+    Segment {
+        #[arg(long, default_value = ".", global = true)]
+        workspace: PathBuf,
+        #[command(subcommand)]
+        what: SegmentCmd,
+    },
     /// Steward review of fuzzy match candidates (for scripts; the TUI has a Review screen).
     Review {
         #[arg(long, default_value = ".", global = true)]
@@ -208,6 +215,30 @@ enum Review {
     Decisions {
         #[arg(long, default_value_t = 50)]
         limit: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SegmentCmd {
+    /// How many profiles match a filter, e.g. 'country = "DE" and orders >= 3 and last_order < 90d'.
+    Count { filter: String },
+    /// Save a filter under a name in rules/segments.toml.
+    Save {
+        name: String,
+        filter: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// The saved segments with their sizes.
+    List,
+    /// Write a segment's profiles (a saved name or a filter) as an audience file.
+    Export {
+        segment: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// csv or parquet (default: from the --out extension, else parquet).
+        #[arg(long)]
+        format: Option<String>,
     },
 }
 
@@ -498,6 +529,68 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let ws = Workspace::open(&workspace)?;
             let mut conn = store::open(&ws.db_path())?;
             review(&mut conn, what)?;
+        }
+        Command::Segment { workspace, what } => {
+            use c360::pipeline::export::{self, Format};
+            use c360::pipeline::segments;
+            let ws = Workspace::open(&workspace)?;
+            let conn = store::open(&ws.db_path())?;
+            let saved = segments::load(&ws.rules_dir())?;
+            let filter_of = |s: &str| -> String {
+                saved
+                    .iter()
+                    .find(|x| x.name == s)
+                    .map_or(s.to_string(), |x| x.filter.clone())
+            };
+            match what {
+                SegmentCmd::Count { filter } => {
+                    let e = segments::parse(&filter)
+                        .map_err(|e| anyhow::anyhow!("{filter}\n{}^\n{e}", " ".repeat(e.at)))?;
+                    println!("{}", segments::count_sql(&conn, &e)?);
+                }
+                SegmentCmd::Save {
+                    name,
+                    filter,
+                    description,
+                } => {
+                    let e = segments::parse(&filter)
+                        .map_err(|e| anyhow::anyhow!("{filter}\n{}^\n{e}", " ".repeat(e.at)))?;
+                    let n = segments::count_sql(&conn, &e)?;
+                    segments::save(
+                        &ws.rules_dir(),
+                        segments::Segment {
+                            name: name.clone(),
+                            filter,
+                            description,
+                        },
+                    )?;
+                    println!("saved segment {name:?} ({n} profiles) in rules/segments.toml");
+                }
+                SegmentCmd::List => {
+                    for s in &saved {
+                        let n = segments::count_sql(&conn, &segments::parse(&s.filter)?)?;
+                        println!("{:>10}  {:<24} {}", n, s.name, s.filter);
+                    }
+                }
+                SegmentCmd::Export {
+                    segment,
+                    out,
+                    format,
+                } => {
+                    let format = match format {
+                        Some(f) => Format::parse(&f)?,
+                        None => Format::from_path(&out).unwrap_or(Format::Parquet),
+                    };
+                    let r = export::export_segment(
+                        &conn,
+                        &filter_of(&segment),
+                        format,
+                        &out,
+                        &progress,
+                    )?;
+                    println!("{}", r.summary());
+                }
+            }
         }
         Command::Export {
             workspace,

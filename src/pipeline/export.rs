@@ -213,6 +213,37 @@ pub fn export(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<ExportReport> {
+    export_where(conn, table, None, format, out, progress)
+}
+
+/// Export the profiles of a segment (its filter text) as an audience file.
+pub fn export_segment(
+    conn: &Connection,
+    filter: &str,
+    format: Format,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<ExportReport> {
+    let cond = crate::pipeline::segments::condition(conn, filter)?;
+    export_where(
+        conn,
+        "customer360_profiles",
+        Some(cond),
+        format,
+        out,
+        progress,
+    )
+}
+
+/// Export the rows of `table` matching a parameterised condition.
+pub fn export_where(
+    conn: &Connection,
+    table: &str,
+    filter: Option<(String, Vec<rusqlite::types::Value>)>,
+    format: Format,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<ExportReport> {
     let started = Instant::now();
     if !TABLES.contains(&table) {
         bail!(
@@ -231,14 +262,15 @@ pub fn export(
         "customer360_id"
     };
     let list: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+    let (cond, args) = filter.unwrap_or_else(|| ("1".to_string(), Vec::new()));
     let mut stmt = conn.prepare(&format!(
-        "SELECT {} FROM {table} ORDER BY {order}",
+        "SELECT {} FROM {table} WHERE {cond} ORDER BY {order}",
         list.join(", ")
     ))?;
     let part = temp_path(out);
     progress.start(&format!("export {table}"), total as u64);
     let result = (|| -> Result<u64> {
-        let mut rows = stmt.query([])?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
         let mut n = 0u64;
         match format {
             Format::Csv => {

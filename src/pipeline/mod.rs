@@ -10,6 +10,7 @@ pub mod extract;
 pub mod identity;
 pub mod progress;
 pub mod schema;
+pub mod segments;
 pub mod stage;
 pub mod standardise;
 pub mod timeparse;
