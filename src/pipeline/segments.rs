@@ -305,12 +305,12 @@ impl Parser {
             }
             _ => return self.err("a value is missing here"),
         };
-        let ok = match (&lit, kind) {
-            (Lit::Str(_), Kind::Text | Kind::Time) => true,
-            (Lit::Num(_), Kind::Number | Kind::Flag) => true,
-            (Lit::Dur(_), Kind::Time) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (&lit, kind),
+            (Lit::Str(_), Kind::Text | Kind::Time)
+                | (Lit::Num(_), Kind::Number | Kind::Flag)
+                | (Lit::Dur(_), Kind::Time)
+        );
         if !ok {
             let want = match kind {
                 Kind::Text => "quoted text",
