@@ -131,10 +131,16 @@ fn keys_become_actions_by_mode() {
         Some(Action::CycleTimeline)
     );
     key(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Analytics);
+    assert_eq!(
+        app.key_to_action(&k(KeyCode::Char('m'))),
+        Some(Action::CycleGrain)
+    );
+    key(&mut app, KeyCode::Tab);
     assert_eq!(app.tab, Tab::Pipeline);
     assert_eq!(app.key_to_action(&k(KeyCode::Char('a'))), None);
     key(&mut app, KeyCode::BackTab);
-    assert_eq!(app.tab, Tab::Customers);
+    assert_eq!(app.tab, Tab::Analytics);
 }
 
 #[test]
@@ -143,7 +149,6 @@ fn pipeline_screen_runs_the_load_on_a_worker_and_shows_counts() {
     let mut app = App::new(ws, 30).unwrap();
     let before = render(&app, 120, 30);
     assert!(before.contains("not loaded"), "{before}");
-    assert!(before.contains("not available"), "{before}");
     key(&mut app, KeyCode::Char('R'));
     assert!(app.job.is_some(), "R starts a job");
     // The UI keeps answering while the job runs.
@@ -157,13 +162,9 @@ fn pipeline_screen_runs_the_load_on_a_worker_and_shows_counts() {
     assert_eq!(label, "run all");
     assert!(result.unwrap().contains("43 read, 40 staged, 3 rejected"));
 
-    // Steps that do not exist are refused, not faked (Analyse, the sixth).
-    for _ in 0..5 {
-        key(&mut app, KeyCode::Char('j'));
-    }
-    key(&mut app, KeyCode::Char('r'));
-    assert!(app.job.is_none());
-    assert!(app.flash.as_deref().unwrap().contains("not available"));
+    // Run all went through every step, analyse included.
+    let rows = &app.pipeline.steps;
+    assert!(rows.iter().all(|r| r.status == "done"), "{after}");
 }
 
 #[test]
@@ -285,9 +286,9 @@ fn command_palette() {
     assert_eq!(app.tab, Tab::Rejects);
     assert_eq!(app.rejects.total, 3);
     key(&mut app, KeyCode::Char(':'));
-    keys(&mut app, "run analyse");
+    keys(&mut app, "run nosuch");
     key(&mut app, KeyCode::Enter);
-    assert!(app.flash.as_deref().unwrap().contains("not available"));
+    assert!(app.flash.as_deref().unwrap().contains("unknown step"));
     key(&mut app, KeyCode::Char(':'));
     keys(&mut app, "quit");
     key(&mut app, KeyCode::Enter);
@@ -917,4 +918,70 @@ fn customers_export_from_the_palette() {
     assert_eq!(label, "export customer360_profiles");
     assert!(result.unwrap().contains("rows"));
     assert_eq!(&std::fs::read(&out).unwrap()[..4], b"PAR1");
+}
+
+// ---------------------------------------------------------- Analytics screen
+
+#[test]
+fn analytics_screen_draws_and_counts_a_segment_while_typing() {
+    let (d, ws, conn) = common::demo();
+    let mut app = App::new(ws, 42).unwrap();
+    key(&mut app, KeyCode::Char('6'));
+    assert_eq!(app.tab, Tab::Analytics);
+    assert!(app.analytics.ready);
+    let shown = render(&app, 150, 42);
+    for part in [
+        "Lifecycle mix",
+        "Revenue per month",
+        "Retention",
+        "Churn risk",
+        "Funnel",
+    ] {
+        assert!(shown.contains(part), "no {part:?} in\n{shown}");
+    }
+    insta::assert_snapshot!("analytics_150x42", shown);
+    // m: revenue per week.
+    key(&mut app, KeyCode::Char('m'));
+    assert_eq!(app.analytics.grain(), "week");
+    assert!(render(&app, 150, 42).contains("Revenue per week"));
+    key(&mut app, KeyCode::Char('p'));
+    assert_eq!(app.analytics.period(), "90d");
+
+    // / : a segment, counted at every key.
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, "country = \"DE\" and orders >= 3");
+    let flash = app.flash.clone().unwrap();
+    let want: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM customer360_profiles WHERE lower(country) = 'de' AND orders >= 3",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        flash.starts_with(&format!("{want} profiles match")),
+        "{flash}"
+    );
+    // Half-typed: the error says where.
+    keys(&mut app, " and");
+    assert!(app.flash.as_deref().unwrap().contains("ends too soon"));
+    for _ in 0..4 {
+        key(&mut app, KeyCode::Backspace);
+    }
+    key(&mut app, KeyCode::Enter);
+    assert!(render(&app, 150, 42).contains(&format!("→ {want} profiles")));
+    // S saves it under a name; E exports it.
+    key(&mut app, KeyCode::Char('S'));
+    keys(&mut app, "de regulars");
+    key(&mut app, KeyCode::Enter);
+    let saved = c360::pipeline::segments::load(&app.ws.rules_dir()).unwrap();
+    assert_eq!(saved[0].name, "de regulars");
+    assert_eq!(saved[0].filter, "country = \"DE\" and orders >= 3");
+    let out = d.path().join("de.csv");
+    key(&mut app, KeyCode::Char(':'));
+    keys(&mut app, &format!("segment export {}", out.display()));
+    key(&mut app, KeyCode::Enter);
+    assert!(app.wait_for_job(Duration::from_secs(60)));
+    let lines = std::fs::read_to_string(&out).unwrap().lines().count() as i64;
+    assert_eq!(lines, want + 1, "header + one row per profile");
 }

@@ -4,6 +4,7 @@
 //! Every step run, from the CLI or the TUI, goes through [`run_step`], which
 //! records a `pipeline_runs` row (rows in / out, seconds, status).
 
+pub mod analyse;
 pub mod customers;
 pub mod export;
 pub mod extract;
@@ -61,7 +62,7 @@ pub const STEPS: &[Step] = &[
     Step {
         name: "analyse",
         title: "Analyse",
-        available: false,
+        available: true,
     },
 ];
 
@@ -136,6 +137,8 @@ pub fn run_step(
         "resolve" => identity::resolve::run(conn, ws, progress)
             .map(|r| (r.records, r.customers, r.summary(), Vec::new())),
         "unify" => unify::run(conn, ws, progress)
+            .map(|r| (r.events, r.profiles, r.summary(), Vec::new())),
+        "analyse" => analyse::run(conn, progress)
             .map(|r| (r.events, r.profiles, r.summary(), Vec::new())),
         other => bail!("step {other:?} has no runner"),
     };

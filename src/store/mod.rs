@@ -23,6 +23,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_profiles_lifecycle",
         include_str!("migrations/0006_profiles_lifecycle.sql"),
     ),
+    ("0007_analyse", include_str!("migrations/0007_analyse.sql")),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

@@ -7,6 +7,7 @@ use crate::pipeline::identity::steward::{
 use crate::pipeline::standardise::{self, ExampleRow, RuleRow};
 use crate::pipeline::{STEPS, Step};
 use crate::store::{self, Anchor, Reject, RejectFilter};
+use crate::tui::analytics::AnalyticsView;
 use crate::tui::customers::CustomersView;
 use crate::tui::jobs::{Job, JobEvent, JobKind};
 use crate::tui::keymap::{self, Action, Scope};
@@ -26,15 +27,17 @@ pub enum Tab {
     Rules,
     Review,
     Customers,
+    Analytics,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Pipeline,
         Tab::Rejects,
         Tab::Rules,
         Tab::Review,
         Tab::Customers,
+        Tab::Analytics,
     ];
     pub fn title(self) -> &'static str {
         match self {
@@ -43,6 +46,7 @@ impl Tab {
             Tab::Rules => "Rules",
             Tab::Review => "Review",
             Tab::Customers => "Customers",
+            Tab::Analytics => "Analytics",
         }
     }
     fn scope(self) -> Scope {
@@ -52,6 +56,7 @@ impl Tab {
             Tab::Rules => Scope::Rules,
             Tab::Review => Scope::Review,
             Tab::Customers => Scope::Customers,
+            Tab::Analytics => Scope::Analytics,
         }
     }
     fn index(self) -> usize {
@@ -86,6 +91,10 @@ pub enum InputKind {
     Search,
     /// Find a customer (Customers screen).
     CustomerSearch,
+    /// A segment filter, counted as it is typed (Analytics screen).
+    Segment,
+    /// The name to save the segment under.
+    SegmentName,
     Palette,
     /// The reason for approving / rejecting the selected pair.
     Reason {
@@ -277,6 +286,7 @@ pub struct App {
     pub rules: RulesView,
     pub review: ReviewView,
     pub customers: CustomersView,
+    pub analytics: AnalyticsView,
     pub job: Option<Job>,
     /// The last finished job: (label, outcome).
     pub last_job: Option<(String, Result<String, String>)>,
@@ -335,6 +345,7 @@ impl App {
                 deciding: None,
             },
             customers: CustomersView::default(),
+            analytics: AnalyticsView::default(),
             job: None,
             last_job: None,
             flash: None,
@@ -482,10 +493,12 @@ impl App {
                 Action::Back => {}
                 Action::Char(c) => {
                     text.push(c);
+                    self.live_count(kind, &text);
                     self.mode = Mode::Input { kind, text };
                 }
                 Action::Backspace => {
                     text.pop();
+                    self.live_count(kind, &text);
                     self.mode = Mode::Input { kind, text };
                 }
                 Action::Submit => match kind {
@@ -504,6 +517,22 @@ impl App {
                             ));
                         }
                     }
+                    InputKind::Segment => {
+                        let t = text.trim().to_string();
+                        if t.is_empty() {
+                            self.analytics.segment = None;
+                        } else {
+                            let n = self.analytics.count(&self.conn, &t);
+                            self.flash = Some(match &n {
+                                Ok(n) => {
+                                    format!("segment: {n} profiles · S saves it, E exports it")
+                                }
+                                Err(e) => format!("segment: {e}"),
+                            });
+                            self.analytics.segment = Some((t, n));
+                        }
+                    }
+                    InputKind::SegmentName => self.save_segment(text.trim()),
                     InputKind::Palette => self.run_command(text.trim()),
                     InputKind::Reason { approve } => self.decide(approve, text.trim().to_string()),
                     InputKind::Band => match BandRequest::parse(&text) {
@@ -560,6 +589,19 @@ impl App {
                 self.mode = Mode::Input {
                     kind: InputKind::Palette,
                     text: String::new(),
+                }
+            }
+            Action::Search if self.tab == Tab::Analytics => {
+                let text = self
+                    .analytics
+                    .segment
+                    .as_ref()
+                    .map(|s| s.0.clone())
+                    .unwrap_or_default();
+                self.live_count(InputKind::Segment, &text);
+                self.mode = Mode::Input {
+                    kind: InputKind::Segment,
+                    text,
                 }
             }
             Action::Search if self.tab == Tab::Customers => {
@@ -619,6 +661,7 @@ impl App {
                 Tab::Rules => self.update_rules(other),
                 Tab::Review => self.update_review(other),
                 Tab::Customers => self.update_customers(other),
+                Tab::Analytics => self.update_analytics(other),
             },
         }
     }
@@ -969,6 +1012,11 @@ after:
             self.customers.lifecycles.clear();
             self.customers.reload(&self.conn)?;
         }
+        if self.tab == Tab::Analytics {
+            // Profiles may have changed since the columns were read.
+            self.analytics.columns = None;
+            self.analytics.load(&self.conn)?;
+        }
         Ok(())
     }
 
@@ -1204,6 +1252,14 @@ after:
             ["rules"] | ["3"] => self.set_tab(Tab::Rules),
             ["review"] | ["4"] => self.set_tab(Tab::Review),
             ["customers"] | ["5"] => self.set_tab(Tab::Customers),
+            ["analytics"] | ["6"] => self.set_tab(Tab::Analytics),
+            ["segment", "save", name @ ..] if !name.is_empty() => {
+                self.save_segment(&name.join(" "))
+            }
+            ["segment", "export", file] => {
+                self.export_segment(Some(std::path::PathBuf::from(file)))
+            }
+            ["segment", "export"] => self.export_segment(None),
             ["find", ..] => {
                 self.set_tab(Tab::Customers);
                 let query = words[1..].join(" ");
@@ -1259,6 +1315,87 @@ after:
                 ))
             }
         }
+    }
+}
+
+/// The Analytics screen.
+impl App {
+    /// While a segment filter is typed: its size (or the error) each key.
+    fn live_count(&mut self, kind: InputKind, text: &str) {
+        if kind != InputKind::Segment || text.trim().is_empty() {
+            return;
+        }
+        let t = std::time::Instant::now();
+        self.flash = Some(match self.analytics.count(&self.conn, text) {
+            Ok(n) => format!(
+                "{n} profiles match ({:.0} ms)",
+                t.elapsed().as_secs_f64() * 1000.0
+            ),
+            Err(e) => e,
+        });
+    }
+
+    fn update_analytics(&mut self, action: Action) {
+        let result = match action {
+            Action::CycleGrain => {
+                self.analytics.grain =
+                    (self.analytics.grain + 1) % crate::tui::analytics::GRAINS.len();
+                self.analytics.load_activity(&self.conn)
+            }
+            Action::CyclePeriod => {
+                self.analytics.period =
+                    (self.analytics.period + 1) % crate::pipeline::analyse::PERIODS.len();
+                self.analytics.load_funnel(&self.conn)
+            }
+            Action::SaveSegment => {
+                if self.analytics.segment.is_some() {
+                    self.mode = Mode::Input {
+                        kind: InputKind::SegmentName,
+                        text: String::new(),
+                    };
+                } else {
+                    self.flash = Some("type a segment first: /".into());
+                }
+                Ok(())
+            }
+            Action::ExportSegment => {
+                self.export_segment(None);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        self.report(result);
+    }
+
+    fn save_segment(&mut self, name: &str) {
+        let Some((filter, _)) = self.analytics.segment.clone() else {
+            self.flash = Some("type a segment first: /".into());
+            return;
+        };
+        if name.is_empty() {
+            self.flash = Some("a segment needs a name".into());
+            return;
+        }
+        let seg = crate::pipeline::segments::Segment {
+            name: name.to_string(),
+            filter,
+            description: String::new(),
+        };
+        self.flash = Some(
+            match crate::pipeline::segments::save(&self.ws.rules_dir(), seg) {
+                Ok(()) => format!("saved segment {name:?} in rules/segments.toml"),
+                Err(e) => format!("{e:#}"),
+            },
+        );
+    }
+
+    fn export_segment(&mut self, out: Option<std::path::PathBuf>) {
+        let Some((filter, Ok(_))) = self.analytics.segment.clone() else {
+            self.flash = Some("type a valid segment first: /".into());
+            return;
+        };
+        let out = out.unwrap_or_else(|| self.ws.root.join("segment.parquet"));
+        self.start_job(JobKind::ExportSegment { filter, out });
     }
 }
 

@@ -42,6 +42,11 @@ pub enum JobKind {
     Undo,
     /// Approve or reject every pending pair with a probability in `lo..=hi`.
     DecideBand { lo: f64, hi: f64, approve: bool },
+    /// Export a segment's profiles (an audience file).
+    ExportSegment {
+        filter: String,
+        out: std::path::PathBuf,
+    },
     /// Export a unified table (format from the file's extension, else Parquet).
     Export {
         table: String,
@@ -62,6 +67,7 @@ impl JobKind {
                 format!("bulk {} {lo:.2}–{hi:.2}", verb(*approve))
             }
             JobKind::Export { table, .. } => format!("export {table}"),
+            JobKind::ExportSegment { .. } => "export segment".into(),
         }
     }
 
@@ -153,6 +159,11 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
             reason,
         } => Ok(steward::decide_pair(&mut conn, left, right, *approve, ACTOR, reason)?.message),
         JobKind::Undo => Ok(steward::undo(&mut conn, None, ACTOR, "")?.message),
+        JobKind::ExportSegment { filter, out } => {
+            use crate::pipeline::export::{self, Format};
+            let format = Format::from_path(out).unwrap_or(Format::Parquet);
+            Ok(export::export_segment(&conn, filter, format, out, progress)?.summary())
+        }
         JobKind::Export { table, out } => {
             use crate::pipeline::export::{self, Format};
             let format = Format::from_path(out).unwrap_or(Format::Parquet);

@@ -47,6 +47,13 @@ pub enum Action {
     Bulk,
     CycleFilter,
     ToggleOrder,
+    /// Analytics: day / week / month.
+    CycleGrain,
+    /// Analytics: the funnel's period.
+    CyclePeriod,
+    /// Analytics: save the segment / export it.
+    SaveSegment,
+    ExportSegment,
     /// Customers: show / hide anonymous visitors.
     ToggleAnonymous,
     /// Customers: timeline of all events / web / orders / lifecycle.
@@ -68,6 +75,7 @@ pub enum Scope {
     Rules,
     Review,
     Customers,
+    Analytics,
 }
 
 impl Scope {
@@ -79,6 +87,7 @@ impl Scope {
             Scope::Rules => "Rules",
             Scope::Review => "Review",
             Scope::Customers => "Customers",
+            Scope::Analytics => "Analytics",
         }
     }
 }
@@ -125,6 +134,7 @@ pub const BINDINGS: &[Binding] = &[
     b(Global, &[Char('3')], "3", "Rules screen", Action::Tab(2), ""),
     b(Global, &[Char('4')], "4", "Review screen", Action::Tab(3), ""),
     b(Global, &[Char('5')], "5", "Customers screen", Action::Tab(4), ""),
+    b(Global, &[Char('6')], "6", "Analytics screen", Action::Tab(5), ""),
     b(Global, &[Char('j'), Down], "j/↓", "down", Action::Down, ""),
     b(Global, &[Char('k'), Up], "k/↑", "up", Action::Up, ""),
     b(Global, &[PageDown], "PgDn", "page down", Action::PageDown, ""),
@@ -155,6 +165,11 @@ pub const BINDINGS: &[Binding] = &[
     b(Customers, &[Char('f')], "f", "filter by the next lifecycle status", Action::CycleFilter, "lifecycle"),
     b(Customers, &[Char('A')], "A", "show / hide anonymous visitors", Action::ToggleAnonymous, "anonymous"),
     b(Customers, &[Char('t')], "t", "timeline: all, web, orders, lifecycle", Action::CycleTimeline, "timeline"),
+    b(Analytics, &[Char('/')], "/", "segment: type a filter, see its size as you type", Action::Search, "segment"),
+    b(Analytics, &[Char('m')], "m", "revenue by month / week / day", Action::CycleGrain, "grain"),
+    b(Analytics, &[Char('p')], "p", "funnel period: 30d, 90d, 365d, all", Action::CyclePeriod, "funnel"),
+    b(Analytics, &[Char('S')], "S", "save the segment in rules/segments.toml", Action::SaveSegment, "save"),
+    b(Analytics, &[Char('E')], "E", "export the segment's profiles (Parquet)", Action::ExportSegment, "export"),
     b(Review, &[Char('a')], "a", "approve the merge (must-link), at once", Action::Approve, "approve"),
     b(Review, &[Char('r')], "r", "reject the merge (cannot-link), at once", Action::Reject, "reject"),
     b(Review, &[Char('A')], "A/R", "approve / reject with a reason", Action::ApproveWithReason, ""),
@@ -182,15 +197,17 @@ pub fn action_for(scope: Scope, key: &KeyEvent) -> Option<Action> {
 
 /// Bindings to list in the help overlay, grouped by scope.
 pub fn help_rows() -> Vec<(Scope, &'static str, &'static str)> {
-    [Global, Pipeline, Rejects, Rules, Review, Customers]
-        .iter()
-        .flat_map(|scope| {
-            BINDINGS
-                .iter()
-                .filter(move |bind| bind.scope == *scope && !bind.label.is_empty())
-                .map(|bind| (bind.scope, bind.label, bind.help))
-        })
-        .collect()
+    [
+        Global, Pipeline, Rejects, Rules, Review, Customers, Analytics,
+    ]
+    .iter()
+    .flat_map(|scope| {
+        BINDINGS
+            .iter()
+            .filter(move |bind| bind.scope == *scope && !bind.label.is_empty())
+            .map(|bind| (bind.scope, bind.label, bind.help))
+    })
+    .collect()
 }
 
 /// Status-bar hints for a screen.

@@ -2,6 +2,7 @@
 //! [`app::App`], drawing in [`ui`], pipeline work on worker threads
 //! ([`jobs`]). The terminal is restored on quit, on error and on panic.
 
+pub mod analytics;
 pub mod app;
 pub mod customers;
 pub mod jobs;

@@ -52,6 +52,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         Tab::Rules => draw_rules(frame, app, body),
         Tab::Review => draw_review(frame, app, body),
         Tab::Customers => draw_customers(frame, app, body),
+        Tab::Analytics => draw_analytics(frame, app, body),
     }
     draw_status(frame, app, status);
     match &app.mode {
@@ -75,11 +76,13 @@ fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
         .collect();
     let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
     // The workspace name gives way to the tabs in narrow terminals.
-    let name_width = if area.width < 80 {
-        0
-    } else {
-        30.min(area.width - 52)
-    };
+    let tabs_width: u16 = Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!(" {} {} ", i + 1, t.title()).chars().count() as u16 + 3)
+        .sum();
+    let name_width = 30.min(area.width.saturating_sub(tabs_width + 1));
+    let name_width = if name_width < 12 { 0 } else { name_width };
     let [left, right] =
         Layout::horizontal([Constraint::Min(10), Constraint::Length(name_width)]).areas(area);
     frame.render_widget(
@@ -907,6 +910,256 @@ fn waterfall(d: &CandidateDetail, width: u16) -> Vec<Line<'static>> {
     lines
 }
 
+/// A share 0..1 as a heat-map cell: darker for more.
+fn heat(share: f64) -> Style {
+    let c = if share >= 0.5 {
+        Color::Green
+    } else if share >= 0.25 {
+        Color::Cyan
+    } else if share >= 0.1 {
+        Color::Blue
+    } else if share > 0.0 {
+        Color::Magenta
+    } else {
+        Color::Reset
+    };
+    if share > 0.0 {
+        Style::new().fg(c).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    }
+}
+
+fn draw_analytics(frame: &mut Frame, app: &App, area: Rect) {
+    use ratatui::widgets::{Bar, BarChart, BarGroup, Sparkline};
+    let v = &app.analytics;
+    if !v.ready {
+        frame.render_widget(
+            Paragraph::new(
+                "No analytics yet: the analyse step has not run.\n\nPress 1 for the Pipeline screen and R to run all steps (or `c360 run --all`).",
+            )
+            .wrap(Wrap { trim: true })
+            .block(block("Analytics", true)),
+            area,
+        );
+        return;
+    }
+    let [top, bottom, seg] = Layout::vertical([
+        Constraint::Percentage(42),
+        Constraint::Min(6),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    let [lc, rev] =
+        Layout::horizontal([Constraint::Percentage(38), Constraint::Percentage(62)]).areas(top);
+    // Lifecycle mix now, and its change over the last months.
+    let bars: Vec<Bar> = v
+        .lifecycle
+        .iter()
+        .map(|(s, n)| {
+            let colour = match s.as_str() {
+                "active" => GOOD,
+                "lapsed" => WARN,
+                "churned" => BAD,
+                _ => ACCENT,
+            };
+            Bar::default()
+                .label(Line::from(clean(s)))
+                .value(*n as u64)
+                .text_value(num(Some(*n as u64)))
+                .style(Style::new().fg(colour))
+        })
+        .collect();
+    let width = (lc.width.saturating_sub(2) / v.lifecycle.len().max(1) as u16).clamp(3, 12);
+    let moved = match (v.lifecycle_months.len(), v.lifecycle_months.last()) {
+        (n, Some((last, now))) if n > 3 => {
+            let (then_m, then) = &v.lifecycle_months[n - 4];
+            let get = |list: &Vec<(String, i64)>, s: &str| {
+                list.iter().find(|x| x.0 == s).map_or(0, |x| x.1)
+            };
+            let active = get(now, "active") - get(then, "active");
+            let churned = get(now, "churned") - get(then, "churned");
+            format!(" · {then_m}→{last}: active {active:+}, churned {churned:+}")
+        }
+        _ => String::new(),
+    };
+    frame.render_widget(
+        BarChart::default()
+            .block(block(&format!("Lifecycle mix{moved}"), false))
+            .data(BarGroup::default().bars(&bars))
+            .bar_width(width)
+            .bar_gap(1),
+        lc,
+    );
+    // Revenue per period (bars) and active customers (sparkline).
+    let [rv, act] = Layout::vertical([Constraint::Percentage(65), Constraint::Min(3)]).areas(rev);
+    let fit = (rv.width.saturating_sub(2) / 4).max(1) as usize;
+    let shown = &v.activity[v.activity.len().saturating_sub(fit)..];
+    let bars: Vec<Bar> = shown
+        .iter()
+        .map(|(p, revenue, _, _)| {
+            Bar::default()
+                .value(revenue.max(0.0) as u64)
+                .text_value(String::new())
+                .label(Line::from(
+                    p.get(p.len().saturating_sub(2)..).unwrap_or("").to_string(),
+                ))
+                .style(Style::new().fg(ACCENT))
+        })
+        .collect();
+    let total: f64 = shown.iter().map(|x| x.1).sum();
+    let orders: i64 = shown.iter().map(|x| x.2).sum();
+    let title = format!(
+        "Revenue per {} (m) · {} from {} · {} revenue, {} orders",
+        v.grain(),
+        shown.len(),
+        shown.first().map_or("-", |x| x.0.as_str()),
+        num(Some(total.max(0.0) as u64)),
+        num(Some(orders.max(0) as u64)),
+    );
+    frame.render_widget(
+        BarChart::default()
+            .block(block(&title, false))
+            .data(BarGroup::default().bars(&bars))
+            .bar_width(3)
+            .bar_gap(1),
+        rv,
+    );
+    let actives: Vec<u64> = shown.iter().map(|x| x.3.max(0) as u64).collect();
+    frame.render_widget(
+        Sparkline::default()
+            .block(block(
+                &format!(
+                    "Active customers per {} · last {}",
+                    v.grain(),
+                    num(actives.last().copied())
+                ),
+                false,
+            ))
+            .data(&actives)
+            .style(Style::new().fg(GOOD)),
+        act,
+    );
+    // Retention cohorts (heat map), churn and funnel.
+    let [coh, right] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(bottom);
+    let cols = ((coh.width.saturating_sub(16)) / 5).clamp(1, 13) as usize;
+    let rows_fit = coh.height.saturating_sub(3) as usize;
+    let cohorts = &v.cohorts[v.cohorts.len().saturating_sub(rows_fit)..];
+    let mut header = vec![Cell::from("cohort"), Cell::from("size")];
+    header.extend((1..=cols).map(|k| Cell::from(format!("+{k}"))));
+    let rows: Vec<Row> = cohorts
+        .iter()
+        .map(|(c, n, shares)| {
+            let mut cells = vec![Cell::from(clean(c)), Cell::from(num(Some(*n as u64)))];
+            cells.extend((1..=cols).map(|k| match shares.get(k) {
+                Some(s) => Cell::from(format!("{:>3.0}%", s * 100.0)).style(heat(*s)),
+                None => Cell::from(""),
+            }));
+            Row::new(cells)
+        })
+        .collect();
+    let mut widths = vec![Constraint::Length(8), Constraint::Length(6)];
+    widths.extend((0..cols).map(|_| Constraint::Length(4)));
+    frame.render_widget(
+        Table::new(rows, widths)
+            .header(Row::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
+            .block(block(
+                "Retention: first-purchase cohorts, share active k months later",
+                false,
+            )),
+        coh,
+    );
+    let [churn, funnel] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Min(4)]).areas(right);
+    let mut lines: Vec<Line> = v
+        .bands
+        .iter()
+        .map(|(b, n, r)| {
+            let style = if b.starts_with("high") {
+                Style::new().fg(BAD).add_modifier(Modifier::BOLD)
+            } else if b.starts_with("medium") {
+                Style::new().fg(WARN)
+            } else {
+                Style::new()
+            };
+            Line::from(Span::styled(
+                format!(
+                    "{:<18} {:>8} customers  {:>12.2} revenue",
+                    clean(b),
+                    num(Some(*n as u64)),
+                    r
+                ),
+                style,
+            ))
+        })
+        .collect();
+    lines.push(Line::from("signals:").bold());
+    for (s, n, r) in v
+        .signals
+        .iter()
+        .take(churn.height.saturating_sub(6) as usize)
+    {
+        lines.push(Line::from(format!(
+            "  {:<20} {:>8}  {:>12.2}",
+            cut(&clean(s), 20),
+            num(Some(*n as u64)),
+            r
+        )));
+    }
+    frame.render_widget(
+        Paragraph::new(lines).block(block("Churn risk · revenue at risk", false)),
+        churn,
+    );
+    let top_n = v.funnel.first().map_or(0, |x| x.1).max(1);
+    let bars: Vec<Bar> = v
+        .funnel
+        .iter()
+        .map(|(s, n)| {
+            Bar::default()
+                .value(*n as u64)
+                .text_value(format!(
+                    "{} {:.0}%",
+                    clean(s),
+                    *n as f64 * 100.0 / top_n as f64
+                ))
+                .style(Style::new().fg(ACCENT))
+        })
+        .collect();
+    frame.render_widget(
+        BarChart::default()
+            .block(block(
+                &format!("Funnel · last {} (p) · customers", v.period()),
+                false,
+            ))
+            .direction(ratatui::layout::Direction::Horizontal)
+            .data(BarGroup::default().bars(&bars))
+            .bar_width(1)
+            .bar_gap(0),
+        funnel,
+    );
+    let seg_line = match &v.segment {
+        None => Line::from(
+            " segment: / to type a filter, e.g. country = \"DE\" and orders >= 3 and last_order < 90d",
+        ),
+        Some((f, Ok(n))) => Line::from(vec![
+            Span::raw(" segment: ").bold(),
+            Span::raw(clean(f)),
+            Span::raw(format!(
+                "  → {} profiles · S save · E export",
+                num(Some(*n))
+            ))
+            .fg(GOOD),
+        ]),
+        Some((f, Err(e))) => Line::from(vec![
+            Span::raw(" segment: ").bold(),
+            Span::raw(clean(f)),
+            Span::raw(format!("  ✗ {}", clean(e))).fg(BAD),
+        ]),
+    };
+    frame.render_widget(Paragraph::new(seg_line), seg);
+}
+
 fn short_time(t: &str) -> String {
     clean(t.get(..16).unwrap_or(t)).replace('T', " ")
 }
@@ -1283,6 +1536,10 @@ fn draw_detail(frame: &mut Frame, title: &str, body: &str, scroll: u16, area: Re
 fn draw_input(frame: &mut Frame, kind: InputKind, text: &str, area: Rect) {
     let title = match kind {
         InputKind::Search => "Search rejects (original row or detail)",
+        InputKind::Segment => {
+            "Segment filter, e.g. country = \"DE\" and orders >= 3 and last_order < 90d (size in the status line)"
+        }
+        InputKind::SegmentName => "Save the segment as",
         InputKind::CustomerSearch => {
             "Find a customer: name, e-mail, phone, customer360_id, record or device id"
         }
@@ -1293,6 +1550,8 @@ fn draw_input(frame: &mut Frame, kind: InputKind, text: &str, area: Rect) {
     };
     let prefix = match kind {
         InputKind::Search | InputKind::CustomerSearch => "/",
+        InputKind::Segment => "segment: ",
+        InputKind::SegmentName => "name: ",
         InputKind::Palette => ":",
         InputKind::Reason { .. } => "reason: ",
         InputKind::Band => "band, e.g. 0.80-0.95 a: ",
