@@ -856,3 +856,60 @@ pub fn bench_customer_queries(conn: &Connection) -> Result<String> {
     }
     Ok(out)
 }
+
+/// `c360 bench analyse`: the analyse step and segment counts on the
+/// workspace `c360 bench unify` built.
+pub fn bench_analyse(dir: &Path, progress: &dyn Progress) -> Result<String> {
+    let ws_dir = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join(".resolved").exists())
+        .with_context(|| format!("run `c360 bench unify --dir {}` first", dir.display()))?;
+    let ws = Workspace::open(&ws_dir)?;
+    let mut conn = store::open(&ws.db_path())?;
+    let mut out = String::new();
+    reset_peak_rss();
+    let t = Instant::now();
+    let r = crate::pipeline::analyse::run(&mut conn, progress)?;
+    writeln!(
+        out,
+        "analyse: {} in {:.2} s, peak {:.0} MiB\n",
+        r.summary(),
+        t.elapsed().as_secs_f64(),
+        peak_rss_mib().unwrap_or(f64::NAN)
+    )?;
+    use crate::pipeline::segments;
+    let mut cols = segments::Columns::new(&conn)?;
+    writeln!(
+        out,
+        "| segment filter | profiles | first count ms (loads columns) | later counts ms | SQL count ms |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|")?;
+    for filter in [
+        r#"country = "DE" and orders >= 3 and last_order < 90d"#,
+        r#"lifecycle in ("lapsed", "churned") and revenue > 500"#,
+        r#"churn_risk >= 0.6 and not anonymous"#,
+        r#"email contains "@gmail." and days_inactive > 30"#,
+    ] {
+        let e = segments::parse(filter)?;
+        let t = Instant::now();
+        cols.load_for(&conn, &e)?;
+        let n = cols.count(&e);
+        let first = t.elapsed().as_secs_f64() * 1000.0;
+        let t = Instant::now();
+        for _ in 0..10 {
+            cols.count(&e);
+        }
+        let later = t.elapsed().as_secs_f64() * 100.0;
+        let t = Instant::now();
+        let m = segments::count_sql(&conn, &e)?;
+        let sql = t.elapsed().as_secs_f64() * 1000.0;
+        if m != n {
+            bail!("{filter}: {n} in memory, {m} in SQL");
+        }
+        writeln!(
+            out,
+            "| `{filter}` | {n} | {first:.0} | {later:.1} | {sql:.0} |"
+        )?;
+    }
+    Ok(out)
+}

@@ -9,6 +9,7 @@ pub mod console;
 pub mod demo;
 pub mod generate;
 pub mod pipeline;
+pub mod report;
 pub mod store;
 pub mod tui;
 pub mod workspace;

@@ -136,6 +136,13 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a one-page static HTML report of the analytics (SVG charts, no network).
+    Report {
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Segments: count a filter over profile fields, save it, list, export an audience file.
     Segment {
         #[arg(long, default_value = ".", global = true)]
@@ -289,6 +296,11 @@ enum Bench {
         customers: u64,
         #[arg(long, default_value_t = 10.0)]
         events_per_customer: f64,
+    },
+    /// The analyse step and segment counts on the `bench unify` workspace.
+    Analyse {
+        #[arg(long, default_value = "target/bench-unify")]
+        dir: PathBuf,
     },
     /// Load + stage generated data; compare with the sqlite3 shell's .import.
     Load {
@@ -530,6 +542,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mut conn = store::open(&ws.db_path())?;
             review(&mut conn, what)?;
         }
+        Command::Report { workspace, out } => {
+            let ws = Workspace::open(&workspace)?;
+            let conn = store::open(&ws.db_path())?;
+            let name = ws
+                .root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let html = c360::report::render(&conn, &name)?;
+            std::fs::write(&out, &html)?;
+            println!("wrote {} ({} KiB)", out.display(), html.len() / 1024);
+        }
         Command::Segment { workspace, what } => {
             use c360::pipeline::export::{self, Format};
             use c360::pipeline::segments;
@@ -665,6 +689,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "{}",
                 c360::bench::bench_unify(&dir, customers, events_per_customer, &progress)?
             );
+        }
+        Command::Bench {
+            what: Bench::Analyse { dir },
+        } => {
+            println!("{}", c360::bench::bench_analyse(&dir, &progress)?);
         }
         Command::Bench {
             what: Bench::Tui { dir, rows },

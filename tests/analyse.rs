@@ -227,3 +227,38 @@ fn the_demo_analyses_and_refuses_before_unify() {
         .to_string();
     assert!(err.contains("run the unify step first"), "{err}");
 }
+
+#[test]
+fn the_report_is_one_self_contained_page() {
+    let (_dir, _ws, conn) = demo();
+    let html = c360::report::render(&conn, "demo").unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    for part in [
+        "Lifecycle mix",
+        "Revenue per month",
+        "Active customers per month",
+        "Retention",
+        "Churn risk",
+        "Funnel",
+    ] {
+        assert!(html.contains(part), "no {part}");
+    }
+    assert!(html.matches("<svg").count() >= 4);
+    // Balanced elements, and nothing fetched from the network.
+    for tag in ["svg", "figure", "table", "tr", "figcaption"] {
+        assert_eq!(
+            html.matches(&format!("<{tag}")).count(),
+            html.matches(&format!("</{tag}>")).count(),
+            "<{tag}>"
+        );
+    }
+    for banned in ["http://", "https://", "<script", "src="] {
+        assert!(!html.contains(banned), "{banned}");
+    }
+    // The cohort sizes are those of the table.
+    let size = int(
+        &conn,
+        "SELECT customers FROM analytics_cohorts WHERE months_after = 0 ORDER BY cohort LIMIT 1",
+    );
+    assert!(html.contains(&format!("</td><td>{size}</td>")));
+}

@@ -329,7 +329,7 @@ pub fn run(conn: &mut Connection, progress: &dyn Progress) -> Result<AnalyseRepo
     }
     // Lifecycle mix at each month end, from the changes.
     {
-        lifecycle.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        lifecycle.sort_by_key(|a| (a.0, a.1));
         let first_month = lifecycle.iter().map(|l| month_index(&dt(l.1))).min();
         let last_month = month_index(&dt(now));
         let mut mix: BTreeMap<(i64, String), i64> = BTreeMap::new();
