@@ -940,6 +940,13 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
         assert!(shown.contains(part), "no {part:?} in\n{shown}");
     }
     insta::assert_snapshot!("analytics_150x42", shown);
+    // L: the lifecycle mix month by month.
+    key(&mut app, KeyCode::Char('L'));
+    let by_month = render(&app, 150, 42);
+    assert!(by_month.contains("Lifecycle mix by month end"), "{by_month}");
+    let last_month = app.analytics.lifecycle_months.last().unwrap().0.clone();
+    assert!(by_month.contains(&last_month), "{by_month}");
+    key(&mut app, KeyCode::Char('L'));
     // m: revenue per week.
     key(&mut app, KeyCode::Char('m'));
     assert_eq!(app.analytics.grain(), "week");

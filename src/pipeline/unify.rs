@@ -77,16 +77,18 @@ pub enum Metric {
     RefundShare,
     Sessions30d,
     Orders,
+    OrderGapRatio,
 }
 
 impl Metric {
-    const ALL: [(&'static str, Metric); 6] = [
+    const ALL: [(&'static str, Metric); 7] = [
         ("days_since_last_activity", Metric::DaysSinceLastActivity),
         ("days_since_last_order", Metric::DaysSinceLastOrder),
         ("activity_drop", Metric::ActivityDrop),
         ("refund_share", Metric::RefundShare),
         ("sessions_30d", Metric::Sessions30d),
         ("orders", Metric::Orders),
+        ("order_gap_ratio", Metric::OrderGapRatio),
     ];
 }
 
@@ -730,6 +732,15 @@ fn metric_value(m: &Metric, a: &Activity, days_active: Option<i64>, now: i64) ->
         Metric::RefundShare => (a.orders > 0).then(|| a.refunds as f64 / a.orders as f64),
         Metric::Sessions30d => Some(a.sessions.iter().filter(|s| s.1).count() as f64),
         Metric::Orders => Some(a.orders as f64),
+        // Days since the last order over the customer's own average gap
+        // between orders: 2 = twice as long as they usually wait.
+        Metric::OrderGapRatio => match (a.first_order, a.last_order) {
+            (Some(first), Some(last)) if a.orders >= 2 && last > first => {
+                let gap = (last - first) as f64 / (a.orders - 1) as f64;
+                Some((now - last) as f64 / gap)
+            }
+            _ => None,
+        },
     }
 }
 
@@ -1480,6 +1491,29 @@ mod tests {
         assert_eq!(rec, "transactions:shop:9:purchase");
         assert!(why.contains("none listed"), "{why}");
         assert!(choose(&Rule::MostRecent, &[c("  ", "k", "crm", None)]).is_none());
+    }
+
+    #[test]
+    fn order_gap_ratio_compares_with_the_customers_own_rhythm() {
+        let a = Activity {
+            orders: 3,
+            first_order: Some(0),
+            last_order: Some(20 * DAY_MS),
+            ..Default::default()
+        };
+        // Usual gap 10 days; last order 40 days before now: 4x overdue.
+        let r = metric_value(&Metric::OrderGapRatio, &a, None, 60 * DAY_MS).unwrap();
+        assert!((r - 4.0).abs() < 1e-9, "{r}");
+        let one = Activity {
+            orders: 1,
+            first_order: Some(0),
+            last_order: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(
+            metric_value(&Metric::OrderGapRatio, &one, None, DAY_MS),
+            None
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct AnalyticsView {
     pub lifecycle: Vec<(String, i64)>,
     /// (month, [(status, customers)]).
     pub lifecycle_months: Vec<(String, Vec<(String, i64)>)>,
+    /// Show the lifecycle mix month by month instead of now.
+    pub lifecycle_history: bool,
     pub grain: usize,
     /// (period, revenue, orders, active customers) for the grain.
     pub activity: Vec<(String, f64, i64, i64)>,

@@ -1342,6 +1342,10 @@ impl App {
                     (self.analytics.grain + 1) % crate::tui::analytics::GRAINS.len();
                 self.analytics.load_activity(&self.conn)
             }
+            Action::ToggleLifecycle => {
+                self.analytics.lifecycle_history = !self.analytics.lifecycle_history;
+                Ok(())
+            }
             Action::CyclePeriod => {
                 self.analytics.period =
                     (self.analytics.period + 1) % crate::pipeline::analyse::PERIODS.len();

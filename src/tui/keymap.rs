@@ -51,6 +51,8 @@ pub enum Action {
     CycleGrain,
     /// Analytics: the funnel's period.
     CyclePeriod,
+    /// Analytics: lifecycle mix now / month by month.
+    ToggleLifecycle,
     /// Analytics: save the segment / export it.
     SaveSegment,
     ExportSegment,
@@ -167,6 +169,7 @@ pub const BINDINGS: &[Binding] = &[
     b(Customers, &[Char('t')], "t", "timeline: all, web, orders, lifecycle", Action::CycleTimeline, "timeline"),
     b(Analytics, &[Char('/')], "/", "segment: type a filter, see its size as you type", Action::Search, "segment"),
     b(Analytics, &[Char('m')], "m", "revenue by month / week / day", Action::CycleGrain, "grain"),
+    b(Analytics, &[Char('L')], "L", "lifecycle mix: now / month by month", Action::ToggleLifecycle, "lifecycle"),
     b(Analytics, &[Char('p')], "p", "funnel period: 30d, 90d, 365d, all", Action::CyclePeriod, "funnel"),
     b(Analytics, &[Char('S')], "S", "save the segment in rules/segments.toml", Action::SaveSegment, "save"),
     b(Analytics, &[Char('E')], "E", "export the segment's profiles (Parquet)", Action::ExportSegment, "export"),

@@ -983,14 +983,45 @@ fn draw_analytics(frame: &mut Frame, app: &App, area: Rect) {
         }
         _ => String::new(),
     };
-    frame.render_widget(
-        BarChart::default()
-            .block(block(&format!("Lifecycle mix{moved}"), false))
-            .data(BarGroup::default().bars(&bars))
-            .bar_width(width)
-            .bar_gap(1),
-        lc,
-    );
+    if v.lifecycle_history {
+        // Month by month: one row per month, one column per status.
+        let statuses = ["lead", "prospect", "active", "lapsed", "churned"];
+        let fit = lc.height.saturating_sub(3) as usize;
+        let months = &v.lifecycle_months[v.lifecycle_months.len().saturating_sub(fit)..];
+        let rows: Vec<Row> =
+            months
+                .iter()
+                .map(|(m, mix)| {
+                    let mut cells = vec![Cell::from(clean(m))];
+                    cells.extend(statuses.iter().map(|s| {
+                        Cell::from(num(mix.iter().find(|x| x.0 == *s).map(|x| x.1 as u64)))
+                    }));
+                    Row::new(cells)
+                })
+                .collect();
+        let mut header = vec!["month"];
+        header.extend(statuses);
+        frame.render_widget(
+            Table::new(
+                rows,
+                [Constraint::Length(8)]
+                    .into_iter()
+                    .chain(statuses.iter().map(|_| Constraint::Length(8))),
+            )
+            .header(Row::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
+            .block(block("Lifecycle mix by month end (L: now)", false)),
+            lc,
+        );
+    } else {
+        frame.render_widget(
+            BarChart::default()
+                .block(block(&format!("Lifecycle mix{moved} (L: by month)"), false))
+                .data(BarGroup::default().bars(&bars))
+                .bar_width(width)
+                .bar_gap(1),
+            lc,
+        );
+    }
     // Revenue per period (bars) and active customers (sparkline).
     let [rv, act] = Layout::vertical([Constraint::Percentage(65), Constraint::Min(3)]).areas(rev);
     let fit = (rv.width.saturating_sub(2) / 4).max(1) as usize;
