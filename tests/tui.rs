@@ -943,7 +943,10 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
     // L: the lifecycle mix month by month.
     key(&mut app, KeyCode::Char('L'));
     let by_month = render(&app, 150, 42);
-    assert!(by_month.contains("Lifecycle mix by month end"), "{by_month}");
+    assert!(
+        by_month.contains("Lifecycle mix by month end"),
+        "{by_month}"
+    );
     let last_month = app.analytics.lifecycle_months.last().unwrap().0.clone();
     assert!(by_month.contains(&last_month), "{by_month}");
     key(&mut app, KeyCode::Char('L'));
@@ -957,6 +960,9 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
     // / : a segment, counted at every key.
     key(&mut app, KeyCode::Char('/'));
     keys(&mut app, "country = \"DE\" and orders >= 3");
+    // The columns are read on a worker: typing never waits for them.
+    assert!(app.analytics.loading.is_some() || app.analytics.columns.is_some());
+    assert!(app.wait_for_columns(Duration::from_secs(30)));
     let flash = app.flash.clone().unwrap();
     let want: i64 = conn
         .query_row(

@@ -549,11 +549,34 @@ impl Columns {
         self.ids == 0
     }
 
-    /// Load the columns `e` reads (each once, in primary-key order).
-    pub fn load_for(&mut self, conn: &Connection, e: &Expr) -> Result<()> {
+    /// The fields `e` reads that are not loaded yet.
+    pub fn missing(&self, e: &Expr) -> Vec<usize> {
         let mut fields = Vec::new();
         collect_fields(e, &mut fields);
-        for fi in fields {
+        fields.sort_unstable();
+        fields.dedup();
+        fields.retain(|fi| !self.text.contains_key(fi) && !self.num.contains_key(fi));
+        fields
+    }
+
+    /// Add the columns another load read (same profiles, same order).
+    pub fn merge(&mut self, other: Columns) {
+        self.ids = other.ids;
+        self.now_ms = other.now_ms;
+        self.text.extend(other.text);
+        self.num.extend(other.num);
+    }
+
+    /// Load the columns `e` reads (each once, in primary-key order).
+    pub fn load_for(&mut self, conn: &Connection, e: &Expr) -> Result<()> {
+        let fields = self.missing(e);
+        self.load_fields(conn, &fields)
+    }
+
+    /// Load these fields' columns (a worker thread does this for the
+    /// screen, so typing never waits on a column read).
+    pub fn load_fields(&mut self, conn: &Connection, fields: &[usize]) -> Result<()> {
+        for &fi in fields {
             let (_, col, kind) = FIELDS[fi];
             match kind {
                 Kind::Text if !self.text.contains_key(&fi) => {
@@ -694,7 +717,7 @@ fn date_time(s: &str) -> String {
     }
 }
 
-fn collect_fields(e: &Expr, out: &mut Vec<usize>) {
+pub fn collect_fields(e: &Expr, out: &mut Vec<usize>) {
     match e {
         Expr::And(a, b) | Expr::Or(a, b) => {
             collect_fields(a, out);

@@ -3,7 +3,7 @@
 //! segment being built with its live count.
 
 use crate::pipeline::analyse::PERIODS;
-use crate::pipeline::segments::{self, Columns};
+use crate::pipeline::segments::{self, Columns, collect_fields as collect};
 use anyhow::Result;
 use rusqlite::Connection;
 
@@ -34,7 +34,12 @@ pub struct AnalyticsView {
     pub segment: Option<(String, Result<u64, String>)>,
     /// Profile columns loaded for live counts.
     pub columns: Option<Columns>,
+    /// Columns being read on a worker thread.
+    pub loading: Option<std::sync::mpsc::Receiver<Result<Columns, String>>>,
 }
+
+/// A count that cannot be answered yet: its columns are being read.
+pub const LOADING: &str = "reading the profile columns this filter needs…";
 
 impl AnalyticsView {
     pub fn grain(&self) -> &'static str {
@@ -136,15 +141,55 @@ impl AnalyticsView {
         Ok(())
     }
 
-    /// Count the profiles a filter selects (columns loaded on first use,
-    /// then kept: each later count is a pass over memory).
-    pub fn count(&mut self, conn: &Connection, filter: &str) -> Result<u64, String> {
+    /// Count the profiles a filter selects: a pass over columns in memory.
+    /// Columns not read yet are read on a worker thread (with its own
+    /// connection); until they arrive the answer is [`LOADING`].
+    pub fn count(&mut self, db: &std::path::Path, filter: &str) -> Result<u64, String> {
         let e = segments::parse(filter).map_err(|e| e.to_string())?;
-        if self.columns.is_none() {
-            self.columns = Some(Columns::new(conn).map_err(|e| format!("{e:#}"))?);
+        let missing = match &self.columns {
+            Some(c) => c.missing(&e),
+            None => {
+                let mut all = Vec::new();
+                collect(&e, &mut all);
+                all
+            }
+        };
+        if missing.is_empty()
+            && let Some(c) = &self.columns
+        {
+            return Ok(c.count(&e));
         }
-        let cols = self.columns.as_mut().expect("just set");
-        cols.load_for(conn, &e).map_err(|e| format!("{e:#}"))?;
-        Ok(cols.count(&e))
+        if self.loading.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let db = db.to_path_buf();
+            std::thread::spawn(move || {
+                let result = (|| -> anyhow::Result<Columns> {
+                    let conn = crate::store::open(&db)?;
+                    let mut cols = Columns::new(&conn)?;
+                    cols.load_fields(&conn, &missing)?;
+                    Ok(cols)
+                })();
+                let _ = tx.send(result.map_err(|e| format!("{e:#}")));
+            });
+            self.loading = Some(rx);
+        }
+        Err(LOADING.into())
+    }
+
+    /// Take columns a worker finished reading. True when some arrived.
+    pub fn poll(&mut self) -> Option<Result<(), String>> {
+        let rx = self.loading.as_ref()?;
+        let got = match rx.try_recv() {
+            Ok(r) => r,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                Err("the column reader stopped".into())
+            }
+        };
+        self.loading = None;
+        Some(got.map(|cols| match &mut self.columns {
+            Some(c) => c.merge(cols),
+            None => self.columns = Some(cols),
+        }))
     }
 }

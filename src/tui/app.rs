@@ -447,6 +447,12 @@ impl App {
                     Action::Up => Mode::Help {
                         scroll: scroll.saturating_sub(1),
                     },
+                    Action::PageDown => Mode::Help {
+                        scroll: scroll + self.viewport as u16,
+                    },
+                    Action::PageUp => Mode::Help {
+                        scroll: scroll.saturating_sub(self.viewport as u16),
+                    },
                     _ => Mode::Help { scroll },
                 }
             }
@@ -522,7 +528,7 @@ impl App {
                         if t.is_empty() {
                             self.analytics.segment = None;
                         } else {
-                            let n = self.analytics.count(&self.conn, &t);
+                            let n = self.analytics.count(&self.ws.db_path(), &t);
                             self.flash = Some(match &n {
                                 Ok(n) => {
                                     format!("segment: {n} profiles · S saves it, E exports it")
@@ -1015,6 +1021,7 @@ after:
         if self.tab == Tab::Analytics {
             // Profiles may have changed since the columns were read.
             self.analytics.columns = None;
+            self.analytics.loading = None;
             self.analytics.load(&self.conn)?;
         }
         Ok(())
@@ -1326,13 +1333,60 @@ impl App {
             return;
         }
         let t = std::time::Instant::now();
-        self.flash = Some(match self.analytics.count(&self.conn, text) {
+        self.flash = Some(match self.analytics.count(&self.ws.db_path(), text) {
             Ok(n) => format!(
                 "{n} profiles match ({:.0} ms)",
                 t.elapsed().as_secs_f64() * 1000.0
             ),
             Err(e) => e,
         });
+    }
+    /// Columns a worker read for segment counts: count again with them.
+    pub fn poll_analytics(&mut self) -> bool {
+        let Some(result) = self.analytics.poll() else {
+            return false;
+        };
+        if let Err(e) = result {
+            self.flash = Some(format!("cannot read the profiles: {e}"));
+            return true;
+        }
+        match &self.mode {
+            Mode::Input {
+                kind: InputKind::Segment,
+                text,
+            } => {
+                let text = text.clone();
+                self.live_count(InputKind::Segment, &text);
+            }
+            _ => {
+                if let Some((f, Err(e))) = &self.analytics.segment
+                    && e == crate::tui::analytics::LOADING
+                {
+                    let f = f.clone();
+                    let n = self.analytics.count(&self.ws.db_path(), &f);
+                    self.flash = Some(match &n {
+                        Ok(n) => format!("segment: {n} profiles · S saves it, E exports it"),
+                        Err(e) => format!("segment: {e}"),
+                    });
+                    self.analytics.segment = Some((f, n));
+                }
+            }
+        }
+        true
+    }
+
+    /// Wait for the segment columns being read (tests).
+    pub fn wait_for_columns(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.analytics.loading.is_some() {
+            if Instant::now() > deadline {
+                return false;
+            }
+            if !self.poll_analytics() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        true
     }
 
     fn update_analytics(&mut self, action: Action) {

@@ -53,7 +53,9 @@ pub fn run(ws: Workspace) -> Result<()> {
         }
         // Wake for input, or every 100 ms while a job runs (its progress and
         // elapsed time), or every second otherwise.
-        let waiting = app.rejects.search.is_some() || app.review.counting.is_some();
+        let waiting = app.rejects.search.is_some()
+            || app.review.counting.is_some()
+            || app.analytics.loading.is_some();
         let tick = if app.job.is_some() || waiting {
             Duration::from_millis(100)
         } else {
@@ -74,6 +76,7 @@ pub fn run(ws: Workspace) -> Result<()> {
         dirty |= app.poll_job(None);
         dirty |= app.poll_search(None);
         dirty |= app.poll_review(None);
+        dirty |= app.poll_analytics();
     }
     if app.job.is_some() {
         // Quitting mid-job: it was asked to cancel; give it a moment to roll back.
