@@ -773,51 +773,28 @@ pub fn bench_customer_queries(conn: &Connection) -> Result<String> {
     };
     let found =
         |rows: Vec<customers::ProfileRow>, id: &str| usize::from(rows.iter().any(|r| r.id == id));
-    row(
-        "search by e-mail",
-        time(&mut |i| {
-            Ok(found(
-                customers::search(conn, &sample[i].1, 20)?,
-                &sample[i].0,
-            ))
-        })?,
-    )?;
-    row(
-        "search by phone",
-        time(&mut |i| {
-            Ok(found(
-                customers::search(conn, &sample[i].2, 20)?,
-                &sample[i].0,
-            ))
-        })?,
-    )?;
-    row(
-        "search by name",
-        time(&mut |i| {
-            Ok(found(
-                customers::search(conn, &sample[i].3, 200)?,
-                &sample[i].0,
-            ))
-        })?,
-    )?;
-    row(
-        "search by CRM id",
-        time(&mut |i| {
-            Ok(found(
-                customers::search(conn, &sample[i].4, 20)?,
-                &sample[i].0,
-            ))
-        })?,
-    )?;
-    row(
-        "search by customer360_id",
-        time(&mut |i| {
-            Ok(found(
-                customers::search(conn, &sample[i].0, 20)?,
-                &sample[i].0,
-            ))
-        })?,
-    )?;
+    // (read, which sampled value, how many results to look through)
+    for (name, key, limit) in [
+        ("search by e-mail", 1, 20),
+        ("search by phone", 2, 20),
+        ("search by name", 3, 200),
+        ("search by CRM id", 4, 20),
+        ("search by customer360_id", 0, 20),
+    ] {
+        let value = |i: usize| -> &str {
+            let s = &sample[i];
+            [&s.0, &s.1, &s.2, &s.3, &s.4][key].as_str()
+        };
+        row(
+            name,
+            time(&mut |i| {
+                Ok(found(
+                    customers::search(conn, value(i), limit)?,
+                    &sample[i].0,
+                ))
+            })?,
+        )?;
+    }
     row(
         "select: profile + first 200 events",
         time(&mut |i| {

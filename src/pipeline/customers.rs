@@ -9,6 +9,16 @@ use anyhow::Result;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
+/// The golden fields as (label, profile column, provenance column prefix).
+pub const GOLDEN_FIELDS: [(&str, &str, &str); 6] = [
+    ("name", "name", "name"),
+    ("email", "email", "email"),
+    ("phone", "phone", "phone"),
+    ("country", "country", "country"),
+    ("city", "city", "city"),
+    ("lifecycle", "lifecycle_status", "lifecycle"),
+];
+
 /// One line of a customer list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProfileRow {
@@ -164,7 +174,11 @@ fn list_nulls(
         conds.join(" AND "),
         index = index_of(sort)
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    profile_rows(conn, &sql, &args)
+}
+
+fn profile_rows(conn: &Connection, sql: &str, args: &[Value]) -> Result<Vec<ProfileRow>> {
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -197,9 +211,7 @@ fn list_values(
         conds.join(" AND "),
         index = index_of(sort)
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args.iter()), row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    profile_rows(conn, &sql, &args)
 }
 
 fn index_of(sort: Sort) -> &'static str {
@@ -539,14 +551,7 @@ pub fn view_text(conn: &Connection, id: &str) -> Result<String> {
         }
     )?;
     writeln!(out, "\nGolden record (value · from record · rule)")?;
-    for (label, field, base) in [
-        ("name", "name", "name"),
-        ("email", "email", "email"),
-        ("phone", "phone", "phone"),
-        ("country", "country", "country"),
-        ("city", "city", "city"),
-        ("lifecycle", "lifecycle_status", "lifecycle"),
-    ] {
+    for (label, field, base) in GOLDEN_FIELDS {
         let v = get(field);
         if v.is_empty() {
             writeln!(out, "  {label:<10} -")?;

@@ -1317,14 +1317,7 @@ fn draw_customers(frame: &mut Frame, app: &App, area: Rect) {
     };
     let f = |name: &str| clean(v.field(name));
     let mut lines: Vec<Line> = Vec::new();
-    for (label, field, base) in [
-        ("name", "name", "name"),
-        ("email", "email", "email"),
-        ("phone", "phone", "phone"),
-        ("country", "country", "country"),
-        ("city", "city", "city"),
-        ("lifecycle", "lifecycle_status", "lifecycle"),
-    ] {
+    for (label, field, base) in crate::pipeline::customers::GOLDEN_FIELDS {
         let value = f(field);
         let mut spans = vec![
             Span::raw(format!("{label:<10}")).bold(),
