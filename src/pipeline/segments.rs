@@ -615,95 +615,141 @@ impl Columns {
         Ok(())
     }
 
-    /// Profiles matching `e` (its columns must be loaded).
+    /// Profiles matching `e` (its columns must be loaded): the filter is
+    /// bound to its columns once, then rows are tested in parallel.
     pub fn count(&self, e: &Expr) -> u64 {
+        use rayon::prelude::*;
+        let b = self.bind(e);
         (0..self.ids)
-            .filter(|&i| self.eval(e, i) == Some(true))
+            .into_par_iter()
+            .with_min_len(16_384)
+            .filter(|&i| b.eval(i) == Some(true))
             .count() as u64
     }
 
-    /// SQL three-valued logic: None = unknown (a missing value).
-    fn eval(&self, e: &Expr, i: usize) -> Option<bool> {
+    fn bind<'a>(&'a self, e: &Expr) -> Bound<'a> {
         match e {
-            Expr::And(a, b) => match (self.eval(a, i), self.eval(b, i)) {
+            Expr::And(a, b) => Bound::And(Box::new(self.bind(a)), Box::new(self.bind(b))),
+            Expr::Or(a, b) => Bound::Or(Box::new(self.bind(a)), Box::new(self.bind(b))),
+            Expr::Not(a) => Bound::Not(Box::new(self.bind(a))),
+            Expr::Flag(fi) => Bound::Flag(&self.num[fi]),
+            Expr::Empty(fi, empty) => match FIELDS[*fi].2 {
+                Kind::Text => Bound::EmptyText(&self.text[fi], *empty),
+                _ => Bound::EmptyNum(&self.num[fi], *empty),
+            },
+            Expr::In(fi, list) => match FIELDS[*fi].2 {
+                Kind::Text => Bound::InText(
+                    &self.text[fi],
+                    list.iter()
+                        .filter_map(|l| match l {
+                            Lit::Str(s) => Some(s.to_lowercase()),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+                _ => Bound::InNum(
+                    &self.num[fi],
+                    list.iter()
+                        .filter_map(|l| match l {
+                            Lit::Num(n) => Some(*n),
+                            _ => None,
+                        })
+                        .collect(),
+                ),
+            },
+            Expr::Cmp(fi, op, l) => match (FIELDS[*fi].2, l) {
+                (Kind::Text, Lit::Str(s)) => Bound::Text(&self.text[fi], op, s.to_lowercase()),
+                (Kind::Text, _) => Bound::Never,
+                (_, Lit::Num(n)) => Bound::Num(&self.num[fi], op, *n),
+                // An age turns the comparison around (see to_sql).
+                (_, Lit::Dur(d)) => Bound::Num(
+                    &self.num[fi],
+                    match *op {
+                        "<" => ">",
+                        "<=" => ">=",
+                        ">" => "<",
+                        ">=" => "<=",
+                        o => o,
+                    },
+                    (self.now_ms - (*d * DAY_MS as f64) as i64) as f64,
+                ),
+                (_, Lit::Str(s)) => match crate::pipeline::timeparse::iso_ms(&date_time(s)) {
+                    Some(ms) => Bound::Num(&self.num[fi], op, ms as f64),
+                    None => Bound::Never,
+                },
+            },
+        }
+    }
+}
+
+/// A filter bound to its loaded columns.
+enum Bound<'a> {
+    And(Box<Bound<'a>>, Box<Bound<'a>>),
+    Or(Box<Bound<'a>>, Box<Bound<'a>>),
+    Not(Box<Bound<'a>>),
+    Flag(&'a [Option<f64>]),
+    EmptyText(&'a [Option<Box<str>>], bool),
+    EmptyNum(&'a [Option<f64>], bool),
+    InText(&'a [Option<Box<str>>], Vec<String>),
+    InNum(&'a [Option<f64>], Vec<f64>),
+    Text(&'a [Option<Box<str>>], &'static str, String),
+    Num(&'a [Option<f64>], &'static str, f64),
+    /// A comparison no value can satisfy (unknown).
+    Never,
+}
+
+impl Bound<'_> {
+    /// SQL three-valued logic: None = unknown (a missing value).
+    fn eval(&self, i: usize) -> Option<bool> {
+        match self {
+            Bound::And(a, b) => match (a.eval(i), b.eval(i)) {
                 (Some(false), _) | (_, Some(false)) => Some(false),
                 (Some(true), Some(true)) => Some(true),
                 _ => None,
             },
-            Expr::Or(a, b) => match (self.eval(a, i), self.eval(b, i)) {
+            Bound::Or(a, b) => match (a.eval(i), b.eval(i)) {
                 (Some(true), _) | (_, Some(true)) => Some(true),
                 (Some(false), Some(false)) => Some(false),
                 _ => None,
             },
-            Expr::Not(a) => Some(!self.eval(a, i).unwrap_or(false)),
-            Expr::Flag(fi) => Some(self.num[fi][i] == Some(1.0)),
-            Expr::Empty(fi, empty) => {
-                let is_empty = match FIELDS[*fi].2 {
-                    Kind::Text => self.text[fi][i].as_deref().is_none_or(str::is_empty),
-                    _ => self.num[fi][i].is_none(),
-                };
-                Some(is_empty == *empty)
+            Bound::Not(a) => Some(!a.eval(i).unwrap_or(false)),
+            Bound::Flag(col) => Some(col[i] == Some(1.0)),
+            Bound::EmptyText(col, empty) => {
+                Some(col[i].as_deref().is_none_or(str::is_empty) == *empty)
             }
-            Expr::In(fi, list) => {
-                let kind = FIELDS[*fi].2;
-                if kind == Kind::Text {
-                    let v = self.text[fi][i].as_deref()?;
-                    Some(
-                        list.iter()
-                            .any(|l| matches!(l, Lit::Str(s) if s.to_lowercase() == v)),
-                    )
-                } else {
-                    let v = self.num[fi][i]?;
-                    Some(list.iter().any(|l| matches!(l, Lit::Num(n) if *n == v)))
-                }
+            Bound::EmptyNum(col, empty) => Some(col[i].is_none() == *empty),
+            Bound::InText(col, list) => {
+                let v = col[i].as_deref()?;
+                Some(list.iter().any(|s| s == v))
             }
-            Expr::Cmp(fi, op, l) => {
-                let kind = FIELDS[*fi].2;
-                match kind {
-                    Kind::Text => {
-                        let v = self.text[fi][i].as_deref()?;
-                        let Lit::Str(s) = l else { return None };
-                        let s = s.to_lowercase();
-                        Some(match *op {
-                            "=" => v == s,
-                            "!=" => v != s,
-                            "<" => v < s.as_str(),
-                            "<=" => v <= s.as_str(),
-                            ">" => v > s.as_str(),
-                            ">=" => v >= s.as_str(),
-                            _ => v.contains(s.as_str()),
-                        })
-                    }
-                    _ => {
-                        let v = self.num[fi][i]?;
-                        let (x, op) = match l {
-                            Lit::Num(n) => (*n, *op),
-                            Lit::Dur(d) => (
-                                (self.now_ms - (*d * DAY_MS as f64) as i64) as f64,
-                                match *op {
-                                    "<" => ">",
-                                    "<=" => ">=",
-                                    ">" => "<",
-                                    ">=" => "<=",
-                                    o => o,
-                                },
-                            ),
-                            Lit::Str(s) => (
-                                crate::pipeline::timeparse::iso_ms(&date_time(s))? as f64,
-                                *op,
-                            ),
-                        };
-                        Some(match op {
-                            "=" => v == x,
-                            "!=" => v != x,
-                            "<" => v < x,
-                            "<=" => v <= x,
-                            ">" => v > x,
-                            _ => v >= x,
-                        })
-                    }
-                }
+            Bound::InNum(col, list) => {
+                let v = col[i]?;
+                Some(list.contains(&v))
             }
+            Bound::Text(col, op, s) => {
+                let v = col[i].as_deref()?;
+                Some(match *op {
+                    "=" => v == s,
+                    "!=" => v != s,
+                    "<" => v < s.as_str(),
+                    "<=" => v <= s.as_str(),
+                    ">" => v > s.as_str(),
+                    ">=" => v >= s.as_str(),
+                    _ => v.contains(s.as_str()),
+                })
+            }
+            Bound::Num(col, op, x) => {
+                let v = col[i]?;
+                Some(match *op {
+                    "=" => v == *x,
+                    "!=" => v != *x,
+                    "<" => v < *x,
+                    "<=" => v <= *x,
+                    ">" => v > *x,
+                    _ => v >= *x,
+                })
+            }
+            Bound::Never => None,
         }
     }
 }
