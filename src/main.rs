@@ -366,10 +366,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{}: {} ({:.2}s)", r.step, r.message, r.seconds);
             }
             print_status(&demo.workspace)?;
+            let w = workspace.display();
             println!(
-                "\nNext: c360 tui --workspace {} | c360 rejects --workspace {}",
-                workspace.display(),
-                workspace.display()
+                "\nNext: c360 tui --workspace {w} | c360 explain --workspace {w} C360-00000001 | \
+                 c360 segment count --workspace {w} 'churn_risk >= 0.6' | c360 report --workspace {w}"
             );
         }
         Command::Tui { workspace } => {
