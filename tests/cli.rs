@@ -208,17 +208,23 @@ fn demo_builds_then_reuses_its_workspace() {
     assert!(stranger.join("cat.jpg").is_file());
 }
 
-#[test]
-fn review_commands_decide_undo_and_eval_scores() {
+/// The demo workspace built by the real binary: (temp dir, workspace).
+fn headless_demo() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("demo");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     stdout_of(
         c360()
-            .current_dir(repo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["demo", "--headless", "--workspace"])
             .arg(&ws),
     );
+    (dir, ws)
+}
+
+#[test]
+fn review_commands_decide_undo_and_eval_scores() {
+    let (_dir, ws) = headless_demo();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     // --workspace works after the subcommand too.
     let list = stdout_of(
         c360()
@@ -304,15 +310,7 @@ fn review_commands_decide_undo_and_eval_scores() {
 
 #[test]
 fn export_writes_parquet_and_csv_from_the_cli() {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path().join("demo");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    stdout_of(
-        c360()
-            .current_dir(repo)
-            .args(["demo", "--headless", "--workspace"])
-            .arg(&ws),
-    );
+    let (dir, ws) = headless_demo();
     let out = dir.path().join("profiles.parquet");
     let said = stdout_of(
         c360()

@@ -628,9 +628,19 @@ pub fn queue(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![lo, hi, limit as i64, offset as i64], |r| {
-        let comparisons: String = r.get(8)?;
-        let (left_name, right_name) = names_of(&comparisons);
-        Ok(QueueRow {
+        Ok(queue_row(r)?.0)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A queue row from columns 0..=8 (candidate_id, left_key, right_key,
+/// probability, match_weight, band, flags, decision, comparisons), and the
+/// comparisons JSON.
+fn queue_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(QueueRow, String)> {
+    let comparisons: String = r.get(8)?;
+    let (left_name, right_name) = names_of(&comparisons);
+    Ok((
+        QueueRow {
             candidate_id: r.get(0)?,
             left_key: r.get(1)?,
             right_key: r.get(2)?,
@@ -641,9 +651,9 @@ pub fn queue(
             decision: r.get(7)?,
             left_name,
             right_name,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        },
+        comparisons,
+    ))
 }
 
 /// "first last" of each side from a candidate's comparisons JSON.
@@ -723,25 +733,8 @@ pub fn candidate(conn: &Connection, candidate_id: i64) -> Result<CandidateDetail
              FROM match_candidates WHERE candidate_id = ?1",
             [candidate_id],
             |r| {
-                let comparisons: String = r.get(8)?;
-                let (left_name, right_name) = names_of(&comparisons);
-                Ok((
-                    QueueRow {
-                        candidate_id: r.get(0)?,
-                        left_key: r.get(1)?,
-                        right_key: r.get(2)?,
-                        probability: r.get(3)?,
-                        match_weight: r.get(4)?,
-                        band: r.get(5)?,
-                        flags: r.get(6)?,
-                        decision: r.get(7)?,
-                        left_name,
-                        right_name,
-                    },
-                    r.get(9)?,
-                    r.get(10)?,
-                    comparisons,
-                ))
+                let (row, comparisons) = queue_row(r)?;
+                Ok((row, r.get(9)?, r.get(10)?, comparisons))
             },
         )
         .optional()?
