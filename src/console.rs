@@ -1,7 +1,10 @@
 //! Progress for headless commands: an indicatif bar on stderr when stderr is
-//! a terminal, plain log lines (one per 10 %) when it is not.
+//! a terminal, plain log lines (one per 10 %) when it is not. Phases and
+//! messages can carry data (a source name, a path): they are written escaped
+//! ([`crate::safe_text`]).
 
 use crate::pipeline::progress::Progress;
+use crate::safe_text::{escape, escape_lines};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -55,7 +58,7 @@ impl Progress for ConsoleProgress {
         if let Some(bar) = s.bar.take() {
             bar.finish_and_clear();
         }
-        s.phase = phase.to_string();
+        s.phase = escape(phase).into_owned();
         s.total = total;
         s.last_decile = 0;
         s.started = Instant::now();
@@ -67,10 +70,10 @@ impl Progress for ConsoleProgress {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
             bar.set_style(style);
-            bar.set_message(phase.to_string());
+            bar.set_message(s.phase.clone());
             s.bar = Some(bar);
         } else {
-            eprintln!("{phase}: started");
+            eprintln!("{}: started", s.phase);
         }
     }
 
@@ -88,6 +91,7 @@ impl Progress for ConsoleProgress {
 
     fn message(&self, msg: &str) {
         let s = self.lock();
+        let msg = escape_lines(msg);
         match &s.bar {
             Some(bar) => bar.println(msg),
             None => eprintln!("{msg}"),

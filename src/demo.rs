@@ -49,15 +49,21 @@ pub struct Demo {
     pub reports: Vec<crate::pipeline::StepReport>,
 }
 
+/// The file `demo` leaves in a workspace it built; `--fresh` deletes only a
+/// folder that holds it.
+pub const MARKER: &str = ".c360-demo";
+
 /// Build (or reuse) the demo workspace in `dir` and load its sources.
-/// `fresh` deletes an existing demo workspace first (only a folder holding a
-/// `c360.toml`, so a wrong path cannot wipe unrelated files).
+/// `fresh` deletes an existing demo workspace first: only a folder this
+/// command built (it holds [`MARKER`]), so a wrong path can never wipe a
+/// real workspace with its steward decisions, or unrelated files.
 pub fn prepare(dir: &Path, fresh: bool, progress: &dyn Progress) -> Result<Demo> {
     let config = dir.join(CONFIG_FILE);
     if fresh && dir.exists() {
-        if !config.is_file() {
+        if !dir.join(MARKER).is_file() {
             bail!(
-                "--fresh: {} exists but is not a c360 workspace (no {CONFIG_FILE}); refusing to delete it",
+                "--fresh: {} was not built by `c360 demo` (it has no {MARKER} file); refusing to delete it. \
+                 Use another --workspace, or delete the folder yourself if you mean to",
                 dir.display()
             );
         }
@@ -67,6 +73,10 @@ pub fn prepare(dir: &Path, fresh: bool, progress: &dyn Progress) -> Result<Demo>
     if created {
         let sample = find_sample_data()?;
         workspace::init(dir)?;
+        std::fs::write(
+            dir.join(MARKER),
+            "built by `c360 demo`; `c360 demo --fresh` may delete this folder\n",
+        )?;
         let data = dir.join("data");
         std::fs::create_dir_all(&data)?;
         for f in SAMPLE_FILES {

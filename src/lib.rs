@@ -10,6 +10,7 @@ pub mod demo;
 pub mod generate;
 pub mod pipeline;
 pub mod report;
+pub mod safe_text;
 pub mod store;
 pub mod tui;
 pub mod workspace;

@@ -56,6 +56,9 @@ enum Command {
         /// Load only this source (by name).
         #[arg(long)]
         source: Option<String>,
+        /// Exit non-zero when every row of a source was rejected.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run a pipeline step, or all of them.
     Run {
@@ -67,6 +70,10 @@ enum Command {
         /// Run every available step in order.
         #[arg(long)]
         all: bool,
+        /// Stop with a non-zero exit when the load rejected every row of a
+        /// source.
+        #[arg(long)]
+        strict: bool,
     },
     /// Show the sources, load batches and table counts of a workspace.
     Status {
@@ -326,13 +333,55 @@ enum Bench {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
+    // Who we are, for another c360 process that has to wait for us.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    c360::store::lock::set_command(&c360::safe_text::escape(&format!(
+        "c360 {}",
+        args.join(" ")
+    )));
+    // Waits are printed on stderr, except under the workbench (its status
+    // line shows them).
+    let workbench = matches!(
+        cli.command,
+        Command::Tui { .. }
+            | Command::Demo {
+                headless: false,
+                ..
+            }
+    );
+    if !workbench {
+        c360::store::lock::set_notice(|m| eprintln!("{m}"));
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // "database is locked" says nothing about who holds it.
+            let e = match c360::store::lock::busy_hint(&e, None) {
+                Some(hint) => e.context(hint),
+                None => e,
+            };
+            // Errors quote data (a CSV header, a REST `next` link, an id):
+            // escaped as a whole, keeping the message's own line breaks.
+            eprintln!(
+                "error: {}",
+                c360::safe_text::escape_lines(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `c360 rejects | head -1` would get a "broken
+/// pipe" error from the first `println!` after `head` exits and panic (exit
+/// 101). Restore the default action: the process ends quietly, as `cat`
+/// does. (Sockets are unaffected: std writes them with MSG_NOSIGNAL.)
+fn restore_sigpipe() {
+    // SAFETY: called first thing in main, before any thread starts; SIG_DFL
+    // is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -393,7 +442,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 dir.display()
             );
         }
-        Command::Load { workspace, source } => {
+        Command::Load {
+            workspace,
+            source,
+            strict,
+        } => {
             let ws = Workspace::open(&workspace)?;
             let mut conn = store::open(&ws.db_path())?;
             let reports = match source {
@@ -407,14 +460,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     };
                     vec![stage::load_source(&mut conn, &ws, src, &progress)?]
                 }
-                None => c360::pipeline::run_step(&mut conn, &ws, "stage", &progress)?.loads,
+                None => match c360::pipeline::run_step(&mut conn, &ws, "stage", &progress) {
+                    Ok(report) => report.loads,
+                    Err(e) => {
+                        // Some sources may have committed: show them, then
+                        // the failures (the error says what did not commit).
+                        if let Some(f) = e.downcast_ref::<stage::LoadAllError>() {
+                            print_loads(&f.loaded);
+                        }
+                        eprintln!("error: {e:#}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                },
             };
-            print_loads(&reports);
+            if print_loads(&reports) > 0 && strict {
+                eprintln!("--strict: a source had every row rejected");
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Run {
             workspace,
             step,
             all,
+            strict,
         } => {
             let ws = Workspace::open(&workspace)?;
             let steps: Vec<&'static c360::pipeline::Step> = if all {
@@ -442,9 +510,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     continue;
                 }
                 ran_load |= is_load;
-                let report = c360::pipeline::run_step(&mut conn, &ws, step.name, &progress)?;
+                let report = match c360::pipeline::run_step(&mut conn, &ws, step.name, &progress) {
+                    Ok(report) => report,
+                    Err(e) => {
+                        if let Some(f) = e.downcast_ref::<stage::LoadAllError>() {
+                            print_loads(&f.loaded);
+                        }
+                        eprintln!("error: {e:#}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                };
                 if is_load {
-                    print_loads(&report.loads);
+                    if print_loads(&report.loads) > 0 && strict {
+                        eprintln!("--strict: a source had every row rejected; later steps not run");
+                        return Ok(ExitCode::FAILURE);
+                    }
                 } else {
                     println!(
                         "{}: {} ({:.2}s)",
@@ -476,7 +556,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let total: u64 = counts.iter().map(|c| c.2).sum();
             println!("{total} rejected rows");
             for (src, why, n) in &counts {
-                println!("  {n:>8}  {src:<16} {why}");
+                println!("  {n:>8}  {:<16} {}", printable(src), printable(why));
             }
             if limit > 0 {
                 let rows =
@@ -485,13 +565,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!(
                         "\n#{} {} batch {} row {}  {}{}\n  {}\n  raw: {}",
                         r.reject_id,
-                        r.source,
+                        printable(&r.source),
                         r.batch_id,
                         r.row_num,
-                        r.reason,
+                        printable(&r.reason),
                         r.field
                             .as_deref()
-                            .map(|f| format!(" ({f})"))
+                            .map(|f| format!(" ({})", printable(f)))
                             .unwrap_or_default(),
                         printable(&r.detail),
                         printable(&truncate(&r.raw, 300))
@@ -734,7 +814,9 @@ fn source_names(ws: &Workspace) -> String {
         .join(", ")
 }
 
-fn print_loads(reports: &[LoadReport]) {
+/// The load table; then a warning for each source whose rows were all
+/// rejected. Returns how many such sources there were.
+fn print_loads(reports: &[LoadReport]) -> usize {
     println!(
         "\n{:<16} {:>10} {:>10} {:>10} {:>8}  note",
         "source", "read", "staged", "rejected", "seconds"
@@ -754,6 +836,18 @@ fn print_loads(reports: &[LoadReport]) {
             }
         );
     }
+    let mut warnings = 0;
+    for r in reports
+        .iter()
+        .filter(|r| r.rows_read > 0 && r.rows_staged == 0)
+    {
+        warnings += 1;
+        eprintln!(
+            "warning: every row of source {} was rejected ({} rows); see `c360 rejects --source {}`",
+            r.source, r.rows_read, r.source
+        );
+    }
+    warnings
 }
 
 fn print_status(ws: &Workspace) -> Result<()> {
@@ -825,23 +919,17 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// [`printable`] line by line, keeping the line breaks.
+/// [`printable`] line by line, keeping the line breaks (each line ends
+/// with one).
 fn printable_lines(s: &str) -> String {
     s.lines().map(|l| printable(l) + "\n").collect()
 }
 
-/// Control characters (including escape sequences) shown escaped, never
+/// Control characters (escape sequences included) and invisible bidi /
+/// zero-width characters shown escaped ([`c360::safe_text::escape`]), never
 /// written raw to the terminal.
 fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    c360::safe_text::escape(s).into_owned()
 }
 
 /// `c360 review ...`.
@@ -906,7 +994,7 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
                     "{:>8}  {:>6.3}  {:<8}  {:<26} {:<26} {} / {}{}",
                     r.candidate_id,
                     r.probability,
-                    r.decision.as_deref().unwrap_or("-"),
+                    printable(r.decision.as_deref().unwrap_or("-")),
                     printable(&truncate(&r.left_name, 25)),
                     printable(&truncate(&r.right_name, 25)),
                     printable(&r.left_key),
@@ -914,7 +1002,7 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
                     if r.flags.is_empty() {
                         String::new()
                     } else {
-                        format!("  [{}]", r.flags)
+                        format!("  [{}]", printable(&r.flags))
                     }
                 );
             }
@@ -933,38 +1021,41 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
                 c.row.match_weight,
                 c.prior,
                 c.weight,
-                c.row.band,
+                printable(&c.row.band),
                 if c.row.flags.is_empty() {
                     String::new()
                 } else {
-                    format!(" [{}]", c.row.flags)
+                    format!(" [{}]", printable(&c.row.flags))
                 }
             );
-            println!("blocking rules: {}", c.blocking);
+            println!("blocking rules: {}", printable(&c.blocking));
             println!(
                 "customers now: {} ({} records) and {} ({} records)",
-                c.left_customer, c.left_records, c.right_customer, c.right_records
+                printable(&c.left_customer),
+                c.left_records,
+                printable(&c.right_customer),
+                c.right_records
             );
             for u in &c.comparisons {
                 println!(
                     "  {:<12} {:>+7.2}  {}{}",
-                    u.name,
+                    printable(&u.name),
                     u.weight,
-                    u.level,
+                    printable(&u.level),
                     if u.tf { " (term frequency)" } else { "" }
                 );
                 for (name, level, l, r) in &u.members {
                     println!(
                         "      {:<12} {:<28} {:<30} {}",
-                        name,
-                        level,
+                        printable(name),
+                        printable(level),
                         printable(&truncate(l.as_deref().unwrap_or("-"), 29)),
                         printable(r.as_deref().unwrap_or("-"))
                     );
                 }
             }
             if let Some(d) = c.row.decision {
-                println!("decision: {d}");
+                println!("decision: {}", printable(&d));
             }
         }
         Review::Approve {
@@ -975,7 +1066,7 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
         } => {
             let (a, b) = pair(conn, &first, second)?;
             let o = steward::decide_pair(conn, &a, &b, true, &actor, &reason)?;
-            println!("decision {}: {}", o.decision_id, o.message);
+            println!("decision {}: {}", o.decision_id, printable(&o.message));
         }
         Review::Reject {
             first,
@@ -985,7 +1076,7 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
         } => {
             let (a, b) = pair(conn, &first, second)?;
             let o = steward::decide_pair(conn, &a, &b, false, &actor, &reason)?;
-            println!("decision {}: {}", o.decision_id, o.message);
+            println!("decision {}: {}", o.decision_id, printable(&o.message));
         }
         Review::Split {
             records,
@@ -993,7 +1084,7 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
             actor,
         } => {
             let o = steward::split(conn, &records, &actor, &reason)?;
-            println!("decision {}: {}", o.decision_id, o.message);
+            println!("decision {}: {}", o.decision_id, printable(&o.message));
         }
         Review::Undo {
             decision,
@@ -1001,7 +1092,7 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
             actor,
         } => {
             let o = steward::undo(conn, decision, &actor, &reason)?;
-            println!("{}", o.message);
+            println!("{}", printable(&o.message));
         }
         Review::Decisions { limit } => {
             let mut stmt = conn.prepare(
@@ -1034,13 +1125,16 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
                     format!("{l} / {r}")
                 };
                 println!(
-                    "{id:>6}  {at}  {actor:<10} {action:<8} {}  {}{}",
+                    "{id:>6}  {}  {:<10} {:<8} {}  {}{}",
+                    printable(&at),
+                    printable(&actor),
+                    printable(&action),
                     printable(&what),
                     printable(&reason),
                     if undone.is_empty() {
                         String::new()
                     } else {
-                        format!("  (undone {undone})")
+                        format!("  (undone {})", printable(&undone))
                     }
                 );
             }

@@ -143,8 +143,128 @@ pub struct HttpOptions {
     pub page_size: Option<u64>,
     /// Safety stop (default 10,000 pages).
     pub max_pages: Option<u64>,
-    /// Request timeout in seconds (default 30).
+    /// Request timeout in seconds (default 30): the whole request, from
+    /// connecting to the last byte of the page.
     pub timeout_seconds: Option<u64>,
+    /// Largest page in bytes (default 64 MiB); a larger page is an error.
+    pub max_page_bytes: Option<u64>,
+    /// Largest total of all pages in bytes (default 1 GiB).
+    pub max_total_bytes: Option<u64>,
+    /// Hosts other than the location's own that `next` links (and
+    /// redirects) may lead to; by default paging stays on the first host.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Request headers, e.g. `headers = { Authorization = "env:CRM_TOKEN" }`:
+    /// a value `env:NAME` is read from the environment at load time. Moved
+    /// to [`Source::headers`] when the config is parsed (so it is empty on a
+    /// parsed source).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+}
+
+/// Default of [`HttpOptions::max_page_bytes`].
+pub const DEFAULT_MAX_PAGE_BYTES: u64 = 64 << 20;
+/// Default of [`HttpOptions::max_total_bytes`].
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 1 << 30;
+
+/// A string that must not be printed (a URL with its token, a header value).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where a request header's value comes from.
+#[derive(Debug, Clone)]
+pub enum HeaderValue {
+    /// `env:NAME`: read from the environment at load time.
+    Env(String),
+    /// Written in c360.toml as is.
+    Literal(Secret),
+}
+
+/// One `[sources.http] headers` entry, with where it was written.
+#[derive(Debug, Clone)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: HeaderValue,
+    pub file: String,
+    pub line: usize,
+}
+
+/// Query parameters whose values are redacted from stored and shown URLs:
+/// any whose name contains one of these (case-insensitive).
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "key",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "auth",
+    "signature",
+    "sig",
+    "credential",
+    "session",
+];
+
+/// `url` with its secrets replaced by `***`: user name and password, and the
+/// values of query parameters named like a secret ([`SECRET_PARAMS`]). Not a
+/// URL (or nothing to redact): returned as written.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        // Not parseable: drop what could be a secret rather than show it.
+        let no_query = url.split('?').next().unwrap_or(url);
+        return match no_query.split_once("://") {
+            Some((scheme, rest)) if rest.split('/').next().unwrap_or("").contains('@') => {
+                let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+                format!("{scheme}://***@{host}")
+            }
+            _ if no_query.len() < url.len() => format!("{no_query}?***"),
+            _ => url.to_string(),
+        };
+    };
+    let mut changed = false;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        let _ = parsed.set_password(None);
+        let _ = parsed.set_username("***");
+        changed = true;
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let lower = k.to_ascii_lowercase();
+                if SECRET_PARAMS.iter().any(|p| lower.contains(p)) {
+                    changed = true;
+                    (k.into_owned(), "***".to_string())
+                } else {
+                    (k.into_owned(), v.into_owned())
+                }
+            })
+            .collect();
+        if changed {
+            let mut q = parsed.query_pairs_mut();
+            q.clear();
+            for (k, v) in &pairs {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    if changed {
+        parsed.to_string().replace("%2A%2A%2A", "***")
+    } else {
+        url.to_string()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -170,7 +290,7 @@ struct RawSettings {
     #[serde(default = "default_db")]
     database: String,
     #[serde(default = "default_batch")]
-    batch_size: usize,
+    batch_size: Spanned<usize>,
     timezone: Option<Spanned<String>>,
     #[serde(default)]
     date_order: DateOrder,
@@ -179,8 +299,8 @@ struct RawSettings {
 fn default_db() -> String {
     "c360.db".into()
 }
-fn default_batch() -> usize {
-    5000
+fn default_batch() -> Spanned<usize> {
+    Spanned::new(0..0, 5000)
 }
 
 impl Default for RawSettings {
@@ -218,8 +338,14 @@ pub struct Source {
     /// Lower-case identifier; the raw table is `raw_<name>`.
     pub name: String,
     pub system: System,
-    /// A path (relative to the workspace) or an `http(s)://` URL, as written.
+    /// A path (relative to the workspace) or an `http(s)://` URL, as written
+    /// but with a URL's secrets redacted ([`redact_url`]): this is what is
+    /// stored and shown. The URL actually fetched is [`Source::fetch_url`].
     pub location: String,
+    /// The location exactly as written (secrets included), for fetching only.
+    pub fetch_url: Secret,
+    /// REST request headers (`[sources.http] headers`).
+    pub headers: Vec<HttpHeader>,
     pub format: Format,
     pub timezone: chrono_tz::Tz,
     pub date_order: DateOrder,
@@ -237,6 +363,39 @@ impl Source {
 
     pub fn is_http(&self) -> bool {
         self.location.starts_with("http://") || self.location.starts_with("https://")
+    }
+
+    /// The request headers with `env:NAME` values read from the environment
+    /// now. A variable that is not set (or not UTF-8) is a config error
+    /// naming the file, the line and the field.
+    pub fn http_headers(&self) -> Result<Vec<(String, Secret)>, ConfigError> {
+        self.headers
+            .iter()
+            .map(|h| {
+                let value = match &h.value {
+                    HeaderValue::Literal(v) => v.clone(),
+                    HeaderValue::Env(var) => match std::env::var(var) {
+                        Ok(v) => Secret(v),
+                        Err(e) => {
+                            return Err(ConfigError {
+                                file: h.file.clone(),
+                                line: h.line,
+                                message: format!(
+                                    "source {:?}: field `http.headers.{}`: environment variable {var} {}",
+                                    self.name,
+                                    h.name,
+                                    match e {
+                                        std::env::VarError::NotPresent => "is not set",
+                                        std::env::VarError::NotUnicode(_) => "is not valid UTF-8",
+                                    }
+                                ),
+                            });
+                        }
+                    },
+                };
+                Ok((h.name.clone(), value))
+            })
+            .collect()
     }
 
     /// The column expression for a core field: the explicit mapping, the
@@ -290,12 +449,25 @@ impl Workspace {
         self.root.join(RULES_DIR)
     }
 
-    /// A source's location resolved against the workspace (URLs unchanged).
+    /// A source's location resolved against the workspace (URLs unchanged,
+    /// with their secrets: for reading only, never to store or show).
     pub fn resolve_location(&self, source: &Source) -> String {
-        if source.is_http() || Path::new(&source.location).is_absolute() {
+        if source.is_http() {
+            source.fetch_url.expose().to_string()
+        } else if Path::new(&source.location).is_absolute() {
             source.location.clone()
         } else {
             self.root.join(&source.location).display().to_string()
+        }
+    }
+
+    /// [`Workspace::resolve_location`] as it may be stored and shown (a
+    /// URL's secrets redacted).
+    pub fn display_location(&self, source: &Source) -> String {
+        if source.is_http() {
+            source.location.clone()
+        } else {
+            self.resolve_location(source)
         }
     }
 
@@ -314,10 +486,25 @@ pub fn init(dir: &Path) -> Result<()> {
             config.display()
         );
     }
+    // Rule files already there (a workspace whose c360.toml was removed, a
+    // rules/ folder copied in) are somebody's edits: refuse, write nothing.
+    let existing: Vec<String> = DEFAULT_RULES
+        .iter()
+        .map(|(name, _)| dir.join(RULES_DIR).join(name))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !existing.is_empty() {
+        bail!(
+            "{} already exists; refusing to overwrite it (nothing was written)",
+            existing.join(", ")
+        );
+    }
     std::fs::create_dir_all(dir.join(RULES_DIR))
         .with_context(|| format!("cannot create {}", dir.join(RULES_DIR).display()))?;
     for (name, body) in DEFAULT_RULES {
-        std::fs::write(dir.join(RULES_DIR).join(name), body)?;
+        let path = dir.join(RULES_DIR).join(name);
+        std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
     }
     std::fs::write(&config, CONFIG_TEMPLATE)
         .with_context(|| format!("cannot write {}", config.display()))?;
@@ -362,15 +549,15 @@ pub fn parse_config(text: &str, file: &str) -> Result<(Settings, Vec<Source>), C
         Some(tz) => parse_tz(tz)?,
         None => chrono_tz::UTC,
     };
-    if raw.settings.batch_size == 0 {
+    if *raw.settings.batch_size.get_ref() == 0 {
         return Err(err(
-            0,
+            raw.settings.batch_size.span().start,
             "field `settings.batch_size`: must be at least 1".into(),
         ));
     }
     let settings = Settings {
         database: raw.settings.database,
-        batch_size: raw.settings.batch_size,
+        batch_size: raw.settings.batch_size.into_inner(),
         timezone: settings_tz,
         date_order: raw.settings.date_order,
     };
@@ -480,15 +667,77 @@ pub fn parse_config(text: &str, file: &str) -> Result<(Settings, Vec<Source>), C
             Some(tz) => parse_tz(tz)?,
             None => settings.timezone,
         };
+        let mut http = rs.http.unwrap_or_default();
+        let mut headers = Vec::new();
+        for (header, value) in std::mem::take(&mut http.headers) {
+            let at = value.span().start;
+            let valid_name = !header.is_empty()
+                && header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !valid_name {
+                return Err(err(
+                    at,
+                    format!(
+                        "source {name:?}: field `http.headers`: {header:?} is not a valid header name"
+                    ),
+                ));
+            }
+            let value = match value.get_ref().strip_prefix("env:") {
+                Some(var) if var.trim().is_empty() => {
+                    return Err(err(
+                        at,
+                        format!(
+                            "source {name:?}: field `http.headers.{header}`: `env:` needs a variable name (e.g. \"env:CRM_TOKEN\")"
+                        ),
+                    ));
+                }
+                Some(var) => HeaderValue::Env(var.trim().to_string()),
+                None => HeaderValue::Literal(Secret(value.into_inner())),
+            };
+            headers.push(HttpHeader {
+                name: header,
+                value,
+                file: file.to_string(),
+                line: line_of(text, at),
+            });
+        }
+        if !is_http && !headers.is_empty() {
+            return Err(err(
+                name_at,
+                format!(
+                    "source {name:?}: field `http.headers`: only REST (http:// or https://) sources send headers"
+                ),
+            ));
+        }
+        for (field, v) in [
+            ("max_page_bytes", http.max_page_bytes),
+            ("max_total_bytes", http.max_total_bytes),
+            ("timeout_seconds", http.timeout_seconds),
+        ] {
+            if v == Some(0) {
+                return Err(err(
+                    name_at,
+                    format!("source {name:?}: field `http.{field}`: must be at least 1"),
+                ));
+            }
+        }
+        let shown = if is_http {
+            redact_url(&location)
+        } else {
+            location.clone()
+        };
         sources.push(Source {
             name,
             system: rs.system,
-            location,
+            fetch_url: Secret(location),
+            location: shown,
+            headers,
             format: rs.format,
             timezone,
             date_order: rs.date_order.unwrap_or(settings.date_order),
             csv,
-            http: rs.http.unwrap_or_default(),
+            http,
             mapping,
         });
     }

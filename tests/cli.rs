@@ -72,9 +72,23 @@ fn init_load_status_rejects_on_generated_data() {
 
     let status = stdout_of(c360().arg("status").arg("--workspace").arg(&ws));
     assert!(status.contains("stg_web_events"), "{status}");
-    // Every step is built; the status lists them with their last run.
+    // Every step is built; the status lists each with its last run: the
+    // load ran (extract and stage), the later steps did not yet.
+    let step_row = |step: &str| -> String {
+        status
+            .lines()
+            .find(|l| l.starts_with(&format!("  {step:<12} ")))
+            .unwrap_or_else(|| panic!("no row for step {step}:\n{status}"))
+            .to_string()
+    };
+    for step in ["extract", "stage"] {
+        assert!(
+            step_row(step).starts_with(&format!("  {step:<12} done at ")),
+            "{status}"
+        );
+    }
     for step in ["standardise", "resolve", "unify", "analyse"] {
-        assert!(status.contains(step), "{status}");
+        assert_eq!(step_row(step), format!("  {step:<12} not run"), "{status}");
     }
 
     let rejects = stdout_of(
@@ -354,4 +368,116 @@ fn export_writes_parquet_and_csv_from_the_cli() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("cannot export"));
+}
+
+/// stderr of a failing command.
+fn stderr_of_failure(cmd: &mut Command) -> String {
+    let out = cmd.assert().failure().get_output().stderr.clone();
+    String::from_utf8(out).unwrap()
+}
+
+/// Nothing a terminal would act on or hide: no control character but the
+/// line breaks, no bidi or zero-width character.
+fn assert_printable(text: &str) {
+    let bad: Vec<String> = text
+        .chars()
+        .filter(|&c| c != '\n' && c360::safe_text::is_unsafe(c))
+        .map(|c| format!("U+{:04X}", c as u32))
+        .collect();
+    assert!(bad.is_empty(), "printed raw: {bad:?}\n{text}");
+}
+
+#[test]
+fn error_messages_escape_terminal_sequences_from_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c360.toml"),
+        "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"crm.csv\"\nformat = \"csv\"\n",
+    )
+    .unwrap();
+    // A header that sets the terminal's title, then reverses the text.
+    std::fs::write(
+        dir.path().join("crm.csv"),
+        "first_name,\u{1b}]0;pwned\u{7}\u{202e}x\nAnna,1\n",
+    )
+    .unwrap();
+    let err = stderr_of_failure(c360().arg("load").arg("--workspace").arg(dir.path()));
+    assert!(err.contains("required column"), "{err}");
+    assert!(err.contains("\\u{1b}]0;pwned\\u{7}\\u{202e}x"), "{err}");
+    assert_printable(&err);
+}
+
+#[test]
+fn explain_rejects_and_review_print_data_escaped() {
+    let (_dir, ws) = headless_demo();
+    let conn = rusqlite::Connection::open(ws.join("c360.db")).unwrap();
+
+    // explain: a record key with a newline and a right-to-left override
+    // stays on its line, escaped; explain's own lines stay lines.
+    let (id, key): (String, String) = conn
+        .query_row(
+            "SELECT customer360_id, record_key FROM customer360_id_map ORDER BY customer360_id, record_key LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE customer360_id_map SET record_key = record_key || char(10) || 'C360-99999999: 1 records' || char(8238)
+         WHERE record_key = ?1",
+        [&key],
+    )
+    .unwrap();
+    let explained = stdout_of(c360().args(["explain", "--workspace"]).arg(&ws).arg(&id));
+    assert!(
+        explained
+            .lines()
+            .any(|l| l == format!("  {key}\\nC360-99999999: 1 records\\u{{202e}}")),
+        "{explained}"
+    );
+    assert!(
+        !explained.lines().any(|l| l.starts_with("C360-99999999")),
+        "{explained}"
+    );
+    assert!(explained.starts_with(&format!("{id}: ")), "{explained}");
+    assert_printable(&explained);
+
+    // rejects: the original row, the source and the reason.
+    conn.execute(
+        "UPDATE rejects SET raw = 'Eve' || char(8238) || 'gpj.exe' || char(8203),
+                detail = 'bad' || char(27) || '[2J'
+         WHERE reject_id = (SELECT min(reject_id) FROM rejects)",
+        [],
+    )
+    .unwrap();
+    let rejects = stdout_of(
+        c360()
+            .args(["rejects", "--limit", "1", "--workspace"])
+            .arg(&ws),
+    );
+    assert!(
+        rejects.contains("\n  raw: Eve\\u{202e}gpj.exe\\u{200b}\n"),
+        "{rejects}"
+    );
+    assert!(rejects.contains("\n  bad\\u{1b}[2J\n"), "{rejects}");
+    assert_printable(&rejects);
+
+    // review show: both records' values.
+    let cid: i64 = conn
+        .query_row("SELECT min(candidate_id) FROM match_candidates", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    conn.execute(
+        r#"UPDATE match_candidates SET comparisons = json_set(comparisons, '$[0].members[0].right', 'Ann' || char(8238) || 'a' || char(8294))
+           WHERE candidate_id = ?1"#,
+        [cid],
+    )
+    .unwrap();
+    let shown = stdout_of(
+        c360()
+            .args(["review", "show", &cid.to_string(), "--workspace"])
+            .arg(&ws),
+    );
+    assert!(shown.contains(" Ann\\u{202e}a\\u{2066}\n"), "{shown}");
+    assert_printable(&shown);
 }

@@ -434,7 +434,8 @@ fn missing_required_column_names_source_file_and_column_and_writes_nothing() {
         "\"crm\"",
         "crm.csv",
         "\"customer_id\"",
-        "Nothing was loaded",
+        "Nothing of this source was loaded",
+        "committed: none; not committed: crm",
     ] {
         assert!(msg.contains(needle), "{needle} not in: {msg}");
     }
@@ -480,6 +481,443 @@ fn missing_file_names_the_source_and_path() {
     let err = stage::load_all(&mut conn, &ws, &NoProgress).unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("\"crm\"") && msg.contains("crm.csv"), "{msg}");
+}
+
+/// The demo's CRM header and a few of its rows, with `lines` edited.
+fn crm_slice(rows: usize) -> Vec<String> {
+    // The sample has a line of invalid UTF-8 further down, on purpose.
+    let bytes =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/crm.csv")).unwrap();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .take(rows + 1)
+        .map(str::to_string)
+        .collect()
+}
+
+const SAMPLE_CRM_CONFIG: &str = r#"
+[[sources]]
+name = "crm"
+system = "crm"
+location = "crm.csv"
+format = "csv"
+[sources.mapping]
+address = "street"
+"#;
+
+/// (row_num, reason, detail) of every reject of a source.
+fn reject_details(conn: &Connection, source: &str) -> Vec<(i64, String, String)> {
+    let mut stmt = conn
+        .prepare("SELECT row_num, reason, detail FROM rejects WHERE source = ?1 ORDER BY row_num")
+        .unwrap();
+    stmt.query_map([source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Put a quote at the start of the `city` field (column 8) of a CSV line.
+fn quote_city(line: &str) -> String {
+    let mut fields: Vec<&str> = line.split(',').collect();
+    let city = format!("\"{}", fields[7]);
+    fields[7] = &city;
+    fields.join(",")
+}
+
+#[test]
+fn stray_quote_costs_only_its_own_lines() {
+    // Two stray quotes 90 lines apart in the same column: before, the 89
+    // rows between them became one staged `city`, with no reject.
+    let mut lines = crm_slice(120);
+    lines[10] = quote_city(&lines[10]); // line 11 of the file
+    lines[100] = quote_city(&lines[100]); // line 101
+    let body = lines.join("\n") + "\n";
+    let (_dir, ws) = workspace(SAMPLE_CRM_CONFIG, &[("crm.csv", body.as_bytes())]);
+    let (conn, reports) = load(&ws);
+    let r = &reports[0];
+    assert_reconciles(&conn, r);
+    assert_eq!((r.rows_read, r.rows_rejected), (120, 2), "{r:?}");
+    let rej = reject_details(&conn, "crm");
+    assert_eq!(
+        rej.iter().map(|r| (r.0, r.1.as_str())).collect::<Vec<_>>(),
+        vec![(10, "malformed_csv"), (100, "malformed_csv")]
+    );
+    assert!(rej[0].2.starts_with("line 11: "), "{}", rej[0].2);
+    assert!(rej[1].2.starts_with("line 101: "), "{}", rej[1].2);
+    // The rejected line is kept as it was; every other city is short.
+    let raw: String = conn
+        .query_row("SELECT raw FROM raw_crm WHERE row_num = 10", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(raw, lines[10]);
+    let longest = int(&conn, "SELECT max(length(city)) FROM stg_crm_customers");
+    assert!(longest < 40, "{longest}");
+}
+
+#[test]
+fn stray_quotes_on_adjacent_lines_cost_two_lines() {
+    let mut lines = crm_slice(20);
+    lines[5] = quote_city(&lines[5]);
+    lines[6] = quote_city(&lines[6]);
+    let body = lines.join("\n") + "\n";
+    let (_dir, ws) = workspace(SAMPLE_CRM_CONFIG, &[("crm.csv", body.as_bytes())]);
+    let (conn, reports) = load(&ws);
+    assert_reconciles(&conn, &reports[0]);
+    assert_eq!((reports[0].rows_read, reports[0].rows_rejected), (20, 2));
+    let rows: Vec<i64> = reject_details(&conn, "crm").iter().map(|r| r.0).collect();
+    assert_eq!(rows, vec![5, 6]);
+}
+
+#[test]
+fn unterminated_quote_costs_only_its_line() {
+    // Before: the 2,468 rows after it became one `ragged_row` reject.
+    let mut lines = crm_slice(50);
+    lines[3] = quote_city(&lines[3]); // data row 3, line 4
+    let body = lines.join("\n") + "\n";
+    let (_dir, ws) = workspace(SAMPLE_CRM_CONFIG, &[("crm.csv", body.as_bytes())]);
+    let (conn, reports) = load(&ws);
+    assert_reconciles(&conn, &reports[0]);
+    assert_eq!(
+        (
+            reports[0].rows_read,
+            reports[0].rows_staged,
+            reports[0].rows_rejected
+        ),
+        (50, 49, 1)
+    );
+    let rej = reject_details(&conn, "crm");
+    assert_eq!((rej[0].0, rej[0].1.as_str()), (3, "malformed_csv"));
+    assert!(
+        rej[0]
+            .2
+            .starts_with("line 4: a quoted field opened on this line is never closed"),
+        "{}",
+        rej[0].2
+    );
+}
+
+#[test]
+fn multi_line_quoted_fields_that_fit_the_header_still_load() {
+    let body = "customer_id,note,email\n\
+                \"C1\nsecond line\",a,a@x.com\n\
+                C2,\"three\nline, with a comma\nnote\",b@x.com\n\
+                C3,\"He said \"\"hi\"\"\nthen left\",c@x.com\n";
+    let (_dir, ws) = workspace(
+        &SAMPLE_CRM_CONFIG.replace("address = \"street\"", ""),
+        &[("crm.csv", body.as_bytes())],
+    );
+    let (conn, reports) = load(&ws);
+    assert_eq!((reports[0].rows_read, reports[0].rows_staged), (3, 3));
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT customer_id FROM stg_crm_customers ORDER BY row_num"
+        ),
+        vec!["C1\nsecond line", "C2", "C3"]
+    );
+    assert_eq!(
+        strings(&conn, "SELECT raw FROM raw_crm WHERE row_num = 2"),
+        vec!["C2,\"three\nline, with a comma\nnote\",b@x.com"]
+    );
+}
+
+#[test]
+fn ndjson_with_cr_only_line_ends_reads_every_line() {
+    // Before: a file with `\r` line ends was one `malformed_json` reject.
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/web_events.ndjson"),
+    )
+    .unwrap();
+    let lines: Vec<&str> = text.lines().take(40).collect();
+    for sep in ["\r", "\r\n", "\n"] {
+        let body = lines.join(sep) + sep;
+        let cfg = "[[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"w.ndjson\"\nformat = \"segment\"\n";
+        let (_dir, ws) = workspace(cfg, &[("w.ndjson", body.as_bytes())]);
+        let (conn, reports) = load(&ws);
+        assert_reconciles(&conn, &reports[0]);
+        assert_eq!(reports[0].rows_read, 40, "{sep:?}");
+        let bad = int(
+            &conn,
+            "SELECT count(*) FROM rejects WHERE reason = 'malformed_json'",
+        );
+        assert_eq!(bad, 0, "{sep:?}");
+        let raws = strings(&conn, "SELECT raw FROM raw_web ORDER BY row_num");
+        assert_eq!(raws, lines, "{sep:?}");
+    }
+}
+
+#[test]
+fn crlf_rows_are_stored_byte_for_byte_without_their_line_end() {
+    // Before: every raw row after the first started with "\n".
+    let body = "customer_id,email,street\r\nC1,a@x.com,1 Main\r\nC2,b@x.com,\"2 High St\r\nFlat 3\"\r\n\r\nC3,c@x.com,\r\n";
+    let (_dir, ws) = workspace(
+        &SAMPLE_CRM_CONFIG.replace("location = \"crm.csv\"", "location = \"crm.csv\"\n"),
+        &[("crm.csv", body.as_bytes())],
+    );
+    let (conn, reports) = load(&ws);
+    assert_reconciles(&conn, &reports[0]);
+    assert_eq!((reports[0].rows_read, reports[0].rows_staged), (3, 3));
+    assert_eq!(
+        strings(&conn, "SELECT raw FROM raw_crm ORDER BY row_num"),
+        vec![
+            "C1,a@x.com,1 Main",
+            "C2,b@x.com,\"2 High St\r\nFlat 3\"",
+            "C3,c@x.com,"
+        ]
+    );
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT address FROM stg_crm_customers WHERE customer_id = 'C2'"
+        ),
+        vec!["2 High St\r\nFlat 3"]
+    );
+}
+
+/// Three sources where the second cannot load (a required column is missing).
+fn three_sources_one_broken() -> (tempfile::TempDir, Workspace) {
+    let config = r#"
+[[sources]]
+name = "crm"
+system = "crm"
+location = "crm.csv"
+format = "csv"
+
+[[sources]]
+name = "web"
+system = "web"
+location = "web.csv"
+format = "csv"
+
+[[sources]]
+name = "crm_b"
+system = "crm"
+location = "crm_b.csv"
+format = "csv"
+"#;
+    workspace(
+        config,
+        &[
+            ("crm.csv", b"customer_id,email\nC1,a@x.com\n" as &[u8]),
+            ("web.csv", b"nothing,useful\n1,2\n"),
+            (
+                "crm_b.csv",
+                b"customer_id,email\n,no-id@x.com\n,other@x.com\n",
+            ),
+        ],
+    )
+}
+
+#[test]
+fn one_failing_source_does_not_hide_what_the_others_committed() {
+    let (_dir, ws) = three_sources_one_broken();
+    let mut conn = store::open(&ws.db_path()).unwrap();
+    let err = stage::load_all(&mut conn, &ws, &NoProgress).unwrap_err();
+    let summary = err.downcast_ref::<stage::LoadAllError>().unwrap();
+    assert_eq!(
+        summary
+            .loaded
+            .iter()
+            .map(|r| r.source.as_str())
+            .collect::<Vec<_>>(),
+        vec!["crm", "crm_b"]
+    );
+    assert_eq!(summary.failed.len(), 1);
+    assert_eq!(summary.failed[0].0, "web");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with("1 of 3 source(s) failed to load\n  web: source \"web\""),
+        "{msg}"
+    );
+    assert!(msg.contains("Nothing of this source was loaded"), "{msg}");
+    assert!(!msg.contains("Nothing was loaded"), "{msg}");
+    assert!(
+        msg.ends_with("committed: crm (batch 1), crm_b (batch 2); not committed: web"),
+        "{msg}"
+    );
+    assert_eq!(
+        strings(&conn, "SELECT source FROM load_batches ORDER BY batch_id"),
+        vec!["crm", "crm_b"]
+    );
+}
+
+#[test]
+fn cli_load_exits_non_zero_when_a_source_failed_and_says_what_committed() {
+    let (dir, _ws) = three_sources_one_broken();
+    let out = assert_cmd::Command::cargo_bin("c360")
+        .unwrap()
+        .args(["load", "--workspace"])
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stdout.contains("crm ") && stdout.contains("crm_b "),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("web "), "{stdout}");
+    assert!(
+        stderr.contains("committed: crm (batch 1), crm_b (batch 2); not committed: web"),
+        "{stderr}"
+    );
+    // crm_b's two rows were both rejected: a warning.
+    assert!(
+        stderr.contains("warning: every row of source crm_b was rejected (2 rows)"),
+        "{stderr}"
+    );
+    // `run --all` stops at the failed load too.
+    assert_cmd::Command::cargo_bin("c360")
+        .unwrap()
+        .args(["run", "--all", "--workspace"])
+        .arg(dir.path())
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("not committed: web"));
+}
+
+#[test]
+fn strict_fails_when_every_row_of_a_source_was_rejected() {
+    let config =
+        "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"crm.csv\"\nformat = \"csv\"\n";
+    let (dir, _ws) = workspace(
+        config,
+        &[(
+            "crm.csv",
+            b"customer_id,email\n,a@x.com\n,b@x.com\n" as &[u8],
+        )],
+    );
+    let run = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("c360")
+            .unwrap()
+            .args(args)
+            .arg("--workspace")
+            .arg(dir.path())
+            .assert()
+    };
+    // Without --strict: a warning, exit 0.
+    run(&["load"]).success().stderr(predicates::str::contains(
+        "warning: every row of source crm was rejected (2 rows)",
+    ));
+    // With --strict: the same warning and a non-zero exit (also when the
+    // content was already loaded).
+    run(&["load", "--strict"])
+        .failure()
+        .stderr(predicates::str::contains(
+            "warning: every row of source crm was rejected",
+        ));
+    run(&["run", "--step", "stage", "--strict"]).failure();
+    run(&["run", "--step", "stage"]).success();
+}
+
+/// Truncated and byte-flipped copies of the demo's Parquet file.
+fn corrupt_parquets() -> Vec<(String, Vec<u8>)> {
+    let good = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data/transactions.parquet"),
+    )
+    .unwrap();
+    let mut cases = Vec::new();
+    for keep in [good.len() / 2, good.len() - 9, 100] {
+        cases.push((format!("truncated to {keep}"), good[..keep].to_vec()));
+    }
+    // Flip bytes across the file (a data page's header, the footer...).
+    for pos in [
+        4,
+        8,
+        16,
+        64,
+        200,
+        good.len() / 3,
+        good.len() - 12,
+        good.len() - 200,
+    ] {
+        let mut bad = good.clone();
+        bad[pos] ^= 0xff;
+        cases.push((format!("byte {pos} flipped"), bad));
+    }
+    cases
+}
+
+#[test]
+fn corrupt_parquet_is_an_error_naming_source_and_file_never_a_panic() {
+    let config = "[[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"t.parquet\"\nformat = \"parquet\"\n";
+    let mut errors = 0;
+    for (what, bytes) in corrupt_parquets() {
+        let (_dir, ws) = workspace(config, &[("t.parquet", &bytes)]);
+        let mut conn = store::open(&ws.db_path()).unwrap();
+        match stage::load_all(&mut conn, &ws, &NoProgress) {
+            Err(e) => {
+                errors += 1;
+                let msg = format!("{e:#}");
+                for needle in ["transactions", "t.parquet", "corrupt Parquet"] {
+                    assert!(msg.contains(needle), "{what}: {needle} not in {msg}");
+                }
+                assert!(!msg.contains("reader thread panicked"), "{what}: {msg}");
+                // Rolled back: nothing of the batch.
+                assert_eq!(store::count(&conn, "load_batches").unwrap(), 0, "{what}");
+                assert_eq!(
+                    store::count(&conn, "stg_transactions").unwrap(),
+                    0,
+                    "{what}"
+                );
+            }
+            // A flip inside a value can still be a readable file.
+            Ok(reports) => assert_reconciles(&conn, &reports[0]),
+        }
+    }
+    assert!(errors >= 4, "only {errors} corrupt files were refused");
+}
+
+#[cfg(unix)]
+#[test]
+fn fifo_location_is_refused_not_waited_on() {
+    let (dir, ws) = workspace(CRM_CONFIG, &[]);
+    let fifo = dir.path().join("crm.csv");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut conn = store::open(&ws.db_path()).unwrap();
+    let msg = format!(
+        "{:#}",
+        stage::load_all(&mut conn, &ws, &NoProgress).unwrap_err()
+    );
+    assert!(
+        msg.contains("source \"crm\": location ") && msg.contains("crm.csv is not a regular file"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn folder_location_says_it_is_a_folder() {
+    let (dir, ws) = workspace(CRM_CONFIG, &[]);
+    std::fs::create_dir(dir.path().join("crm.csv")).unwrap();
+    let mut conn = store::open(&ws.db_path()).unwrap();
+    let msg = format!(
+        "{:#}",
+        stage::load_all(&mut conn, &ws, &NoProgress).unwrap_err()
+    );
+    assert!(
+        msg.contains("source \"crm\": location ")
+            && msg.contains("crm.csv is a folder, not a file"),
+        "{msg}"
+    );
+    assert!(!msg.contains("os error 19"), "{msg}");
+}
+
+#[test]
+fn batch_size_zero_is_reported_at_its_own_line() {
+    let text = "[settings]\ndatabase = \"c360.db\"\n\nbatch_size = 0\n";
+    let e = c360::workspace::parse_config(text, "c360.toml").unwrap_err();
+    assert_eq!(e.line, 4, "{e}");
+    assert_eq!(
+        e.to_string(),
+        "c360.toml:4: field `settings.batch_size`: must be at least 1"
+    );
 }
 
 /// Every fixture in tests/fixtures/invalid_configs has a `# expect:` line

@@ -25,7 +25,8 @@ country = "land"
 "#;
 
 /// A CRM file with `good` valid rows and `bad` rows missing their id; the
-/// first bad row carries an escape sequence.
+/// first bad row carries an escape sequence, a right-to-left override and a
+/// zero-width joiner.
 fn crm_csv(good: usize, bad: usize) -> String {
     let mut s = String::from("customer_id,first_name,created_at,land\n");
     let lands = ["Deutschland", "USA", "u.s.", "Atlantis"];
@@ -37,7 +38,7 @@ fn crm_csv(good: usize, bad: usize) -> String {
     }
     for i in 0..bad {
         let name = if i == 0 {
-            "Evil\u{1b}[2J".to_string()
+            "Evil\u{1b}[2J\u{202e}gnp\u{200d}.exe".to_string()
         } else {
             format!("Nobody{i}")
         };
@@ -75,6 +76,16 @@ fn keys(app: &mut App, s: &str) {
     for c in s.chars() {
         key(app, KeyCode::Char(c));
     }
+}
+
+/// No drawn cell holds a control or invisible bidi / zero-width character.
+fn assert_no_unsafe_cells(shown: &str) {
+    let bad: Vec<String> = shown
+        .chars()
+        .filter(|&c| c != '\n' && c360::safe_text::is_unsafe(c))
+        .map(|c| format!("U+{:04X}", c as u32))
+        .collect();
+    assert!(bad.is_empty(), "drawn raw: {bad:?}\n{shown}");
 }
 
 fn render(app: &App, w: u16, h: u16) -> String {
@@ -226,8 +237,12 @@ fn rejects_screen_pages_filters_and_opens_rows() {
     };
     assert!(body.contains("reason:  missing_value"), "{body}");
     let shown = render(&app, 100, 20);
-    assert!(shown.contains("Evil\\e[2J"), "{shown}");
-    assert!(!shown.contains('\u{1b}'));
+    // Drawn escaped, each control and invisible character as its escape.
+    assert!(
+        shown.contains("Evil\\u{1b}[2J\\u{202e}gnp\\u{200d}.exe"),
+        "{shown}"
+    );
+    assert_no_unsafe_cells(&shown);
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.mode, Mode::Normal);
 
@@ -695,15 +710,75 @@ fn review_escapes_control_characters() {
     // A first name with an escape sequence (JSON-escaped in the stored
     // comparisons, as the resolve step writes any value).
     conn.execute(
-        r#"UPDATE match_candidates SET comparisons = json_set(comparisons, '$[0].members[0].left', 'Evil' || char(27) || '[2J')
+        r#"UPDATE match_candidates SET comparisons = json_set(comparisons, '$[0].members[0].left', 'Evil' || char(27) || '[2J' || char(8238) || 'x')
            WHERE candidate_id = ?1"#,
         [id],
     )
     .unwrap();
     key(&mut app, KeyCode::Char('F'));
     let shown = render(&app, 120, 30);
-    assert!(shown.contains("Evil\\e[2J"), "{shown}");
-    assert!(!shown.contains('\u{1b}'));
+    assert!(shown.contains("Evil\\u{1b}[2J\\u{202e}x"), "{shown}");
+    assert_no_unsafe_cells(&shown);
+}
+
+#[test]
+fn bidi_and_zero_width_characters_are_drawn_escaped_on_every_screen() {
+    // Pipeline: a source location with a right-to-left override.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("acme");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(
+        root.join("c360.toml"),
+        CONFIG.replace("location = \"crm.csv\"", "location = \"x\\u202Evsc.crm\""),
+    )
+    .unwrap();
+    let ws = Workspace::open(&root).unwrap();
+    let app = App::new(ws, 30).unwrap();
+    let shown = render(&app, 120, 30);
+    assert!(shown.contains("x\\u{202e}vsc.crm"), "{shown}");
+    assert_no_unsafe_cells(&shown);
+
+    // Customers: golden values with bidi controls and zero-width characters,
+    // in the list, the golden record and the 360 view.
+    let (_d, ws, conn) = common::demo();
+    let id: String = conn
+        .query_row(
+            "SELECT customer360_id FROM customer360_profiles WHERE anonymous = 0
+             ORDER BY revenue DESC, customer360_id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE customer360_profiles SET city = 'Ber' || char(8238) || 'lin' || char(8205) || char(65279),
+                email = 'a' || char(8203) || '@x.de' || char(8294) WHERE customer360_id = ?1",
+        [&id],
+    )
+    .unwrap();
+    let mut app = App::new(ws, 30).unwrap();
+    key(&mut app, KeyCode::Char('5'));
+    assert_eq!(
+        app.customers.selected().map(|r| r.id.as_str()),
+        Some(id.as_str())
+    );
+    let shown = render(&app, 140, 30);
+    assert!(
+        shown.contains("Ber\\u{202e}lin\\u{200d}\\u{feff}"),
+        "{shown}"
+    );
+    assert!(shown.contains("a\\u{200b}@x.de\\u{2066}"), "{shown}");
+    assert_no_unsafe_cells(&shown);
+    key(&mut app, KeyCode::Enter);
+    assert!(
+        matches!(app.mode, Mode::Detail { .. }),
+        "Enter opens the 360 view"
+    );
+    let shown = render(&app, 140, 40);
+    assert!(
+        shown.contains("Ber\\u{202e}lin\\u{200d}\\u{feff}"),
+        "{shown}"
+    );
+    assert_no_unsafe_cells(&shown);
 }
 
 /// Timings of the Review screen on ~100k candidates (the demo's, copied

@@ -511,3 +511,110 @@ fn customers_are_found_listed_and_explained() {
     .remove(0);
     assert!(text.contains(&email_from), "{text}");
 }
+
+/// Cells of `column` in a CSV file, keyed by the `key` column.
+fn csv_cells(
+    path: &std::path::Path,
+    key: &str,
+    column: &str,
+) -> std::collections::HashMap<String, String> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let k = headers.iter().position(|h| h == key).unwrap();
+    let c = headers.iter().position(|h| h == column).unwrap();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[k].to_string(), r[c].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn csv_exports_neutralise_formula_injection_and_nul_bytes() {
+    let (dir, _ws, conn) = demo();
+    // Hostile text in a profile column (golden values come from source data).
+    let hostile = [
+        ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+        ("=2+2", "'=2+2"),
+        ("@cat", "'@cat"),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("-12.5", "-12.5"),
+        ("+4930123456", "+4930123456"),
+        ("a\0b", "a\\0b"),
+        ("Berlin", "Berlin"),
+    ];
+    let ids = strings(
+        &conn,
+        "SELECT customer360_id FROM customer360_profiles WHERE anonymous = 0
+         ORDER BY customer360_id LIMIT 11",
+    );
+    for (id, (value, _)) in ids.iter().zip(hostile) {
+        conn.execute(
+            "UPDATE customer360_profiles SET city = ?2 WHERE customer360_id = ?1",
+            (id, value),
+        )
+        .unwrap();
+    }
+    // A typed column keeps its numbers, negative ones included.
+    conn.execute(
+        "UPDATE customer360_profiles SET revenue = -12.5 WHERE customer360_id = ?1",
+        [&ids[0]],
+    )
+    .unwrap();
+    let out = dir.path().join("profiles.csv");
+    export::export(
+        &conn,
+        "customer360_profiles",
+        Format::Csv,
+        &out,
+        &NoProgress,
+    )
+    .unwrap();
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(!bytes.contains(&0), "no NUL byte is written");
+    let city = csv_cells(&out, "customer360_id", "city");
+    for (id, (value, written)) in ids.iter().zip(hostile) {
+        assert_eq!(city[id], written, "{value:?}");
+    }
+    assert_eq!(
+        csv_cells(&out, "customer360_id", "revenue")[&ids[0]],
+        "-12.5"
+    );
+
+    // A segment's audience file, the same way.
+    let out = dir.path().join("audience.csv");
+    export::export_segment(&conn, "city = \"=2+2\"", Format::Csv, &out, &NoProgress).unwrap();
+    let city = csv_cells(&out, "customer360_id", "city");
+    assert_eq!(city.len(), 1);
+    assert_eq!(city[&ids[1]], "'=2+2");
+
+    // Events: web-event data is attacker-controlled.
+    let key: String = conn
+        .query_row(
+            "SELECT record_key FROM customer360_events WHERE system = 'web' ORDER BY event_seq LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE customer360_events SET event_name = '@SUM(1+1)*cmd|'' /C calc''!A0',
+                properties = '=HYPERLINK(\"http://evil\",\"x\")' WHERE record_key = ?1",
+        [&key],
+    )
+    .unwrap();
+    let out = dir.path().join("events.csv");
+    export::export(&conn, "customer360_events", Format::Csv, &out, &NoProgress).unwrap();
+    assert_eq!(
+        csv_cells(&out, "record_key", "event_name")[&key],
+        "'@SUM(1+1)*cmd|' /C calc'!A0"
+    );
+    assert_eq!(
+        csv_cells(&out, "record_key", "properties")[&key],
+        "'=HYPERLINK(\"http://evil\",\"x\")"
+    );
+}

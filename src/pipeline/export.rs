@@ -7,9 +7,17 @@
 //! stored). CSV writes times as ISO 8601 UTC text (`...Z`), which BI tools
 //! parse. A file is written beside its destination and renamed when
 //! complete: an interrupted export never leaves a half file behind.
+//!
+//! CSV text cells are safe to open in a spreadsheet
+//! ([`safe_text::csv_cell`]): a value starting with `=`, `+`, `-`, `@`, a
+//! tab or a carriage return that is not a plain number is written with a
+//! leading `'` (OWASP), and a NUL byte is written as the two characters
+//! `\0`. Numeric, flag and time columns are written unchanged; Parquet
+//! keeps every value as it is (typed columns run no formulas).
 
 use crate::pipeline::progress::Progress;
 use crate::pipeline::timeparse::iso_ms;
+use crate::safe_text;
 use anyhow::{Context, Result, bail};
 use polars::prelude::{
     Column, DataFrame, DataType, Field, IntoSeries, NamedFrom, ParquetWriter, Schema, Series,
@@ -285,7 +293,11 @@ pub fn export_where(
                             ValueRef::Null | ValueRef::Blob(_) => {}
                             ValueRef::Integer(x) => cell.push_str(&x.to_string()),
                             ValueRef::Real(x) => cell.push_str(&x.to_string()),
-                            ValueRef::Text(t) => cell.push_str(&String::from_utf8_lossy(t)),
+                            // Text a spreadsheet could run as a formula is
+                            // neutralised; numbers are written as they are.
+                            ValueRef::Text(t) => {
+                                cell.push_str(&safe_text::csv_cell(&String::from_utf8_lossy(t)))
+                            }
                         }
                     }
                     w.write_record(&record)?;

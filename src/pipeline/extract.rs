@@ -109,13 +109,22 @@ impl Input {
         if source.is_http() {
             let pages = fetch_pages(source, location)?;
             return Ok(Input::Http {
-                url: location.to_string(),
+                url: crate::workspace::redact_url(location),
                 pages,
             });
         }
+        // Look before opening: opening a FIFO blocks until a writer comes,
+        // and a folder opens but cannot be mapped ("No such device").
+        let meta = std::fs::metadata(location)
+            .with_context(|| format!("source {:?}: cannot open {location}", source.name))?;
+        check_regular(source, location, &meta)?;
         let file = std::fs::File::open(location)
             .with_context(|| format!("source {:?}: cannot open {location}", source.name))?;
-        let len = file.metadata()?.len();
+        let meta = file
+            .metadata()
+            .with_context(|| format!("source {:?}: cannot read {location}", source.name))?;
+        check_regular(source, location, &meta)?;
+        let len = meta.len();
         let map = if len == 0 {
             None
         } else {
@@ -189,7 +198,7 @@ impl Input {
                         read_json_array(data, &mut row_num, sink)
                             .with_context(|| format!("source {:?}: {path}", source.name))
                     }
-                    Format::Parquet => read_parquet(Path::new(path), sink)
+                    Format::Parquet => read_parquet_guarded(Path::new(path), sink)
                         .with_context(|| format!("source {:?}: {path}", source.name)),
                 }
             }
@@ -211,6 +220,24 @@ impl Input {
             }
         }
     }
+}
+
+/// A source's `location` must be a regular file (or a link to one).
+fn check_regular(source: &Source, location: &str, meta: &std::fs::Metadata) -> Result<()> {
+    if meta.is_dir() {
+        bail!(
+            "source {:?}: location {location} is a folder, not a file (point `location` in c360.toml at the {} file itself)",
+            source.name,
+            source.format
+        );
+    }
+    if !meta.is_file() {
+        bail!(
+            "source {:?}: location {location} is not a regular file (a FIFO, socket or device cannot be loaded; copy the data to a file)",
+            source.name
+        );
+    }
+    Ok(())
 }
 
 /// Gives the pages of a memory-mapped file back to the kernel once they are
@@ -248,13 +275,194 @@ impl<'a> Release<'a> {
     }
 }
 
-fn trim_newline(mut b: &[u8]) -> &[u8] {
-    while let [rest @ .., b'\n' | b'\r'] = b {
-        b = rest;
-    }
-    b
+/// Where the `index`-th physical line of the file starts (1-based line
+/// numbers for messages): counts line ends (`\n`, `\r\n`, `\r`) forward
+/// from the last question, so asking in increasing order is linear overall.
+struct LineCounter {
+    offset: usize,
+    line: u64,
 }
 
+impl LineCounter {
+    fn new() -> Self {
+        LineCounter { offset: 0, line: 1 }
+    }
+
+    /// The 1-based line of byte `offset` (offsets asked in increasing order).
+    fn line_of(&mut self, data: &[u8], offset: usize) -> u64 {
+        let offset = offset.min(data.len());
+        if offset < self.offset {
+            // Not expected; recount from the start rather than be wrong.
+            *self = LineCounter::new();
+        }
+        let mut i = self.offset;
+        while i < offset {
+            match data[i] {
+                b'\n' => self.line += 1,
+                b'\r' if data.get(i + 1) != Some(&b'\n') => self.line += 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        self.offset = offset;
+        self.line
+    }
+}
+
+/// The bytes of one CSV row as stored in `raw_<source>`: from its first byte
+/// to the last byte before its line end, exactly as in the file. The line end
+/// itself (`\n`, `\r\n` or `\r`) is not part of the row; line breaks inside
+/// quoted fields are kept as they are. `start..end` is what the CSV reader
+/// consumed, which can begin with the previous row's `\n` (after a `\r`) or
+/// blank lines and ends with the line end.
+fn row_span(data: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    while start < end && matches!(data[start], b'\n' | b'\r') {
+        start += 1;
+    }
+    while end > start && matches!(data[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    (start, end)
+}
+
+/// Length of the first physical line of `bytes` and of its line end.
+fn first_line(bytes: &[u8]) -> (usize, usize) {
+    match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+        None => (bytes.len(), 0),
+        Some(i) if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') => (i, 2),
+        Some(i) => (i, 1),
+    }
+}
+
+/// The physical lines of `bytes` (split at `\n`, `\r\n` and `\r`).
+fn physical_lines(mut bytes: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    loop {
+        let (len, end) = first_line(bytes);
+        lines.push(&bytes[..len]);
+        if end == 0 {
+            return lines;
+        }
+        bytes = &bytes[len + end..];
+    }
+}
+
+/// Fields of one line read on its own: with quoting (`quote`) or without.
+fn field_count(line: &[u8], delimiter: u8, quote: Option<u8>) -> usize {
+    let mut fields = 1;
+    let mut in_quotes = false;
+    let mut at_start = true;
+    for &b in line {
+        if in_quotes {
+            if Some(b) == quote {
+                in_quotes = false;
+            }
+        } else if b == delimiter {
+            fields += 1;
+            at_start = true;
+            continue;
+        } else if at_start && Some(b) == quote {
+            in_quotes = true;
+        }
+        at_start = false;
+    }
+    fields
+}
+
+/// For a CSV row in which a quoted field crosses a line break: why the row
+/// does not fit the header, or `None` when it does (a legitimate multi-line
+/// value). It does not fit when the quote is never closed, when the row has
+/// more or fewer fields than the header, when the field's closing quote is
+/// followed by text (the quote that closed it opened a value of a later line:
+/// `,"Paris,...`), or when every line inside it is a complete row of its own.
+/// `raw` is the whole row as the CSV reader read it; `None` also when no
+/// quoted field crosses a line break.
+fn crossing_quote_problem(
+    raw: &[u8],
+    delimiter: u8,
+    quote: u8,
+    expected: usize,
+    found: usize,
+) -> Option<String> {
+    #[derive(PartialEq)]
+    enum State {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        AfterQuote,
+    }
+    let mut state = State::FieldStart;
+    let mut crossed = false;
+    let mut field_crossed = false;
+    let mut bad_close = false;
+    for &b in raw {
+        state = match state {
+            State::FieldStart if b == quote => {
+                field_crossed = false;
+                State::Quoted
+            }
+            State::FieldStart | State::Unquoted if b == delimiter => State::FieldStart,
+            State::FieldStart | State::Unquoted => State::Unquoted,
+            State::Quoted if b == quote => State::AfterQuote,
+            State::Quoted => {
+                if b == b'\n' || b == b'\r' {
+                    crossed = true;
+                    field_crossed = true;
+                }
+                State::Quoted
+            }
+            State::AfterQuote if b == quote => State::Quoted,
+            State::AfterQuote if b == delimiter => State::FieldStart,
+            State::AfterQuote => {
+                bad_close |= field_crossed;
+                State::Unquoted
+            }
+        };
+    }
+    if !crossed {
+        return None;
+    }
+    let lines = physical_lines(raw);
+    let spans = lines.len();
+    let opened = "a quoted field opened on this line";
+    if state == State::Quoted {
+        return Some(format!(
+            "{opened} is never closed (it would run over the {} remaining line(s) of the file)",
+            spans - 1
+        ));
+    }
+    if found != expected {
+        return Some(format!(
+            "{opened} runs across {spans} lines and the row they make has {found} fields, not the header's {expected}"
+        ));
+    }
+    if bad_close {
+        return Some(format!(
+            "{opened} runs across {spans} lines and its closing quote is followed by more text (a stray quote)"
+        ));
+    }
+    if spans >= 3 && expected >= 2 {
+        let inner = &lines[1..spans - 1];
+        let all_rows = inner.iter().all(|line| {
+            field_count(line, delimiter, Some(quote)) == expected
+                || field_count(line, delimiter, None) == expected
+        });
+        if all_rows {
+            return Some(format!(
+                "{opened} runs across {spans} lines and each of the {} line(s) inside it is a complete row of its own (a stray quote)",
+                inner.len()
+            ));
+        }
+    }
+    None
+}
+
+/// CSV through the `csv` crate, row by row. A quoted field that crosses a line
+/// break must still make a row that fits the header
+/// ([`crossing_quote_problem`]); when it does not (a stray or unterminated
+/// quote), only the line where the quote opened is rejected (`malformed_csv`,
+/// with its line number) and reading starts again at the next line, so a
+/// stray quote costs the lines it really spans, not the rest of the file.
 fn read_csv(
     source: &Source,
     data: &[u8],
@@ -262,12 +470,19 @@ fn read_csv(
     release: &mut Release<'_>,
 ) -> Result<()> {
     let opts = &source.csv;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(opts.delimiter.as_bytes()[0])
-        .quote(opts.quote.as_bytes()[0])
+    let delimiter = opts.delimiter.as_bytes()[0];
+    let quote = opts.quote.as_bytes()[0];
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .delimiter(delimiter)
+        .quote(quote)
         .has_headers(false)
-        .flexible(true)
-        .from_reader(data);
+        .flexible(true);
+    // `base`: where in `data` the current reader started (it restarts after
+    // a row broken by a stray quote).
+    let mut base = 0usize;
+    let mut reader = builder.from_reader(data);
+    let mut lines = LineCounter::new();
     let total = data.len() as u64;
     let mut record = csv::ByteRecord::new();
     let mut columns: Option<Vec<String>> = if opts.has_header {
@@ -280,19 +495,21 @@ fn read_csv(
     }
     let mut row_num = 0u64;
     loop {
-        let start = reader.position().byte() as usize;
+        let start = base + reader.position().byte() as usize;
         let more = match reader.read_byte_record(&mut record) {
             Ok(more) => more,
             Err(e) => {
                 // The reader resynchronises at the next record; keep this one.
-                let end = (reader.position().byte() as usize).min(data.len());
+                let end = (base + reader.position().byte() as usize).min(data.len());
+                let (rs, re) = row_span(data, start.min(end), end);
                 row_num += 1;
+                let line = lines.line_of(data, rs);
                 sink.row(RawRow {
                     row_num,
-                    raw: RawText::from_bytes(trim_newline(&data[start.min(end)..end])),
+                    raw: RawText::from_bytes(&data[rs..re]),
                     record: Record::Bad {
                         kind: BadRow::MalformedCsv,
-                        detail: e.to_string(),
+                        detail: format!("line {line}: {e}"),
                     },
                 })?;
                 continue;
@@ -301,8 +518,9 @@ fn read_csv(
         if !more {
             break;
         }
-        let end = (reader.position().byte() as usize).min(data.len());
-        let raw_bytes = trim_newline(&data[start..end]);
+        let end = (base + reader.position().byte() as usize).min(data.len());
+        let (rs, re) = row_span(data, start, end);
+        let raw_bytes = &data[rs..re];
         let Some(cols) = &columns else {
             let mut names = Vec::with_capacity(record.len());
             for (i, field) in record.iter().enumerate() {
@@ -324,6 +542,28 @@ fn read_csv(
             continue;
         };
         row_num += 1;
+        if raw_bytes.iter().any(|&b| b == b'\n' || b == b'\r')
+            && let Some(problem) =
+                crossing_quote_problem(raw_bytes, delimiter, quote, cols.len(), record.len())
+        {
+            // Reject the line the quote opened on; read again from the next.
+            let (len, line_end) = first_line(raw_bytes);
+            let line = lines.line_of(data, rs);
+            sink.row(RawRow {
+                row_num,
+                raw: RawText::from_bytes(&raw_bytes[..len]),
+                record: Record::Bad {
+                    kind: BadRow::MalformedCsv,
+                    detail: format!(
+                        "line {line}: {problem}; only line {line} is rejected and reading resumes at line {}",
+                        line + 1
+                    ),
+                },
+            })?;
+            base = rs + len + line_end;
+            reader = builder.from_reader(&data[base..]);
+            continue;
+        }
         let raw = RawText::from_bytes(raw_bytes);
         let rec = if record.len() != cols.len() {
             Record::Bad {
@@ -408,10 +648,14 @@ fn read_ndjson(
     release: &mut Release<'_>,
 ) -> Result<()> {
     let total = data.len() as u64;
+    // Lines end at `\n`, `\r\n` or a lone `\r`; the line end is not part of
+    // the row's raw text.
     let mut offset = 0usize;
-    for line in data.split(|&b| b == b'\n') {
-        offset += line.len() + 1;
-        let line = trim_newline(line);
+    while offset < data.len() {
+        let rest = &data[offset..];
+        let (len, line_end) = first_line(rest);
+        let line = &rest[..len];
+        offset += len + line_end;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -433,7 +677,7 @@ fn read_ndjson(
         })?;
         if row_num.is_multiple_of(4096) {
             sink.progress(offset as u64, total);
-            release.consumed(offset.saturating_sub(line.len() + 1));
+            release.consumed(offset.saturating_sub(len + line_end));
         }
     }
     sink.progress(total, total);
@@ -535,70 +779,148 @@ fn records_of<'a>(value: &'a Value, source: &Source) -> Result<&'a Vec<Value>> {
 }
 
 /// Fetch every page of a REST source (JSON array / object pages or NDJSON).
+///
+/// Bounded: each page at most `http.max_page_bytes`, all pages together at
+/// most `http.max_total_bytes`, at most `http.max_pages` pages. Links are
+/// joined with the `url` crate and must stay on the location's host (or one
+/// of `http.allow_hosts`). Headers come from `http.headers` (`env:NAME`
+/// values read now). Every message shows the URL with its secrets redacted.
 fn fetch_pages(source: &Source, url: &str) -> Result<Vec<Vec<u8>>> {
+    use crate::workspace::{DEFAULT_MAX_PAGE_BYTES, DEFAULT_MAX_TOTAL_BYTES, redact_url};
     let http = &source.http;
+    let headers = source.http_headers()?;
+    let timeout = http.timeout_seconds.unwrap_or(30);
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(
-            http.timeout_seconds.unwrap_or(30),
-        )))
+        .timeout_global(Some(std::time::Duration::from_secs(timeout)))
         .http_status_as_error(false)
         .build()
         .into();
     let max_pages = http.max_pages.unwrap_or(10_000);
+    let max_page = http.max_page_bytes.unwrap_or(DEFAULT_MAX_PAGE_BYTES);
+    let max_total = http.max_total_bytes.unwrap_or(DEFAULT_MAX_TOTAL_BYTES);
+    let shown_url = redact_url(url);
+    let first = url::Url::parse(url).map_err(|e| {
+        anyhow!(
+            "source {:?}: {shown_url} is not a valid URL: {e}",
+            source.name
+        )
+    })?;
+    let host_allowed = |link: &url::Url| -> bool {
+        let Some(host) = link.host_str() else {
+            return false;
+        };
+        (Some(host) == first.host_str()
+            && link.port_or_known_default() == first.port_or_known_default())
+            || http.allow_hosts.iter().any(|h| {
+                let h = h.trim();
+                h.eq_ignore_ascii_case(host)
+                    || link
+                        .port()
+                        .is_some_and(|p| h.eq_ignore_ascii_case(&format!("{host}:{p}")))
+            })
+    };
     let mut pages = Vec::new();
-    let mut next_url = Some(url.to_string());
+    let mut total = 0u64;
+    let mut next_url = Some(first.clone());
     let mut page_no = http.first_page.unwrap_or(1);
     while let Some(current) = next_url.take() {
+        let shown = redact_url(current.as_str());
         if pages.len() as u64 >= max_pages {
             bail!(
-                "source {:?}: more than {max_pages} pages at {url} (raise http.max_pages)",
+                "source {:?}: more than {max_pages} pages at {shown_url} (raise http.max_pages)",
                 source.name
             );
         }
-        let mut request = agent.get(&current);
+        let mut request = agent.get(current.as_str());
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.expose());
+        }
         if let Some(param) = &http.page_param {
             request = request.query(param, page_no.to_string());
             if let (Some(size_param), Some(size)) = (&http.page_size_param, http.page_size) {
                 request = request.query(size_param, size.to_string());
             }
         }
-        let response = request
-            .call()
-            .with_context(|| format!("source {:?}: GET {current} failed", source.name))?;
+        let response = request.call().map_err(|e| match e {
+            ureq::Error::Timeout(kind) => anyhow!(
+                "source {:?}: GET {shown} timed out: the {kind} timeout of {timeout} s (http.timeout_seconds = {timeout}, for the whole request) ran out",
+                source.name
+            ),
+            other => anyhow!("source {:?}: GET {shown} failed: {other}", source.name),
+        })?;
+        {
+            use ureq::ResponseExt;
+            let landed = response.get_uri().to_string();
+            if let Ok(landed) = url::Url::parse(&landed)
+                && !host_allowed(&landed)
+            {
+                bail!(
+                    "source {:?}: GET {shown} was redirected to another host ({}); add it to http.allow_hosts to allow it",
+                    source.name,
+                    landed.host_str().unwrap_or("?")
+                );
+            }
+        }
         let status = response.status();
         if !status.is_success() {
             bail!(
-                "source {:?}: GET {current} answered HTTP {}",
+                "source {:?}: GET {shown} answered HTTP {}",
                 source.name,
                 status.as_u16()
             );
         }
+        let limit = max_page.min(max_total - total);
         let body = response
             .into_body()
             .with_config()
-            .limit(1 << 32)
+            .limit(limit)
             .read_to_vec()
-            .with_context(|| format!("source {:?}: reading {current}", source.name))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) if limit < max_page => anyhow!(
+                    "source {:?}: the pages of {shown_url} exceed http.max_total_bytes = {max_total} bytes in all (at {shown}); raise it",
+                    source.name
+                ),
+                ureq::Error::BodyExceedsLimit(_) => anyhow!(
+                    "source {:?}: page {} at {shown} is larger than http.max_page_bytes = {max_page} bytes; raise it",
+                    source.name,
+                    pages.len() + 1
+                ),
+                ureq::Error::Timeout(kind) => anyhow!(
+                    "source {:?}: reading {shown} timed out: the {kind} timeout of {timeout} s (http.timeout_seconds = {timeout}, for the whole request) ran out",
+                    source.name
+                ),
+                other => anyhow!("source {:?}: reading {shown}: {other}", source.name),
+            })?;
+        total += body.len() as u64;
 
-        let (empty, next_link) = if source.format.is_json() && source.format == Format::Json {
+        let (empty, next_link) = if source.format == Format::Json {
             let value: Value = serde_json::from_slice(&body).map_err(|e| {
                 anyhow!(
-                    "source {:?}: {current} is not JSON (line {}, column {}: {e})",
+                    "source {:?}: {shown} is not JSON (line {}, column {}: {e})",
                     source.name,
                     e.line(),
                     e.column()
                 )
             })?;
             let empty = records_of(&value, source)
-                .with_context(|| format!("source {:?}: {current}", source.name))?
+                .with_context(|| format!("source {:?}: {shown}", source.name))?
                 .is_empty();
-            let next = http
+            let next = match http
                 .next_field
                 .as_deref()
                 .and_then(|p| json_path(&value, p))
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
-                .map(|s| resolve_url(&current, s));
+            {
+                Some(link) => Some(resolve_url(&current, link).map_err(|e| {
+                    anyhow!(
+                        "source {:?}: the next link {:?} of {shown} is not a valid URL: {e}",
+                        source.name,
+                        redact_url(link)
+                    )
+                })?),
+                None => None,
+            };
             (empty, next)
         } else {
             (body.iter().all(u8::is_ascii_whitespace), None)
@@ -608,36 +930,51 @@ fn fetch_pages(source: &Source, url: &str) -> Result<Vec<Vec<u8>>> {
         }
         pages.push(body);
         if let Some(link) = next_link {
+            if !host_allowed(&link) {
+                bail!(
+                    "source {:?}: the next link of {shown} goes to another host ({}), not followed; add it to http.allow_hosts to follow it",
+                    source.name,
+                    link.host_str().unwrap_or("?")
+                );
+            }
             next_url = Some(link);
         } else if http.page_param.is_some() {
             page_no += 1;
-            next_url = Some(url.to_string());
+            next_url = Some(first.clone());
         }
     }
     Ok(pages)
 }
 
 /// Resolve a possibly relative link against the URL it came from.
-fn resolve_url(base: &str, link: &str) -> String {
-    if link.starts_with("http://") || link.starts_with("https://") {
-        return link.to_string();
-    }
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    if link.starts_with('/') {
-        format!("{}{}", &base[..host_end], link)
-    } else if link.starts_with('?') {
-        let path_end = base.find('?').unwrap_or(base.len());
-        format!("{}{}", &base[..path_end], link)
+fn resolve_url(base: &url::Url, link: &str) -> Result<url::Url, url::ParseError> {
+    base.join(link)
+}
+
+/// The message of a caught panic (its `&str` / `String` payload).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
     } else {
-        let path = &base[..base.find('?').unwrap_or(base.len())];
-        let dir_end = path
-            .rfind('/')
-            .filter(|&i| i >= host_end)
-            .map_or(path.len(), |i| i + 1);
-        format!("{}{}", &path[..dir_end], link)
+        "no message".to_string()
+    }
+}
+
+/// [`read_parquet`] with polars' panics caught: polars asserts on some
+/// corrupt files (e.g. "offset + length <= self.length") instead of
+/// returning an error. Either way the load fails and its transaction is
+/// rolled back by the caller, so nothing of the file is committed.
+fn read_parquet_guarded(path: &Path, sink: &mut dyn RowSink) -> Result<()> {
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet(path, sink)));
+    match result {
+        Ok(r) => r,
+        Err(payload) => bail!(
+            "corrupt Parquet: the Parquet reader failed ({}); nothing of this file was loaded",
+            panic_message(payload.as_ref())
+        ),
     }
 }
 
@@ -650,7 +987,7 @@ fn read_parquet(path: &Path, sink: &mut dyn RowSink) -> Result<()> {
     };
     let height = open()?
         .num_rows()
-        .map_err(|e| anyhow!("not a readable Parquet file: {e}"))?;
+        .map_err(|e| anyhow!("corrupt Parquet (not a readable Parquet file: {e})"))?;
     // Read in windows of rows so memory stays bounded whatever the file size;
     // each window is then turned into rows in smaller slices.
     const WINDOW: usize = 200_000;
@@ -664,7 +1001,7 @@ fn read_parquet(path: &Path, sink: &mut dyn RowSink) -> Result<()> {
         let df = open()?
             .with_slice(Some((window_start, WINDOW)))
             .finish()
-            .map_err(|e| anyhow!("not a readable Parquet file: {e}"))?;
+            .map_err(|e| anyhow!("corrupt Parquet (not a readable Parquet file: {e})"))?;
         if window_start == 0 {
             names = df
                 .get_column_names()
@@ -725,20 +1062,20 @@ mod tests {
 
     #[test]
     fn relative_links() {
-        let base = "http://127.0.0.1:8080/api/customers?page=1";
+        let base = url::Url::parse("http://127.0.0.1:8080/api/customers?page=1").unwrap();
+        let join = |l: &str| resolve_url(&base, l).unwrap().to_string();
         assert_eq!(
-            resolve_url(base, "/api/customers?cursor=abc"),
+            join("/api/customers?cursor=abc"),
             "http://127.0.0.1:8080/api/customers?cursor=abc"
         );
         assert_eq!(
-            resolve_url(base, "?page=2"),
+            join("?page=2"),
             "http://127.0.0.1:8080/api/customers?page=2"
         );
-        assert_eq!(
-            resolve_url(base, "other"),
-            "http://127.0.0.1:8080/api/other"
-        );
-        assert_eq!(resolve_url(base, "https://x.y/z"), "https://x.y/z");
+        assert_eq!(join("other"), "http://127.0.0.1:8080/api/other");
+        assert_eq!(join("../x"), "http://127.0.0.1:8080/x");
+        assert_eq!(join("//other.host/p"), "http://other.host/p");
+        assert_eq!(join("https://x.y/z"), "https://x.y/z");
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub fn run_all(
     ws: &Workspace,
     progress: &dyn Progress,
 ) -> Result<Vec<StepReport>> {
+    // Held across the steps, so that no other run slips in between them.
+    let _run = crate::store::lock::lock_run(&ws.db_path(), "run all", progress)?;
     let mut reports = Vec::new();
     for step in STEPS.iter().filter(|s| s.available && s.name != "extract") {
         reports.push(run_step(conn, ws, step.name, progress)?);
@@ -112,6 +114,19 @@ pub fn run_step(
     if !step.available {
         bail!("step {:?} is not available in this build yet", step.name);
     }
+    // Pipeline runs never interleave: a second one waits for the first.
+    let _run = crate::store::lock::lock_run(
+        &ws.db_path(),
+        &format!(
+            "run {}",
+            if matches!(step.name, "extract" | "stage") {
+                "load"
+            } else {
+                step.name
+            }
+        ),
+        progress,
+    )?;
     let started = Instant::now();
     let started_at = crate::pipeline::timeparse::now_utc();
     let result: Result<(u64, u64, String, Vec<stage::LoadReport>)> = match step.name {

@@ -24,6 +24,15 @@ use std::collections::HashMap;
 use std::path::Path;
 
 const DAY_MS: i64 = 86_400_000;
+/// Longest duration a filter may name, either way (about 2,700 years):
+/// `now - duration` must stay a representable time.
+const MAX_DURATION_DAYS: f64 = 1_000_000.0;
+/// Deepest nesting of `(` and `not` (the parser is recursive: 100,000 `(`
+/// would overflow its stack).
+pub const MAX_DEPTH: usize = 64;
+/// Most conditions in one filter (`a and b and ...` makes a tree as deep as
+/// it is long, which evaluation walks recursively).
+pub const MAX_CONDITIONS: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -178,6 +187,9 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
                     let n: f64 = num
                         .parse()
                         .map_err(|_| err(at, format!("{word:?} is not a number")))?;
+                    if !n.is_finite() {
+                        return Err(err(at, format!("{word:?} is too large a number")));
+                    }
                     let tok = match unit {
                         "" => Tok::Num(n),
                         "d" => Tok::Dur(n),
@@ -191,6 +203,16 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
                             ));
                         }
                     };
+                    if let Tok::Dur(d) = tok
+                        && d.abs() > MAX_DURATION_DAYS
+                    {
+                        return Err(err(
+                            at,
+                            format!(
+                                "duration {word:?} is out of range: at most {MAX_DURATION_DAYS} days (about 2,700 years) either way"
+                            ),
+                        ));
+                    }
                     out.push((at, tok));
                 }
                 i = j;
@@ -236,6 +258,10 @@ struct Parser {
     toks: Vec<(usize, Tok)>,
     pos: usize,
     end: usize,
+    /// Current nesting of `(` and `not` (at most [`MAX_DEPTH`]).
+    depth: usize,
+    /// Conditions parsed so far (at most [`MAX_CONDITIONS`]).
+    conditions: usize,
 }
 
 fn suggest(word: &str) -> String {
@@ -284,10 +310,23 @@ impl Parser {
         }
         Ok(e)
     }
+    /// Enter one more level of `(` or `not`, at the current token.
+    fn deeper(&mut self) -> Result<(), FilterError> {
+        if self.depth >= MAX_DEPTH {
+            return self.err(format!(
+                "nested too deeply: at most {MAX_DEPTH} levels of ( and not"
+            ));
+        }
+        self.depth += 1;
+        Ok(())
+    }
     fn not(&mut self) -> Result<Expr, FilterError> {
         if self.word("not") {
+            self.deeper()?;
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            let e = Expr::Not(Box::new(self.not()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.atom()
     }
@@ -329,18 +368,26 @@ impl Parser {
     fn atom(&mut self) -> Result<Expr, FilterError> {
         match self.peek().cloned() {
             Some(Tok::LParen) => {
+                self.deeper()?;
                 self.pos += 1;
                 let e = self.or()?;
                 if self.peek() != Some(&Tok::RParen) {
                     return self.err("missing )");
                 }
                 self.pos += 1;
+                self.depth -= 1;
                 Ok(e)
             }
             Some(Tok::Word(w)) => {
                 let Some(fi) = FIELDS.iter().position(|f| f.0 == w) else {
                     return self.err(format!("unknown field {w:?}{}", suggest(&w)));
                 };
+                if self.conditions >= MAX_CONDITIONS {
+                    return self.err(format!(
+                        "too many conditions: at most {MAX_CONDITIONS} in one filter"
+                    ));
+                }
+                self.conditions += 1;
                 let (name, _, kind) = FIELDS[fi];
                 self.pos += 1;
                 if kind == Kind::Flag
@@ -413,6 +460,8 @@ pub fn parse(text: &str) -> Result<Expr, FilterError> {
         toks,
         pos: 0,
         end: text.len(),
+        depth: 0,
+        conditions: 0,
     };
     let e = p.or()?;
     if p.pos < p.toks.len() {
@@ -439,6 +488,14 @@ fn iso(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The moment `days` before `now_ms`, saturating (the parser keeps
+/// durations within [`MAX_DURATION_DAYS`]; a hand-built [`Lit::Dur`] may
+/// not be).
+fn ago(now_ms: i64, days: f64) -> i64 {
+    // `as` saturates a float to i64 (NaN to 0).
+    now_ms.saturating_sub((days * DAY_MS as f64) as i64)
+}
+
 /// A parameterised SQL condition over `customer360_profiles`.
 pub fn to_sql(e: &Expr, now_ms: i64, args: &mut Vec<Value>) -> String {
     let bind = |args: &mut Vec<Value>, v: Value| {
@@ -450,7 +507,7 @@ pub fn to_sql(e: &Expr, now_ms: i64, args: &mut Vec<Value>) -> String {
             Lit::Str(s) if kind == Kind::Text => bind(args, Value::Text(s.clone())),
             Lit::Str(s) => bind(args, Value::Text(s.clone())),
             Lit::Num(n) => bind(args, Value::Real(*n)),
-            Lit::Dur(d) => bind(args, Value::Text(iso(now_ms - (*d * DAY_MS as f64) as i64))),
+            Lit::Dur(d) => bind(args, Value::Text(iso(ago(now_ms, *d)))),
         }
     };
     match e {
@@ -559,12 +616,39 @@ impl Columns {
         fields
     }
 
-    /// Add the columns another load read (same profiles, same order).
+    /// Add the columns another load read. When that load saw other
+    /// profiles (another count or `as_of`: a run happened in between), the
+    /// columns held so far describe rows that no longer line up, so they
+    /// are dropped rather than mixed with the new ones.
     pub fn merge(&mut self, other: Columns) {
-        self.ids = other.ids;
-        self.now_ms = other.now_ms;
+        if (other.ids, other.now_ms) != (self.ids, self.now_ms) {
+            *self = other;
+            return;
+        }
         self.text.extend(other.text);
         self.num.extend(other.num);
+    }
+
+    /// Every column `e` reads is loaded and has one value per profile.
+    fn check(&self, e: &Expr) -> Result<()> {
+        let mut fields = Vec::new();
+        collect_fields(e, &mut fields);
+        for fi in fields {
+            let len = match FIELDS[fi].2 {
+                Kind::Text => self.text.get(&fi).map(Vec::len),
+                _ => self.num.get(&fi).map(Vec::len),
+            };
+            match len {
+                None => anyhow::bail!("segment count: column {} is not loaded", FIELDS[fi].1),
+                Some(n) if n != self.ids => anyhow::bail!(
+                    "segment count: column {} has {n} values for {} profiles (the profiles changed while it was read; count again)",
+                    FIELDS[fi].1,
+                    self.ids
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Load the columns `e` reads (each once, in primary-key order).
@@ -588,6 +672,7 @@ impl Columns {
                             Ok(r.get::<_, Option<String>>(0)?.map(String::into_boxed_str))
                         })?
                         .collect::<rusqlite::Result<_>>()?;
+                    self.expect_rows(col, v.len())?;
                     self.text.insert(fi, v);
                 }
                 Kind::Number | Kind::Flag | Kind::Time if !self.num.contains_key(&fi) => {
@@ -607,6 +692,7 @@ impl Columns {
                             })
                         })?
                         .collect::<rusqlite::Result<_>>()?;
+                    self.expect_rows(col, v.len())?;
                     self.num.insert(fi, v);
                 }
                 _ => {}
@@ -615,8 +701,29 @@ impl Columns {
         Ok(())
     }
 
-    /// Profiles matching `e` (its columns must be loaded): the filter is
-    /// bound to its columns once, then rows are tested in parallel.
+    /// A column read must have one value per profile counted at
+    /// [`Columns::new`]; otherwise the profiles changed in between.
+    fn expect_rows(&self, col: &str, rows: usize) -> Result<()> {
+        if rows != self.ids {
+            anyhow::bail!(
+                "segment columns: {col} has {rows} rows but {} profiles were counted (the profiles changed while reading; count again)",
+                self.ids
+            );
+        }
+        Ok(())
+    }
+
+    /// Profiles matching `e`, or an error when a column it reads is not
+    /// loaded or does not have one value per profile.
+    pub fn try_count(&self, e: &Expr) -> Result<u64> {
+        self.check(e)?;
+        Ok(self.count(e))
+    }
+
+    /// Profiles matching `e` (its columns must be loaded: see
+    /// [`Columns::try_count`]): the filter is bound to its columns once,
+    /// then rows are tested in parallel. Never panics: a column not loaded,
+    /// or a row beyond a column's end, reads as a missing value.
     pub fn count(&self, e: &Expr) -> u64 {
         use rayon::prelude::*;
         let b = self.bind(e);
@@ -627,19 +734,29 @@ impl Columns {
             .count() as u64
     }
 
+    /// A loaded text column (empty when not loaded: every row unknown).
+    fn text_col(&self, fi: usize) -> &[Option<Box<str>>] {
+        self.text.get(&fi).map_or(&[], Vec::as_slice)
+    }
+
+    /// A loaded number or time column (empty when not loaded).
+    fn num_col(&self, fi: usize) -> &[Option<f64>] {
+        self.num.get(&fi).map_or(&[], Vec::as_slice)
+    }
+
     fn bind<'a>(&'a self, e: &Expr) -> Bound<'a> {
         match e {
             Expr::And(a, b) => Bound::And(Box::new(self.bind(a)), Box::new(self.bind(b))),
             Expr::Or(a, b) => Bound::Or(Box::new(self.bind(a)), Box::new(self.bind(b))),
             Expr::Not(a) => Bound::Not(Box::new(self.bind(a))),
-            Expr::Flag(fi) => Bound::Flag(&self.num[fi]),
+            Expr::Flag(fi) => Bound::Flag(self.num_col(*fi)),
             Expr::Empty(fi, empty) => match FIELDS[*fi].2 {
-                Kind::Text => Bound::EmptyText(&self.text[fi], *empty),
-                _ => Bound::EmptyNum(&self.num[fi], *empty),
+                Kind::Text => Bound::EmptyText(self.text_col(*fi), *empty),
+                _ => Bound::EmptyNum(self.num_col(*fi), *empty),
             },
             Expr::In(fi, list) => match FIELDS[*fi].2 {
                 Kind::Text => Bound::InText(
-                    &self.text[fi],
+                    self.text_col(*fi),
                     list.iter()
                         .filter_map(|l| match l {
                             Lit::Str(s) => Some(s.to_lowercase()),
@@ -648,7 +765,7 @@ impl Columns {
                         .collect(),
                 ),
                 _ => Bound::InNum(
-                    &self.num[fi],
+                    self.num_col(*fi),
                     list.iter()
                         .filter_map(|l| match l {
                             Lit::Num(n) => Some(*n),
@@ -658,12 +775,12 @@ impl Columns {
                 ),
             },
             Expr::Cmp(fi, op, l) => match (FIELDS[*fi].2, l) {
-                (Kind::Text, Lit::Str(s)) => Bound::Text(&self.text[fi], op, s.to_lowercase()),
+                (Kind::Text, Lit::Str(s)) => Bound::Text(self.text_col(*fi), op, s.to_lowercase()),
                 (Kind::Text, _) => Bound::Never,
-                (_, Lit::Num(n)) => Bound::Num(&self.num[fi], op, *n),
+                (_, Lit::Num(n)) => Bound::Num(self.num_col(*fi), op, *n),
                 // An age turns the comparison around (see to_sql).
                 (_, Lit::Dur(d)) => Bound::Num(
-                    &self.num[fi],
+                    self.num_col(*fi),
                     match *op {
                         "<" => ">",
                         "<=" => ">=",
@@ -671,10 +788,10 @@ impl Columns {
                         ">=" => "<=",
                         o => o,
                     },
-                    (self.now_ms - (*d * DAY_MS as f64) as i64) as f64,
+                    ago(self.now_ms, *d) as f64,
                 ),
                 (_, Lit::Str(s)) => match crate::pipeline::timeparse::iso_ms(&date_time(s)) {
-                    Some(ms) => Bound::Num(&self.num[fi], op, ms as f64),
+                    Some(ms) => Bound::Num(self.num_col(*fi), op, ms as f64),
                     None => Bound::Never,
                 },
             },
@@ -713,21 +830,24 @@ impl Bound<'_> {
                 _ => None,
             },
             Bound::Not(a) => Some(!a.eval(i).unwrap_or(false)),
-            Bound::Flag(col) => Some(col[i] == Some(1.0)),
-            Bound::EmptyText(col, empty) => {
-                Some(col[i].as_deref().is_none_or(str::is_empty) == *empty)
-            }
-            Bound::EmptyNum(col, empty) => Some(col[i].is_none() == *empty),
+            Bound::Flag(col) => Some(col.get(i) == Some(&Some(1.0))),
+            Bound::EmptyText(col, empty) => Some(
+                col.get(i)
+                    .and_then(|v| v.as_deref())
+                    .is_none_or(str::is_empty)
+                    == *empty,
+            ),
+            Bound::EmptyNum(col, empty) => Some(col.get(i).copied().flatten().is_none() == *empty),
             Bound::InText(col, list) => {
-                let v = col[i].as_deref()?;
+                let v = col.get(i)?.as_deref()?;
                 Some(list.iter().any(|s| s == v))
             }
             Bound::InNum(col, list) => {
-                let v = col[i]?;
+                let v = (*col.get(i)?)?;
                 Some(list.contains(&v))
             }
             Bound::Text(col, op, s) => {
-                let v = col[i].as_deref()?;
+                let v = col.get(i)?.as_deref()?;
                 Some(match *op {
                     "=" => v == s,
                     "!=" => v != s,
@@ -739,7 +859,7 @@ impl Bound<'_> {
                 })
             }
             Bound::Num(col, op, x) => {
-                let v = col[i]?;
+                let v = (*col.get(i)?)?;
                 Some(match *op {
                     "=" => v == *x,
                     "!=" => v != *x,
@@ -985,6 +1105,136 @@ mod tests {
             assert_eq!(cols.count(&e), want, "{text} in memory");
             assert_eq!(count_sql(&conn, &e).unwrap(), want, "{text} in SQL");
         }
+    }
+
+    #[test]
+    fn huge_duration_is_a_parse_error_at_its_token() {
+        for (text, at) in [
+            ("last_order < -99999999999999999999d", 13),
+            ("orders > 1 and last_order >= 99999999999999999999y", 29),
+            ("last_order < 1000001d", 13),
+            ("last_order < 2740y", 13),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.at, at, "{text}: {e}");
+            assert!(e.message.contains("out of range"), "{text}: {e}");
+        }
+        // Within the range: a time ~2,700 years ago either way, no overflow.
+        let (s, args) = sql("last_order < -1000000d or last_order > 1000000d");
+        assert_eq!(s, "(last_order_at > ?1 OR last_order_at < ?2)");
+        assert_eq!(args[0], Value::Text(iso(1_001_000 * DAY_MS)));
+        assert_eq!(args[1], Value::Text(iso(-999_000 * DAY_MS)));
+        // A number too large for a float is an error, not infinity.
+        let e = parse(&format!("orders > 1{}", "0".repeat(400))).unwrap_err();
+        assert_eq!(e.at, 9, "{e}");
+        assert!(e.message.contains("too large a number"), "{e}");
+        // A hand-built duration beyond the range saturates.
+        assert_eq!(ago(0, -1e30), i64::MAX);
+        assert_eq!(ago(0, 1e30), -i64::MAX);
+        assert_eq!(ago(i64::MIN + 5, 1.0), i64::MIN);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let parens = format!("{}orders > 1{}", "(".repeat(100_000), ")".repeat(100_000));
+        let e = parse(&parens).unwrap_err();
+        assert_eq!(e.at, MAX_DEPTH, "{e}");
+        assert!(e.message.contains("nested too deeply"), "{e}");
+        let nots = format!("{}anonymous", "not ".repeat(100_000));
+        let e = parse(&nots).unwrap_err();
+        assert_eq!(e.at, 4 * MAX_DEPTH, "{e}");
+        assert!(e.message.contains("nested too deeply"), "{e}");
+        // Exactly the limit parses.
+        let ok = format!(
+            "{}orders > 1{}",
+            "(".repeat(MAX_DEPTH),
+            ")".repeat(MAX_DEPTH)
+        );
+        assert!(parse(&ok).is_ok());
+        assert!(parse(&format!("{}anonymous", "not ".repeat(MAX_DEPTH))).is_ok());
+        // Depth is nesting, not length: 64 separate groups are fine.
+        let groups = vec!["(orders > 1)"; 100].join(" and ");
+        assert!(parse(&groups).is_ok());
+        // A long chain of conditions is capped too (each `and` deepens the tree).
+        let chain = vec!["orders > 1"; MAX_CONDITIONS + 1].join(" and ");
+        let e = parse(&chain).unwrap_err();
+        assert_eq!(e.at, MAX_CONDITIONS * "orders > 1 and ".len(), "{e}");
+        assert!(e.message.contains("too many conditions"), "{e}");
+    }
+
+    #[test]
+    fn the_longest_allowed_chain_counts_in_memory_and_in_sql() {
+        let conn = crate::store::open_in_memory().unwrap();
+        for (id, o) in [("C1", 5), ("C2", 0)] {
+            conn.execute(
+                "INSERT INTO customer360_profiles (customer360_id, anonymous, orders, as_of, row_hash, updated_at)
+                 VALUES (?1, 0, ?2, '2025-07-01T00:00:00.000Z', 0, 'x')",
+                rusqlite::params![id, o],
+            )
+            .unwrap();
+        }
+        let chain = vec!["orders > 1"; MAX_CONDITIONS].join(" and ");
+        let e = parse(&chain).unwrap();
+        let mut cols = Columns::new(&conn).unwrap();
+        cols.load_for(&conn, &e).unwrap();
+        assert_eq!(cols.try_count(&e).unwrap(), 1);
+        assert_eq!(count_sql(&conn, &e).unwrap(), 1);
+    }
+
+    #[test]
+    fn mixed_length_columns_are_an_error_not_a_panic() {
+        let conn = crate::store::open_in_memory().unwrap();
+        let add = |id: &str, country: &str, orders: i64| {
+            conn.execute(
+                "INSERT INTO customer360_profiles (customer360_id, anonymous, country, orders, as_of, row_hash, updated_at)
+                 VALUES (?1, 0, ?2, ?3, '2025-07-01T00:00:00.000Z', 0, 'x')",
+                rusqlite::params![id, country, orders],
+            )
+            .unwrap();
+        };
+        add("C1", "DE", 3);
+        add("C2", "FR", 1);
+        let country = parse(r#"country = "DE""#).unwrap();
+        let both = parse(r#"country = "DE" and orders > 2"#).unwrap();
+        let mut cols = Columns::new(&conn).unwrap();
+        cols.load_for(&conn, &country).unwrap();
+        // A run adds profiles; the next column is read by a new load.
+        add("C0", "DE", 9);
+        let field = |n: &str| FIELDS.iter().position(|f| f.0 == n).unwrap();
+        let mut later = Columns::new(&conn).unwrap();
+        later.load_fields(&conn, &[field("orders")]).unwrap();
+        // Before: country had 2 values, orders 3, and row 2 indexed past
+        // the end of country. Now the stale column is dropped...
+        cols.merge(later);
+        assert_eq!(cols.len(), 3);
+        assert_eq!(cols.missing(&both), vec![field("country")]);
+        let e = cols.try_count(&both).unwrap_err().to_string();
+        assert_eq!(e, "segment count: column country is not loaded");
+        cols.load_for(&conn, &both).unwrap();
+        assert_eq!(cols.try_count(&both).unwrap(), 2);
+        // ...and a column of the wrong length is refused when read...
+        let mut stale = Columns::new(&conn).unwrap();
+        stale.ids = 5;
+        let e = stale.load_for(&conn, &country).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "segment columns: country has 3 rows but 5 profiles were counted (the profiles changed while reading; count again)"
+        );
+        // ...or counted with try_count; count itself reads past the end as
+        // missing values instead of panicking.
+        let mut short = Columns::new(&conn).unwrap();
+        short.load_for(&conn, &both).unwrap();
+        short.ids = 5;
+        let e = short.try_count(&both).unwrap_err().to_string();
+        assert!(
+            e.contains("column country has 3 values for 5 profiles"),
+            "{e}"
+        );
+        assert_eq!(short.count(&both), 2);
+        assert_eq!(short.count(&parse("country is empty").unwrap()), 2);
+        assert_eq!(short.count(&parse("not (orders > 2)").unwrap()), 3);
+        // A column never loaded: unknown everywhere, no panic.
+        assert_eq!(short.count(&parse("revenue > 0").unwrap()), 0);
     }
 
     #[test]

@@ -51,8 +51,73 @@ pub struct LoadReport {
     pub seconds: f64,
 }
 
-/// Load every source of the workspace, in order. Stops at the first source
-/// that fails (earlier sources stay loaded: each load is its own transaction).
+/// Why [`load_all`] did not load every source, and exactly what it did: the
+/// sources that committed (each load is its own transaction, so they stay
+/// loaded), the ones that failed (nothing of them was written) and, after a
+/// cancel, the ones not tried. Its `Display` is the whole summary; callers
+/// can `downcast_ref` it from the `anyhow::Error` to print a table.
+#[derive(Debug)]
+pub struct LoadAllError {
+    pub loaded: Vec<LoadReport>,
+    pub failed: Vec<(String, anyhow::Error)>,
+    pub not_tried: Vec<String>,
+}
+
+impl std::fmt::Display for LoadAllError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let total = self.loaded.len() + self.failed.len() + self.not_tried.len();
+        write!(
+            f,
+            "{} of {total} source(s) failed to load",
+            self.failed.len()
+        )?;
+        for (name, e) in &self.failed {
+            write!(f, "\n  {name}: {e:#}")?;
+        }
+        let committed: Vec<String> = self
+            .loaded
+            .iter()
+            .map(|r| {
+                if r.already_loaded {
+                    format!("{} (already loaded as batch {})", r.source, r.batch_id)
+                } else {
+                    format!("{} (batch {})", r.source, r.batch_id)
+                }
+            })
+            .collect();
+        let not_committed: Vec<&str> = self
+            .failed
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(self.not_tried.iter().map(String::as_str))
+            .collect();
+        write!(
+            f,
+            "\ncommitted: {}; not committed: {}",
+            if committed.is_empty() {
+                "none".to_string()
+            } else {
+                committed.join(", ")
+            },
+            not_committed.join(", ")
+        )?;
+        if !self.not_tried.is_empty() {
+            write!(
+                f,
+                " (not tried after the cancel: {})",
+                self.not_tried.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadAllError {}
+
+/// Load every source of the workspace, in order, each in its own
+/// transaction. A source that fails does not stop the others (a cancel
+/// does); when any failed the result is a [`LoadAllError`] saying which
+/// sources committed and which did not.
 pub fn load_all(
     conn: &mut Connection,
     ws: &Workspace,
@@ -64,10 +129,31 @@ pub fn load_all(
             ws.root.join(crate::workspace::CONFIG_FILE).display()
         );
     }
-    ws.sources
-        .iter()
-        .map(|s| load_source(conn, ws, s, progress))
-        .collect()
+    let mut loaded = Vec::new();
+    let mut failed = Vec::new();
+    let mut not_tried = Vec::new();
+    for s in &ws.sources {
+        if progress.is_cancelled() && !failed.is_empty() {
+            not_tried.push(s.name.clone());
+            continue;
+        }
+        match load_source(conn, ws, s, progress) {
+            Ok(r) => loaded.push(r),
+            Err(e) => {
+                progress.finish();
+                failed.push((s.name.clone(), e));
+            }
+        }
+    }
+    if failed.is_empty() {
+        return Ok(loaded);
+    }
+    Err(LoadAllError {
+        loaded,
+        failed,
+        not_tried,
+    }
+    .into())
 }
 
 /// Load one source (one transaction).
@@ -77,10 +163,16 @@ pub fn load_source(
     source: &Source,
     progress: &dyn Progress,
 ) -> Result<LoadReport> {
+    // One load at a time per workspace (and never during a step).
+    let _run =
+        crate::store::lock::lock_run(&ws.db_path(), &format!("load {}", source.name), progress)?;
     let started = Instant::now();
-    let location = ws.resolve_location(source);
+    // `fetch_location` may carry secrets (a REST URL's token); everything
+    // stored or shown uses `location`, with them redacted.
+    let fetch_location = ws.resolve_location(source);
+    let location = ws.display_location(source);
     progress.start(&format!("load {}", source.name), 1000);
-    let input = Input::open(source, &location)?;
+    let input = Input::open(source, &fetch_location)?;
     let hash = input.content_hash();
     let bytes = input.bytes();
 
@@ -156,9 +248,14 @@ pub fn load_source(
             result
         });
         let written = write_rows(&tx, source, batch_id, &raw_table, receiver, progress);
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(anyhow!("the reader thread panicked")));
+        let read = reader.join().unwrap_or_else(|payload| {
+            Err(anyhow!(
+                "source {:?}: reading {} failed: the reader thread panicked ({}); the load was rolled back",
+                source.name,
+                location,
+                crate::pipeline::extract::panic_message(payload.as_ref())
+            ))
+        });
         (written, read)
     });
     // Any early return below drops `tx`, which rolls the load back.
@@ -573,7 +670,7 @@ impl RowSink for Validator<'_> {
             }
             if getters.is_empty() && field.required {
                 bail!(
-                    "source {:?} ({}): required column {:?} (core field {}) is missing; the file has columns: {}. Map it in c360.toml under [sources.mapping] as {} = \"<column>\". Nothing was loaded.",
+                    "source {:?} ({}): required column {:?} (core field {}) is missing; the file has columns: {}. Map it in c360.toml under [sources.mapping] as {} = \"<column>\". Nothing of this source was loaded.",
                     source.name,
                     source.location,
                     spec,

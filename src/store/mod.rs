@@ -1,9 +1,11 @@
 //! The SQLite store: open (WAL, busy timeout), numbered migrations embedded in
 //! the binary, and the typed queries the CLI and (later) the TUI share.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
+
+pub mod lock;
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records the
 /// last one applied.
@@ -27,11 +29,15 @@ const MIGRATIONS: &[(&str, &str)] = &[
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up
-/// to date.
+/// to date. Every write transaction on the connection is `BEGIN IMMEDIATE`,
+/// and waiting for another writer is announced (see [`lock`]).
 pub fn open(path: &Path) -> Result<Connection> {
+    check_is_database(path)?;
     let mut conn =
         Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    configure(&conn)?;
+    conn.busy_handler(Some(lock::busy_handler(path.to_path_buf())))?;
+    lock::remember_db(path);
+    configure(&mut conn).with_context(|| format!("cannot open {}", path.display()))?;
     migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
     Ok(conn)
 }
@@ -39,13 +45,48 @@ pub fn open(path: &Path) -> Result<Connection> {
 /// An in-memory database with the full schema (tests).
 pub fn open_in_memory() -> Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
-    configure(&conn)?;
+    configure(&mut conn)?;
     migrate(&mut conn)?;
     Ok(conn)
 }
 
-fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+/// Refuse, by name, a path that exists but is not an SQLite database (a
+/// CSV given as `database`, a folder), instead of SQLite's bare "file is not
+/// a database".
+fn check_is_database(path: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // created on open
+    };
+    if meta.is_dir() {
+        bail!(
+            "{} is a folder, not a c360 database (check `database` in c360.toml)",
+            path.display()
+        );
+    }
+    if !meta.is_file() {
+        bail!(
+            "{} is not a regular file, so it cannot be a c360 database (check `database` in c360.toml)",
+            path.display()
+        );
+    }
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if n > 0 && &head[..n.min(16)] != &b"SQLite format 3\0"[..n.min(16)] {
+        bail!(
+            "{} is not a c360 database (it is not an SQLite file; check `database` in c360.toml)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn configure(conn: &mut Connection) -> Result<()> {
+    // Writers take the write lock when they begin: a deferred transaction
+    // that reads and then writes cannot wait for another writer (SQLite
+    // returns "database is locked" at once), and its reads may be stale.
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     // 16 KiB pages for a new database (ignored once it has tables): fewer,
     // fuller b-tree pages for wide staging rows.
     conn.pragma_update(None, "page_size", 16384)?;
@@ -63,23 +104,43 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// Apply the migrations not applied yet, each in an immediate transaction
+/// that re-reads the schema version first: two processes opening a new
+/// workspace at once apply each migration once (the second waits, then sees
+/// it done).
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let current = current.max(0) as usize;
-    if current > MIGRATIONS.len() {
-        anyhow::bail!(
-            "database schema version {current} is newer than this c360 ({}); upgrade c360",
-            MIGRATIONS.len()
-        );
-    }
-    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
+    loop {
         let tx = conn.transaction()?;
+        let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let current = current.max(0) as usize;
+        if current > MIGRATIONS.len() {
+            anyhow::bail!(
+                "database schema version {current} is newer than this c360 ({}); upgrade c360",
+                MIGRATIONS.len()
+            );
+        }
+        let Some((name, sql)) = MIGRATIONS.get(current) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)
             .with_context(|| format!("migration {name}"))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (current + 1) as i64)?;
         tx.commit()?;
     }
-    Ok(())
+}
+
+/// Commit a steward decision durably: with `synchronous = FULL` for this
+/// commit, so it survives a power loss as well as a crash (the pipeline's
+/// bulk writes keep `NORMAL`: after a power cut they may roll back to the
+/// previous run, which a re-run repeats).
+pub fn with_full_sync<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T>,
+) -> Result<T> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let result = f(conn);
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    result
 }
 
 /// Quote an identifier for SQL (table names come from validated source

@@ -163,13 +163,16 @@ impl AnalyticsView {
             let (tx, rx) = std::sync::mpsc::channel();
             let db = db.to_path_buf();
             std::thread::spawn(move || {
-                let result = (|| -> anyhow::Result<Columns> {
-                    let conn = crate::store::open(&db)?;
-                    let mut cols = Columns::new(&conn)?;
-                    cols.load_fields(&conn, &missing)?;
-                    Ok(cols)
-                })();
-                let _ = tx.send(result.map_err(|e| format!("{e:#}")));
+                let result = crate::tui::jobs::catch(|| {
+                    (|| -> anyhow::Result<Columns> {
+                        let conn = crate::store::open(&db)?;
+                        let mut cols = Columns::new(&conn)?;
+                        cols.load_fields(&conn, &missing)?;
+                        Ok(cols)
+                    })()
+                    .map_err(|e| format!("{e:#}"))
+                });
+                let _ = tx.send(result);
             });
             self.loading = Some(rx);
         }

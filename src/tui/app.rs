@@ -1152,12 +1152,15 @@ after:
         let filter = self.rejects.filter.clone();
         let n = self.rejects.page.viewport;
         std::thread::spawn(move || {
-            let result = (|| -> Result<(u64, Vec<Reject>)> {
-                let conn = store::open(&db)?;
-                let rows = store::rejects_window(&conn, &filter, Anchor::First, n)?;
-                Ok((store::rejects_count(&conn, &filter)?, rows))
-            })();
-            let _ = tx.send(result.map_err(|e| format!("{e:#}")));
+            let result = crate::tui::jobs::catch(|| {
+                (|| -> Result<(u64, Vec<Reject>)> {
+                    let conn = store::open(&db)?;
+                    let rows = store::rejects_window(&conn, &filter, Anchor::First, n)?;
+                    Ok((store::rejects_count(&conn, &filter)?, rows))
+                })()
+                .map_err(|e| format!("{e:#}"))
+            });
+            let _ = tx.send(result);
         });
         self.rejects.search = Some((self.rejects.filter.clone(), rx));
         self.flash = Some("searching…".into());
@@ -1683,20 +1686,23 @@ impl App {
         let (tx, rx) = std::sync::mpsc::channel();
         let db = self.ws.db_path();
         std::thread::spawn(move || {
-            let result = (|| -> Result<u64> {
-                let conn = store::open(&db)?;
-                let band = Some((req.lo, req.hi));
-                let rows = steward::queue(
-                    &conn,
-                    QueueFilter::Pending,
-                    QueueOrder::Score,
-                    band,
-                    0,
-                    u64::MAX >> 1,
-                )?;
-                Ok(rows.len() as u64)
-            })();
-            let _ = tx.send(result.map_err(|e| format!("{e:#}")));
+            let result = crate::tui::jobs::catch(|| {
+                (|| -> Result<u64> {
+                    let conn = store::open(&db)?;
+                    let band = Some((req.lo, req.hi));
+                    let rows = steward::queue(
+                        &conn,
+                        QueueFilter::Pending,
+                        QueueOrder::Score,
+                        band,
+                        0,
+                        u64::MAX >> 1,
+                    )?;
+                    Ok(rows.len() as u64)
+                })()
+                .map_err(|e| format!("{e:#}"))
+            });
+            let _ = tx.send(result);
         });
         self.review.counting = Some((req, rx));
         self.flash = Some(format!(

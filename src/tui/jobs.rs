@@ -180,9 +180,41 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
     }
 }
 
+/// What a panic's payload says (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Run `f`, turning a panic into an error with its message: work on a
+/// worker thread ends as a failed job (or search), never as a dead thread
+/// the UI waits on forever.
+pub fn catch<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => Err(format!("internal error: {}", panic_message(&*payload))),
+    }
+}
+
 impl Job {
     /// Start `kind` on a worker thread.
     pub fn spawn(ws: Workspace, kind: JobKind) -> Job {
+        let job_kind = kind.clone();
+        Job::spawn_with(kind, move |progress| run(&ws, &job_kind, progress))
+    }
+
+    /// Start `work` on a worker thread as a job labelled `kind`. A panic in
+    /// `work` becomes `Done(Err(..))` with the panic's message (the
+    /// connection it held is dropped, so its transaction rolls back).
+    pub fn spawn_with(
+        kind: JobKind,
+        work: impl FnOnce(&dyn Progress) -> anyhow::Result<String> + Send + 'static,
+    ) -> Job {
         let (tx, rx) = channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let progress = ChannelProgress {
@@ -190,9 +222,8 @@ impl Job {
             cancel: cancel.clone(),
             last: AtomicU64::new(u64::MAX),
         };
-        let job_kind = kind.clone();
         std::thread::spawn(move || {
-            let result = run(&ws, &job_kind, &progress).map_err(|e| format!("{e:#}"));
+            let result = catch(|| work(&progress).map_err(|e| format!("{e:#}")));
             let _ = tx.send(JobEvent::Done(result));
         });
         Job {

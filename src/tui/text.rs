@@ -1,28 +1,37 @@
-//! Data shown in the terminal is never written raw: control characters and
-//! escape sequences are shown escaped (`\u{1b}` -> `\e`, `\n` -> `\n`).
+//! Data shown in the terminal is never written raw: control characters,
+//! escape sequences and invisible bidi / zero-width characters are shown
+//! escaped by [`crate::safe_text::escape`] (`\u{1b}`, `\u{202e}`, `\n`).
+//! Every data string the workbench draws goes through [`clean`] (or
+//! [`clean_multiline`]); [`scrub`] is the last guard over the drawn buffer.
 
-/// Escape control characters so the string is safe to draw on one line.
+use crate::safe_text;
+use ratatui::buffer::Buffer;
+
+/// Escape control and invisible characters so the string is safe to draw on
+/// one line.
 pub fn clean(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{1b}' => out.push_str("\\e"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    safe_text::escape(s).into_owned()
 }
 
-/// Escape control characters but keep line breaks (for multi-line popups).
+/// Escape control and invisible characters but keep line breaks (for
+/// multi-line popups).
 pub fn clean_multiline(s: &str) -> String {
-    s.split('\n').map(clean).collect::<Vec<_>>().join("\n")
+    safe_text::escape_lines(s).into_owned()
+}
+
+/// The last guard after a frame is drawn: a cell whose symbol still holds a
+/// character [`safe_text::is_unsafe`] finds (a string that missed [`clean`])
+/// shows `�` instead, so nothing unsafe reaches the terminal. Returns how
+/// many cells it replaced.
+pub fn scrub(buf: &mut Buffer) -> usize {
+    let mut n = 0;
+    for cell in buf.content.iter_mut() {
+        if cell.symbol().chars().any(safe_text::is_unsafe) {
+            cell.set_symbol("\u{fffd}");
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Cut to `max` characters with an ellipsis.
@@ -45,10 +54,29 @@ mod tests {
     #[test]
     fn escapes_control_characters() {
         assert_eq!(clean("plain"), "plain");
-        assert_eq!(clean("a\u{1b}[31mred"), "a\\e[31mred");
+        assert_eq!(clean("a\u{1b}[31mred"), "a\\u{1b}[31mred");
         assert_eq!(clean("x\ny\tz\u{7}"), "x\\ny\\tz\\u{7}");
-        assert_eq!(clean_multiline("a\nb\u{1b}"), "a\nb\\e");
-        assert!(!clean("\u{9b}2J").chars().any(char::is_control));
+        assert_eq!(clean_multiline("a\nb\u{1b}"), "a\nb\\u{1b}");
+        assert_eq!(clean("\u{9b}2J"), "\\u{9b}2J");
+    }
+
+    #[test]
+    fn bidi_and_zero_width_characters_are_escaped_not_drawn() {
+        assert_eq!(clean("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(clean("a\u{200d}b\u{feff}"), "a\\u{200d}b\\u{feff}");
+        assert_eq!(clean_multiline("x\u{2066}\ny"), "x\\u{2066}\ny");
+    }
+
+    #[test]
+    fn scrub_replaces_cells_holding_unsafe_characters() {
+        use ratatui::layout::Rect;
+        let mut buf = Buffer::empty(Rect::new(0, 0, 4, 1));
+        // A zero-width joiner joins the grapheme before it: one cell "a\u{200d}".
+        buf.set_string(0, 0, "a\u{200d}bc", ratatui::style::Style::new());
+        assert_eq!(buf[(0, 0)].symbol(), "a\u{200d}");
+        assert_eq!(scrub(&mut buf), 1);
+        assert_eq!(buf[(0, 0)].symbol(), "\u{fffd}");
+        assert_eq!(buf[(1, 0)].symbol(), "b");
     }
 
     #[test]

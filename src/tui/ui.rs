@@ -4,7 +4,7 @@
 use crate::pipeline::identity::steward::{CandidateDetail, QueueOrder};
 use crate::tui::app::{self as state, App, InputKind, Mode, PipelinePane, RulesPane, Tab};
 use crate::tui::keymap::{self, Scope};
-use crate::tui::text::{clean, clean_multiline, cut};
+use crate::tui::text::{self, clean, clean_multiline, cut};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -24,7 +24,15 @@ const WARN: Color = Color::Yellow;
 const BAD: Color = Color::Red;
 const GOOD: Color = Color::Green;
 
+/// Draw the workbench. Data strings are escaped where they are drawn
+/// ([`clean`]); [`text::scrub`] then replaces any cell that still holds an
+/// unsafe character, so none reaches the terminal.
 pub fn draw(frame: &mut Frame, app: &App) {
+    draw_frame(frame, app);
+    text::scrub(frame.buffer_mut());
+}
+
+fn draw_frame(frame: &mut Frame, app: &App) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let msg = format!(
@@ -173,8 +181,8 @@ fn draw_pipeline(frame: &mut Frame, app: &App, area: Rect) {
             let b = s.last.as_ref();
             Row::new(vec![
                 Cell::from(clean(&s.source.name)),
-                Cell::from(s.source.system.as_str()),
-                Cell::from(s.source.format.as_str()),
+                Cell::from(clean(s.source.system.as_str())),
+                Cell::from(clean(s.source.format.as_str())),
                 Cell::from(clean(&s.source.location)),
                 Cell::from(num(b.map(|b| b.rows_read))),
                 Cell::from(num(b.map(|b| b.rows_staged))).fg(GOOD),
@@ -233,7 +241,7 @@ fn draw_pipeline(frame: &mut Frame, app: &App, area: Rect) {
             let row = Row::new(vec![
                 Cell::from((i + 1).to_string()),
                 Cell::from(s.step.title),
-                Cell::from(s.status.clone()).style(status_style),
+                Cell::from(clean(&s.status)).style(status_style),
                 Cell::from(num(s.rows_in)),
                 Cell::from(num(s.rows_out)),
                 Cell::from(s.seconds.map_or("-".into(), |x| format!("{x:.2}"))),
@@ -269,7 +277,7 @@ fn draw_pipeline(frame: &mut Frame, app: &App, area: Rect) {
     if let Some(job) = &app.job {
         let label = format!(
             "{} · {} · {:.0}% · {}s{}",
-            job.kind.label(),
+            clean(&job.kind.label()),
             clean(&job.phase),
             job.ratio() * 100.0,
             job.started.elapsed().as_secs(),
@@ -979,7 +987,11 @@ fn draw_analytics(frame: &mut Frame, app: &App, area: Rect) {
             };
             let active = get(now, "active") - get(then, "active");
             let churned = get(now, "churned") - get(then, "churned");
-            format!(" · {then_m}→{last}: active {active:+}, churned {churned:+}")
+            format!(
+                " · {}→{}: active {active:+}, churned {churned:+}",
+                clean(then_m),
+                clean(last)
+            )
         }
         _ => String::new(),
     };
@@ -1032,9 +1044,9 @@ fn draw_analytics(frame: &mut Frame, app: &App, area: Rect) {
             Bar::default()
                 .value(revenue.max(0.0) as u64)
                 .text_value(String::new())
-                .label(Line::from(
-                    p.get(p.len().saturating_sub(2)..).unwrap_or("").to_string(),
-                ))
+                .label(Line::from(clean(
+                    p.get(p.len().saturating_sub(2)..).unwrap_or(""),
+                )))
                 .style(Style::new().fg(ACCENT))
         })
         .collect();
@@ -1044,7 +1056,7 @@ fn draw_analytics(frame: &mut Frame, app: &App, area: Rect) {
         "Revenue per {} (m) · {} from {} · {} revenue, {} orders",
         v.grain(),
         shown.len(),
-        shown.first().map_or("-", |x| x.0.as_str()),
+        clean(shown.first().map_or("-", |x| x.0.as_str())),
         num(Some(total.max(0.0) as u64)),
         num(Some(orders.max(0) as u64)),
     );
@@ -1262,8 +1274,8 @@ fn draw_customers(frame: &mut Frame, app: &App, area: Rect) {
         .map(|r| {
             let name = match (&r.name, r.anonymous) {
                 (Some(n), _) => clean(n),
-                (None, true) => format!("(anonymous) {}", r.id),
-                (None, false) => r.id.clone(),
+                (None, true) => format!("(anonymous) {}", clean(&r.id)),
+                (None, false) => clean(&r.id),
             };
             Row::new(vec![
                 Cell::from(name),
@@ -1388,7 +1400,7 @@ fn draw_customers(frame: &mut Frame, app: &App, area: Rect) {
         Layout::vertical([Constraint::Length(golden_height), Constraint::Min(3)]).areas(right);
     let title = format!(
         "{}{} · Enter: 360 view and why",
-        sel.id,
+        clean(&sel.id),
         if sel.anonymous { " (anonymous)" } else { "" }
     );
     frame.render_widget(Paragraph::new(lines).block(block(&title, false)), top);
@@ -1448,7 +1460,7 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         let [label, bar] =
             Layout::horizontal([Constraint::Length(28), Constraint::Min(10)]).areas(top);
         frame.render_widget(
-            Paragraph::new(format!(" ⏵ {}", cut(&job.kind.label(), 25))).fg(ACCENT),
+            Paragraph::new(format!(" ⏵ {}", cut(&clean(&job.kind.label()), 25))).fg(ACCENT),
             label,
         );
         frame.render_widget(

@@ -21,19 +21,17 @@ pub fn int(conn: &Connection, sql: &str) -> i64 {
 /// temp dir.
 pub fn demo() -> (tempfile::TempDir, c360::workspace::Workspace, Connection) {
     let dir = tempfile::tempdir().unwrap();
-    // SAFETY of the env var: every test process wants the same value.
-    unsafe {
-        std::env::set_var(
-            "C360_SAMPLE_DATA",
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data"),
-        )
-    };
-    let demo = c360::demo::prepare(
-        &dir.path().join("demo"),
-        false,
-        &c360::pipeline::progress::NoProgress,
-    )
-    .unwrap();
+    // The sample data is passed explicitly (copied into the workspace as
+    // `demo` would), not through `C360_SAMPLE_DATA`: setting an environment
+    // variable while other test threads run is undefined behaviour.
+    let ws_dir = dir.path().join("demo");
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_data");
+    c360::workspace::init(&ws_dir).unwrap();
+    std::fs::create_dir_all(ws_dir.join("data")).unwrap();
+    for f in c360::demo::SAMPLE_FILES {
+        std::fs::copy(sample.join(f), ws_dir.join("data").join(f)).unwrap();
+    }
+    let demo = c360::demo::prepare(&ws_dir, false, &c360::pipeline::progress::NoProgress).unwrap();
     let conn = c360::store::open(&demo.workspace.db_path()).unwrap();
     (dir, demo.workspace, conn)
 }

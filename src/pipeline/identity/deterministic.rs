@@ -182,8 +182,19 @@ impl IdentityRules {
             Some(f) => Some(FuzzyRules::from_raw(f, text, file)?),
             None => None,
         };
-        let blocked_set = regex::RegexSet::new(blocked.iter().map(|r| r.as_str()))
-            .expect("each pattern compiled alone");
+        let blocked_set = blocked_set(&raw.blocked).map_err(|(i, e)| {
+            let (at, pattern) = raw
+                .blocked
+                .get(i)
+                .map_or((0, ""), |b| (b.span().start, b.get_ref().as_str()));
+            err(
+                at,
+                format!(
+                    "field `blocked`: regular expression {pattern:?} is too big together with the patterns before it: {}",
+                    e.to_string().lines().last().unwrap_or("")
+                ),
+            )
+        })?;
         Ok(IdentityRules {
             anchor: raw.anchor,
             kinds,
@@ -192,7 +203,29 @@ impl IdentityRules {
             fuzzy,
         })
     }
+}
 
+/// The blocked patterns as one set. Each pattern compiled alone already,
+/// but together they can still exceed the regex size limit; then the error
+/// names the first pattern (index) the set fails at.
+fn blocked_set(patterns: &[Spanned<String>]) -> Result<regex::RegexSet, (usize, regex::Error)> {
+    let all = patterns.iter().map(|p| p.get_ref().as_str());
+    match regex::RegexSet::new(all) {
+        Ok(set) => Ok(set),
+        Err(e) => {
+            // Which pattern breaks it: the shortest prefix that fails.
+            for i in 0..patterns.len() {
+                let prefix = patterns[..=i].iter().map(|p| p.get_ref().as_str());
+                if let Err(e) = regex::RegexSet::new(prefix) {
+                    return Err((i, e));
+                }
+            }
+            Err((patterns.len().saturating_sub(1), e))
+        }
+    }
+}
+
+impl IdentityRules {
     pub fn is_blocked(&self, value: &str) -> bool {
         let v = value.trim().to_lowercase();
         self.blocked_set.is_match(&v)

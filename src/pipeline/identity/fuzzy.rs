@@ -176,7 +176,11 @@ pub struct FuzzyRules {
     pub max_block_size: usize,
     pub random_pairs: usize,
     pub em_iterations: usize,
+    /// The fields read, once per normalisation (a field compared `exact`
+    /// and `date` appears twice, each normalised its own way).
     pub fields: Vec<FieldRef>,
+    /// How each of `fields` is normalised.
+    norms: Vec<Norm>,
     pub comparisons: Vec<Comparison>,
     pub blocking: Vec<BlockingRule>,
     /// Name -> nickname groups it belongs to.
@@ -228,9 +232,15 @@ impl FuzzyRules {
             Some(w) => probability(w, "weak_bridge")?,
             None => 1.0,
         };
+        // A field is read once per way its values are normalised: an
+        // `exact` and a `date` comparison of one field each see the value
+        // normalised their own way (a date comparison never sees folded
+        // text). Blocking keys use the first comparison's normalisation.
         let mut fields: Vec<FieldRef> = Vec::new();
+        let mut norms: Vec<Norm> = Vec::new();
         let mut field_index = |name: &toml::Spanned<String>,
-                               what: &str|
+                               what: &str,
+                               norm: Option<Norm>|
          -> Result<usize, ConfigError> {
             let f = name.get_ref();
             let r = match f.strip_prefix("extra.") {
@@ -252,17 +262,21 @@ impl FuzzyRules {
                     FieldRef::Core(f.to_string())
                 }
             };
-            Ok(match fields.iter().position(|x| *x == r) {
+            let found = fields
+                .iter()
+                .zip(&norms)
+                .position(|(x, n)| *x == r && norm.is_none_or(|want| *n == want));
+            Ok(match found {
                 Some(i) => i,
                 None => {
                     fields.push(r);
+                    norms.push(norm.unwrap_or(Norm::Fold));
                     fields.len() - 1
                 }
             })
         };
         let mut comparisons = Vec::new();
         for c in &raw.compare {
-            let field = field_index(&c.field, "fuzzy.compare.field")?;
             let thresholds = |default: &[f64]| -> Result<Vec<f64>, ConfigError> {
                 let t = c.thresholds.clone().unwrap_or_else(|| default.to_vec());
                 if t.windows(2).any(|w| w[0] < w[1]) || t.iter().any(|x| !(0.0..=1.0).contains(x)) {
@@ -297,6 +311,7 @@ impl FuzzyRules {
                     ));
                 }
             };
+            let field = field_index(&c.field, "fuzzy.compare.field", Some(method.norm()))?;
             comparisons.push(Comparison {
                 name: c.name.clone(),
                 field,
@@ -335,7 +350,10 @@ impl FuzzyRules {
                     }
                 };
                 let spanned = toml::Spanned::new(k.span(), name);
-                keys.push((field_index(&spanned, "fuzzy.blocking.keys")?, transform));
+                keys.push((
+                    field_index(&spanned, "fuzzy.blocking.keys", None)?,
+                    transform,
+                ));
             }
             if keys.is_empty() {
                 return Err(err(
@@ -368,14 +386,13 @@ impl FuzzyRules {
                 "field `fuzzy.blocking`: between 1 and 16 blocking rules are needed".into(),
             ));
         }
-        // A field's values are normalised one way: the first comparison's.
         let mut nicknames: HashMap<String, Vec<u32>> = HashMap::new();
         for (g, names) in raw.nicknames.iter().enumerate() {
             for n in names {
                 nicknames.entry(fold(n)).or_default().push(g as u32);
             }
         }
-        Ok(FuzzyRules {
+        let rules = FuzzyRules {
             systems,
             auto_merge,
             review,
@@ -384,17 +401,29 @@ impl FuzzyRules {
             random_pairs: raw.random_pairs.unwrap_or(500_000),
             em_iterations: raw.em_iterations.unwrap_or(30),
             fields,
+            norms,
             comparisons,
             blocking,
             nicknames,
-        })
+        };
+        // Levels are bytes, and NULL (255) means "no value".
+        for unit in rules.units() {
+            let n = unit.levels(&rules);
+            if n > NULL as usize {
+                return Err(err(
+                    raw.compare[unit.members[0]].method.span().start,
+                    format!(
+                        "field `fuzzy.compare`: {:?} has {n} levels (thresholds, or comparisons in its group); at most {NULL}",
+                        unit.name
+                    ),
+                ));
+            }
+        }
+        Ok(rules)
     }
 
     fn field_norm(&self, field: usize) -> Norm {
-        self.comparisons
-            .iter()
-            .find(|c| c.field == field)
-            .map_or(Norm::Fold, |c| c.method.norm())
+        self.norms.get(field).copied().unwrap_or(Norm::Fold)
     }
 
     /// The scoring units: single comparisons and groups, in first-seen order.
@@ -509,23 +538,26 @@ fn normalise(norm: Norm, raw: &str) -> Option<String> {
         Norm::Fold => fold(raw),
         Norm::Lower => raw.trim().to_lowercase(),
         Norm::Digits => raw.chars().filter(|c| c.is_ascii_digit()).collect(),
-        Norm::Date => {
-            let t = raw.trim();
-            let ok = t.len() >= 10
-                && t.as_bytes()[4] == b'-'
-                && t.as_bytes()[7] == b'-'
-                && t[..10]
-                    .bytes()
-                    .enumerate()
-                    .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
-            if ok {
-                t[..10].to_string()
-            } else {
-                String::new()
-            }
-        }
+        Norm::Date => date_prefix(raw).map_or_else(String::new, str::to_string),
     };
     (!v.is_empty()).then_some(v)
+}
+
+/// The `YYYY-MM-DD` a value starts with (after trimming), if it does. Reads
+/// bytes, never slices at a byte index, so a multibyte character anywhere
+/// (`1980-03-0é`) is simply not a date.
+fn date_prefix(raw: &str) -> Option<&str> {
+    let t = raw.trim();
+    let head = t.as_bytes().get(..10)?;
+    let ok = head.iter().enumerate().all(|(i, &b)| {
+        if i == 4 || i == 7 {
+            b == b'-'
+        } else {
+            b.is_ascii_digit()
+        }
+    });
+    // Ten ASCII bytes: byte 10 is a character boundary.
+    ok.then(|| &t[..10])
 }
 
 /// The fuzzy records, one interned column per field.
@@ -539,6 +571,9 @@ pub struct Columns {
     counts: Vec<Vec<u32>>,
     /// Per field: records with a value.
     non_empty: Vec<u64>,
+    /// Per field: records whose value is longer than
+    /// [`MAX_COMPARED_CHARS`] (compared on its first characters only).
+    capped: Vec<u64>,
     /// Per field: raw values pushed and not yet interned, in one buffer.
     raw: Vec<RawColumn>,
     /// Per record: its index among all the resolve step's records.
@@ -627,6 +662,7 @@ impl Columns {
             values: vec![Vec::new(); n],
             counts: vec![Vec::new(); n],
             non_empty: vec![0; n],
+            capped: vec![0; n],
             raw: vec![RawColumn::default(); n],
             global: Vec::new(),
         }
@@ -664,8 +700,17 @@ impl Columns {
         self.values.clear();
         self.counts.clear();
         self.non_empty.clear();
+        self.capped.clear();
         for (ids, values, counts) in built {
             self.non_empty.push(counts.iter().map(|&c| c as u64).sum());
+            self.capped.push(
+                values
+                    .iter()
+                    .zip(&counts)
+                    .filter(|(v, _)| capped(v).len() < v.len())
+                    .map(|(_, &c)| c as u64)
+                    .sum(),
+            );
             self.ids.push(ids);
             self.values.push(values);
             self.counts.push(counts);
@@ -680,6 +725,13 @@ impl Columns {
 
     fn non_empty(&self, field: usize) -> u64 {
         self.non_empty[field]
+    }
+
+    /// Records whose value of `field` is longer than
+    /// [`MAX_COMPARED_CHARS`]: their similarity levels read only its first
+    /// characters ("exact" still reads it whole).
+    pub fn capped(&self, field: usize) -> u64 {
+        self.capped.get(field).copied().unwrap_or(0)
     }
 }
 
@@ -696,16 +748,43 @@ fn nickname_or_initial(a: &str, b: &str, nick: &HashMap<String, Vec<u32>>) -> bo
     }
 }
 
-/// The level at which two normalised, non-empty values agree.
-pub fn compare<'a>(
+/// Most characters of a value the similarity levels look at: Jaro-Winkler
+/// and edit distances cost (length × length) per pair, so one 200,000
+/// character name would otherwise make every pair it is in take seconds.
+/// "exact" still compares whole values; longer values are counted in
+/// [`Columns::capped`] (and [`Scored::capped`]).
+pub const MAX_COMPARED_CHARS: usize = 256;
+
+/// The first [`MAX_COMPARED_CHARS`] characters of `s` (cut on a character
+/// boundary).
+pub fn capped(s: &str) -> &str {
+    match s.char_indices().nth(MAX_COMPARED_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The level at which two normalised, non-empty values agree: "exact" on
+/// the whole values, the other levels on their first
+/// [`MAX_COMPARED_CHARS`] characters (two long values differing only
+/// after those are near, never exact).
+pub fn compare(method: &Method, a: &str, b: &str, nick: &HashMap<String, Vec<u32>>) -> u8 {
+    if a == b {
+        return 0;
+    }
+    compare_different(method, capped(a), capped(b), nick)
+}
+
+/// The level of two values known to differ (never 0, "exact").
+fn compare_different<'a>(
     method: &Method,
     a: &'a str,
     b: &'a str,
     nick: &HashMap<String, Vec<u32>>,
 ) -> u8 {
-    if a == b {
-        return 0;
-    }
+    // `a` and `b` may be equal here (values equal in their first
+    // MAX_COMPARED_CHARS characters): each method then gives its nearest
+    // level below exact.
     let bands = |sim: f64, ts: &[f64], first: u8| -> u8 {
         ts.iter()
             .position(|t| sim >= *t)
@@ -728,7 +807,15 @@ pub fn compare<'a>(
                 .map_or(1 + ks.len() as u8, |i| 1 + i as u8)
         }
         Method::Date => {
-            // Normalised to YYYY-MM-DD.
+            // Normalised to YYYY-MM-DD when the field's values are dates;
+            // anything else (a short or free-text value) is no date and
+            // so different, never a slice out of bounds.
+            let (Some(a), Some(b)) = (date_prefix(a), date_prefix(b)) else {
+                return 3;
+            };
+            if a == b {
+                return 2;
+            }
             let (ya, ma, da) = (&a[..4], &a[5..7], &a[8..10]);
             let (yb, mb, db) = (&b[..4], &b[5..7], &b[8..10]);
             if ya == yb && ma == db && da == mb {
@@ -772,10 +859,12 @@ pub fn member_levels(rules: &FuzzyRules, cols: &Columns, a: u32, b: u32) -> Vec<
             } else if ia == ib {
                 0
             } else {
-                compare(
+                // Interned: different ids are different values, so only
+                // the capped prefixes are read (cost bounded per pair).
+                compare_different(
                     &c.method,
-                    &cols.values[c.field][ia as usize],
-                    &cols.values[c.field][ib as usize],
+                    capped(&cols.values[c.field][ia as usize]),
+                    capped(&cols.values[c.field][ib as usize]),
                     &rules.nicknames,
                 )
             }
@@ -999,7 +1088,11 @@ pub fn em(
 ) -> (Vec<Vec<f64>>, f64, usize) {
     let mut m: Vec<Vec<f64>> = m0.to_vec();
     let mut lambda = 0.1;
-    let pats: Vec<(&Vec<u8>, f64)> = patterns.iter().map(|(p, &c)| (p, c as f64)).collect();
+    // In a fixed order (a HashMap iterates in a different order in every
+    // run, and float sums depend on their order): identical input gives
+    // bit-identical m and lambda.
+    let mut pats: Vec<(&Vec<u8>, f64)> = patterns.iter().map(|(p, &c)| (p, c as f64)).collect();
+    pats.sort_unstable_by(|x, y| x.0.cmp(y.0));
     let total: f64 = pats.iter().map(|p| p.1).sum();
     if total == 0.0 {
         return (m, 0.0, 0);
@@ -1071,6 +1164,10 @@ pub struct Scored {
     pub kept: Vec<Candidate>,
     pub auto_rejected: u64,
     pub phases: Vec<(&'static str, f64)>,
+    /// Per field (label) with values longer than [`MAX_COMPARED_CHARS`]:
+    /// how many records hold one. Their similarity levels read only the
+    /// first characters, so a report should show this.
+    pub capped: Vec<(String, u64)>,
 }
 
 /// Term-frequency-adjusted weight of an exact agreement on unit `ui`.
@@ -1190,6 +1287,18 @@ fn pattern_counts(
             (pat, n)
         })
         .collect()
+}
+
+/// Σ f(x) over `xs`, in parallel but in a fixed order: fixed-size chunks
+/// summed left to right, then the chunk sums left to right. (A rayon
+/// `sum()` adds in an order that depends on work stealing, so two runs on
+/// the same input could differ in the last digits.)
+fn ordered_sum(xs: &[f64], f: impl Fn(f64) -> f64 + Sync) -> f64 {
+    let partial: Vec<f64> = xs
+        .par_chunks(4096)
+        .map(|c| c.iter().fold(0.0, |acc, &x| acc + f(x)))
+        .collect();
+    partial.iter().fold(0.0, |acc, &x| acc + x)
 }
 
 /// Block, compare, estimate the model and score every candidate pair.
@@ -1325,13 +1434,10 @@ pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
     let mut lambda = (best_rule / total_pairs).clamp(1e-12, 0.5);
     for _ in 0..20 {
         let odds = lambda / (1.0 - lambda);
-        let expected: f64 = weights
-            .par_iter()
-            .map(|w| {
-                let k = odds * w.exp2();
-                k / (1.0 + k)
-            })
-            .sum();
+        let expected = ordered_sum(&weights, |w| {
+            let k = odds * w.exp2();
+            k / (1.0 + k)
+        });
         let next = (expected / total_pairs).clamp(1e-12, 0.5);
         if (next / lambda - 1.0).abs() < 1e-4 {
             lambda = next;
@@ -1370,7 +1476,25 @@ pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
         kept,
         auto_rejected,
         phases,
+        capped: capped_fields(rules, cols),
     }
+}
+
+/// [`Scored::capped`]: fields (by label, once each) with capped values.
+fn capped_fields(rules: &FuzzyRules, cols: &Columns) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for (f, field) in rules.fields.iter().enumerate() {
+        let n = cols.capped(f);
+        if n == 0 {
+            continue;
+        }
+        let label = field.label();
+        match out.iter_mut().find(|(l, _)| *l == label) {
+            Some(x) => x.1 = x.1.max(n),
+            None => out.push((label, n)),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1485,6 +1609,288 @@ keys = ["first_name:initial"]
         let (level, differ, tf) = w(0, 101);
         assert_eq!(level, 4);
         assert!(!tf && differ < 0.0);
+    }
+
+    fn rules_of(text: &str) -> FuzzyRules {
+        let raw: super::super::deterministic::RawFuzzy = toml::from_str(text).unwrap();
+        FuzzyRules::from_raw(raw, text, "identity.toml").unwrap()
+    }
+
+    #[test]
+    fn multibyte_birth_date_does_not_panic() {
+        // Byte 10 of "1980-03-0é" is inside the é: no slice there.
+        assert_eq!(normalise(Norm::Date, "1980-03-0é"), None);
+        assert_eq!(normalise(Norm::Date, "é980-03-04"), None);
+        assert_eq!(normalise(Norm::Date, "1980-0é-04"), None);
+        assert_eq!(normalise(Norm::Date, "1980-03-"), None);
+        assert_eq!(
+            normalise(Norm::Date, " 1980-03-04é "),
+            Some("1980-03-04".into())
+        );
+        // Through columns and scoring: the bad date is no value.
+        let rules = rules_of(
+            r#"
+systems = ["crm"]
+auto_merge = 0.9
+review = 0.5
+[[compare]]
+name = "birth_date"
+field = "birth_date"
+method = "date"
+[[blocking]]
+name = "birth year"
+keys = ["birth_date:year"]
+"#,
+        );
+        let mut cols = Columns::new(&rules);
+        for (i, d) in ["1980-03-04", "1980-03-0é", "1980-04-03", "1980-03-0ö"]
+            .iter()
+            .enumerate()
+        {
+            cols.push(i as u32, |_| Some(*d));
+        }
+        cols.seal(|_| false);
+        assert_eq!(cols.value(0, 1), None);
+        assert_eq!(member_levels(&rules, &cols, 0, 2), vec![1], "swapped");
+        assert_eq!(member_levels(&rules, &cols, 0, 1), vec![NULL]);
+        let s = score(&rules, &cols, 1);
+        assert_eq!(s.comparisons, 1, "only the two real dates share a year");
+    }
+
+    #[test]
+    fn exact_then_date_comparison_on_short_values_does_not_panic() {
+        let rules = rules_of(
+            r#"
+systems = ["crm"]
+auto_merge = 0.9
+review = 0.5
+[[compare]]
+name = "birth_date exact"
+field = "birth_date"
+method = "exact"
+[[compare]]
+name = "birth_date"
+field = "birth_date"
+method = "date"
+[[blocking]]
+name = "birth date initial"
+keys = ["birth_date:initial"]
+"#,
+        );
+        // One field, read twice: folded for `exact`, as a date for `date`.
+        assert_eq!(rules.fields.len(), 2);
+        assert_eq!(rules.field_norm(0), Norm::Fold);
+        assert_eq!(rules.field_norm(1), Norm::Date);
+        assert_eq!(rules.comparisons[0].field, 0);
+        assert_eq!(rules.comparisons[1].field, 1);
+        assert_eq!(rules.blocking[0].keys, vec![(0, Transform::Initial)]);
+        let mut cols = Columns::new(&rules);
+        for (i, d) in ["1980-03-04", "1980-04-03", "1", "19", "1980-03-04"]
+            .iter()
+            .enumerate()
+        {
+            cols.push(i as u32, |_| Some(*d));
+        }
+        cols.seal(|_| false);
+        assert_eq!(cols.value(0, 0), Some("1980 03 04"));
+        assert_eq!(cols.value(1, 0), Some("1980-03-04"));
+        assert_eq!(cols.value(1, 2), None, "\"1\" is no date");
+        // exact: different; date: day and month swapped.
+        assert_eq!(member_levels(&rules, &cols, 0, 1), vec![1, 1]);
+        // Short values: exact compares them, the date comparison has none.
+        assert_eq!(member_levels(&rules, &cols, 2, 3), vec![1, NULL]);
+        assert_eq!(member_levels(&rules, &cols, 0, 4), vec![0, 0]);
+        // The date method itself is safe on anything.
+        let n = HashMap::new();
+        assert_eq!(compare(&Method::Date, "1", "19", &n), 3);
+        assert_eq!(compare(&Method::Date, "1980 03 04", "1980 04 03", &n), 3);
+        assert_eq!(compare(&Method::Date, "1980-03-0é", "1980-03-04", &n), 3);
+        let s = score(&rules, &cols, 1);
+        assert_eq!(s.comparisons, 10, "all five share the initial 1");
+    }
+
+    #[test]
+    fn too_many_levels_is_a_config_error_not_a_wrapped_byte() {
+        let thresholds: Vec<String> = (0..300).map(|k| k.to_string()).collect();
+        let text = format!(
+            "systems = [\"crm\"]\nauto_merge = 0.9\nreview = 0.5\n[[compare]]\nname = \"city\"\nfield = \"city\"\nmethod = \"levenshtein\"\nthresholds = [{}]\n[[blocking]]\nname = \"city\"\nkeys = [\"city\"]\n",
+            thresholds.join(", ")
+        );
+        let raw: super::super::deterministic::RawFuzzy = toml::from_str(&text).unwrap();
+        let e = FuzzyRules::from_raw(raw, &text, "identity.toml").unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("\"city\" has 302 levels"), "{e}");
+    }
+
+    #[test]
+    fn long_values_are_capped_for_similarity_but_exact_stays_whole() {
+        let n = HashMap::new();
+        let jw = Method::JaroWinkler(vec![0.92, 0.8]);
+        let name = Method::Name(vec![0.92, 0.8]);
+        let lev = Method::Levenshtein(vec![1, 2]);
+        let common = "x".repeat(256);
+        let a = format!("{common}{}", "a".repeat(44));
+        let b = format!("{common}{}", "b".repeat(44));
+        // Same first 256 characters, different values: near, never exact.
+        assert_eq!(compare(&jw, &a, &b, &n), 1);
+        assert_eq!(compare(&name, &a, &b, &n), 2);
+        assert_eq!(compare(&lev, &a, &b, &n), 1);
+        assert_eq!(compare(&Method::Exact, &a, &b, &n), 1);
+        assert_eq!(compare(&jw, &a, &a.clone(), &n), 0);
+        // The cut is on a character boundary.
+        let wide = "é".repeat(300);
+        assert_eq!(capped(&wide).chars().count(), MAX_COMPARED_CHARS);
+        assert_eq!(capped(&wide).len(), 2 * MAX_COMPARED_CHARS);
+        assert_eq!(capped("short"), "short");
+    }
+
+    #[test]
+    fn a_200k_character_first_name_is_bounded_and_counted() {
+        let rules = rules_of(
+            r#"
+systems = ["crm"]
+auto_merge = 0.9
+review = 0.5
+random_pairs = 200000
+[[compare]]
+name = "first_name"
+field = "first_name"
+method = "name"
+tf = true
+[[compare]]
+name = "last_name"
+field = "last_name"
+method = "jaro_winkler"
+[[blocking]]
+name = "last name"
+keys = ["last_name"]
+"#,
+        );
+        let huge = format!("Ann{}", "é".repeat(200_000));
+        let mut cols = Columns::new(&rules);
+        for i in 0..19u32 {
+            let first = match i {
+                0 => huge.as_str(),
+                1 | 2 => "Anna",
+                _ => "Bob",
+            };
+            let last = if i < 10 { "Lee" } else { "Stone" };
+            cols.push(i, |f| Some(if f == 0 { first } else { last }));
+        }
+        cols.seal(|_| false);
+        assert_eq!(cols.capped(0), 1);
+        assert_eq!(cols.capped(1), 0);
+        let t = std::time::Instant::now();
+        let s = score(&rules, &cols, 42);
+        let secs = t.elapsed().as_secs_f64();
+        // Before the cap: tens of seconds (every random pair with the long
+        // name ran Jaro-Winkler on 200,000 characters).
+        assert!(secs < 5.0, "scoring took {secs:.1} s");
+        assert_eq!(s.capped, vec![("first_name".to_string(), 1)]);
+        // The long name is still compared, on its first 256 characters.
+        let levels = member_levels(&rules, &cols, 0, 1);
+        assert_eq!(levels[1], 0, "same last name");
+        assert!(levels[0] > 0 && levels[0] < NULL, "{levels:?}");
+    }
+
+    /// Records for the determinism test: 600 people, some duplicated with
+    /// typos, names and dates from a seeded generator.
+    fn noisy_columns(rules: &FuzzyRules) -> Columns {
+        let firsts = [
+            "anna", "bob", "carla", "dieter", "eve", "farid", "gosia", "hugo",
+        ];
+        let lasts = [
+            "lee", "stone", "moss", "green", "brown", "kowalski", "ng", "ortiz",
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut rows: Vec<[String; 3]> = Vec::new();
+        for _ in 0..600 {
+            let f = firsts[rng.random_range(0..firsts.len())].to_string();
+            let l = lasts[rng.random_range(0..lasts.len())].to_string();
+            let d = format!(
+                "19{:02}-{:02}-{:02}",
+                rng.random_range(50..99),
+                rng.random_range(1..13),
+                rng.random_range(1..29)
+            );
+            rows.push([f.clone(), l.clone(), d.clone()]);
+            for _ in 0..rng.random_range(0..3) {
+                let mut r = [f.clone(), l.clone(), d.clone()];
+                let k = rng.random_range(0..3);
+                if k < 2 {
+                    r[k].push('x');
+                } else {
+                    r[2] = format!("{}{}", &d[..8], (b'0' + rng.random_range(0..10)) as char);
+                }
+                rows.push(r);
+            }
+        }
+        let mut cols = Columns::new(rules);
+        for (i, r) in rows.iter().enumerate() {
+            cols.push(i as u32, |f| Some(r[f].as_str()));
+        }
+        cols.seal(|_| false);
+        cols
+    }
+
+    #[test]
+    fn match_probabilities_are_bit_identical_across_runs_and_thread_counts() {
+        let rules = rules_of(
+            r#"
+systems = ["crm"]
+auto_merge = 0.9
+review = 0.01
+random_pairs = 50000
+[[compare]]
+name = "first_name"
+field = "first_name"
+method = "name"
+tf = true
+[[compare]]
+name = "last_name"
+field = "last_name"
+method = "jaro_winkler"
+tf = true
+[[compare]]
+name = "birth_date"
+field = "birth_date"
+method = "date"
+[[blocking]]
+name = "first initial"
+keys = ["first_name:initial"]
+[[blocking]]
+name = "birth year"
+keys = ["birth_date:year"]
+"#,
+        );
+        let cols = noisy_columns(&rules);
+        let bits = |s: &Scored| -> Vec<u64> {
+            let mut out = vec![s.model.lambda.to_bits()];
+            for v in s.model.m.iter().chain(&s.model.u) {
+                out.extend(v.iter().map(|x| x.to_bits()));
+            }
+            out.extend(s.model.em.iter().map(|e| e.1.to_bits()));
+            for c in &s.kept {
+                out.extend([c.a as u64, c.b as u64, c.weight.to_bits()]);
+                out.push(c.probability.to_bits());
+            }
+            out
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| bits(&score(&rules, &cols, 42)))
+        };
+        let first = run(4);
+        assert!(first.len() > 100, "the test scores enough pairs");
+        for threads in [4, 1, 3, 4] {
+            assert!(
+                run(threads) == first,
+                "{threads} threads: not bit-identical"
+            );
+        }
     }
 
     fn pair_unit_weights_for_test(

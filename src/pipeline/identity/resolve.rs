@@ -232,9 +232,19 @@ pub fn run(
     clock = Instant::now();
     progress.finish();
 
+    // From here on the step holds the write lock: the steward decisions,
+    // the previous ids and the id sequence are read inside the transaction
+    // that writes the results, so a decision committed while the step read
+    // and scored is applied, and one made from now on waits for the commit
+    // (it then re-clusters on top of these results).
+    progress.start("resolve: wait for the write lock", 0);
+    let tx = conn.transaction()?;
+    lap("wait for the write lock", &mut phases, &mut clock);
+    progress.finish();
+
     // Steward decisions, by record index.
     progress.start("resolve: cluster", 0);
-    let decisions = steward::active(conn)?;
+    let decisions = steward::active(&tx)?;
     let wanted_keys: HashSet<&str> = decisions.keys().collect();
     let index: HashMap<&str, u32> = records
         .iter()
@@ -316,11 +326,11 @@ pub fn run(
         .collect();
     lap("cluster", &mut phases, &mut clock);
     let previous: FxHashMap<String, String> = {
-        let mut stmt = conn.prepare("SELECT record_key, customer360_id FROM customer360_id_map")?;
+        let mut stmt = tx.prepare("SELECT record_key, customer360_id FROM customer360_id_map")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let next_seq: i64 = conn
+    let next_seq: i64 = tx
         .query_row(
             "SELECT next FROM id_sequence WHERE name = 'customer360_id'",
             [],
@@ -335,7 +345,6 @@ pub fn run(
 
     progress.start("resolve: write", 0);
     let now = now_utc();
-    let tx = conn.transaction()?;
     tx.execute_batch(
         "DELETE FROM identity_links; DELETE FROM identifiers;
          DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
@@ -841,6 +850,9 @@ pub fn eval_truth(conn: &Connection, truth_path: &std::path::Path) -> Result<eva
 /// customer's records share it. `who` is a customer360_id or a record key
 /// (`system:source:record_id`).
 pub fn explain(conn: &Connection, who: &str) -> Result<String> {
+    // Every value from the data is escaped (a newline in an id shows as
+    // `\n`), so the text's own lines are the only lines.
+    use crate::safe_text::escape as esc;
     use std::fmt::Write as _;
     let id: Option<String> = conn
         .query_row(
@@ -863,9 +875,9 @@ pub fn explain(conn: &Connection, who: &str) -> Result<String> {
     let records: Vec<String> = stmt
         .query_map([&id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    writeln!(out, "{id}: {} records", records.len())?;
+    writeln!(out, "{}: {} records", esc(&id), records.len())?;
     for r in records.iter().take(50) {
-        writeln!(out, "  {r}")?;
+        writeln!(out, "  {}", esc(r))?;
     }
     if records.len() > 50 {
         writeln!(out, "  … and {} more", records.len() - 50)?;
@@ -899,7 +911,7 @@ pub fn explain(conn: &Connection, who: &str) -> Result<String> {
             ),
             _ => format!("shared by {customers} customers, over its limit: links nobody"),
         };
-        writeln!(out, "  {kind:<12} {value:<40} {why}")?;
+        writeln!(out, "  {:<12} {:<40} {why}", esc(&kind), esc(&value))?;
     }
     let attributed: i64 = conn.query_row(
         "SELECT count(*) FROM customer360_id_map m
@@ -954,21 +966,21 @@ pub fn explain(conn: &Connection, who: &str) -> Result<String> {
                 out,
                 "  #{} {} ~ {}  p {:.3} ({:+.2} bits) {how}{}; blocking: {}",
                 d.row.candidate_id,
-                d.row.left_key,
-                d.row.right_key,
+                esc(&d.row.left_key),
+                esc(&d.row.right_key),
                 d.row.probability,
                 d.row.match_weight,
                 if d.row.flags.is_empty() {
                     String::new()
                 } else {
-                    format!(" [{}]", d.row.flags)
+                    format!(" [{}]", esc(&d.row.flags))
                 },
-                d.blocking
+                esc(&d.blocking)
             )?;
             let parts: Vec<String> = d
                 .comparisons
                 .iter()
-                .map(|c| format!("{} {} {:+.2}", c.name, c.level, c.weight))
+                .map(|c| format!("{} {} {:+.2}", esc(&c.name), esc(&c.level), c.weight))
                 .collect();
             writeln!(out, "      prior {:+.2} · {}", d.prior, parts.join(" · "))?;
         }
@@ -1005,18 +1017,21 @@ pub fn explain(conn: &Connection, who: &str) -> Result<String> {
             let (left, right, reason): (String, String, String) = (r.get(4)?, r.get(5)?, r.get(6)?);
             let undone: Option<String> = r.get(7)?;
             let pair = if right.is_empty() {
-                left
+                esc(&left).into_owned()
             } else {
-                format!("{left} + {right}")
+                format!("{} + {}", esc(&left), esc(&right))
             };
             let reason = if reason.is_empty() {
                 String::new()
             } else {
-                format!(": {reason:?}")
+                format!(": \"{}\"", esc(&reason))
             };
-            let state = undone.map_or(String::new(), |u| format!(" (undone {u})"));
+            let state = undone.map_or(String::new(), |u| format!(" (undone {})", esc(&u)));
             Ok(format!(
-                "  #{did} {at} {actor} {action} {pair}{reason}{state}"
+                "  #{did} {} {} {} {pair}{reason}{state}",
+                esc(&at),
+                esc(&actor),
+                esc(&action)
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -1036,7 +1051,14 @@ pub fn explain(conn: &Connection, who: &str) -> Result<String> {
     if !lineage.is_empty() {
         writeln!(out, "\nLineage:")?;
         for (old, new, reason, at) in lineage {
-            writeln!(out, "  {at}  {old} -> {new} ({reason})")?;
+            writeln!(
+                out,
+                "  {}  {} -> {} ({})",
+                esc(&at),
+                esc(&old),
+                esc(&new),
+                esc(&reason)
+            )?;
         }
     }
     Ok(out)

@@ -157,6 +157,19 @@ pub fn decide_pair(
     actor: &str,
     reason: &str,
 ) -> Result<Outcome> {
+    crate::store::with_full_sync(conn, |c| {
+        decide_pair_durably(c, a, b, approve, actor, reason)
+    })
+}
+
+fn decide_pair_durably(
+    conn: &mut Connection,
+    a: &str,
+    b: &str,
+    approve: bool,
+    actor: &str,
+    reason: &str,
+) -> Result<Outcome> {
     if a == b {
         bail!("a record cannot be matched with itself");
     }
@@ -218,6 +231,15 @@ pub fn decide_pair(
 /// Split `part` (record keys) off their customer: they never share a
 /// customer with the customer's other records again.
 pub fn split(conn: &mut Connection, part: &[String], actor: &str, reason: &str) -> Result<Outcome> {
+    crate::store::with_full_sync(conn, |c| split_durably(c, part, actor, reason))
+}
+
+fn split_durably(
+    conn: &mut Connection,
+    part: &[String],
+    actor: &str,
+    reason: &str,
+) -> Result<Outcome> {
     if part.is_empty() {
         bail!("name at least one record to split off");
     }
@@ -237,10 +259,22 @@ pub fn split(conn: &mut Connection, part: &[String], actor: &str, reason: &str) 
             .collect::<rusqlite::Result<_>>()?
     };
     let part_set: BTreeSet<&str> = part.iter().map(String::as_str).collect();
-    let rest: Vec<&String> = all
+    // The split-off side: the records named, and what hangs on them alone.
+    let index: HashMap<&str, u32> = all
         .iter()
-        .filter(|k| !part_set.contains(k.as_str()))
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i as u32))
         .collect();
+    let edges = evidence(&tx, &all, &index, &active(&tx)?)?;
+    let side = split_side(&all, &part_set, &edges);
+    let (mut moving, mut rest): (Vec<&String>, Vec<&String>) = (Vec::new(), Vec::new());
+    for (i, k) in all.iter().enumerate() {
+        if side.contains(&i) {
+            moving.push(k);
+        } else {
+            rest.push(k);
+        }
+    }
     if rest.is_empty() {
         bail!("{customer} has no other records: nothing to split from");
     }
@@ -253,7 +287,7 @@ pub fn split(conn: &mut Connection, part: &[String], actor: &str, reason: &str) 
         let mut ins = tx.prepare(
             "INSERT OR IGNORE INTO decision_members (decision_id, side, record_key) VALUES (?1, ?2, ?3)",
         )?;
-        for k in &part_set {
+        for k in &moving {
             ins.execute(params![id, "a", k])?;
         }
         for k in &rest {
@@ -261,13 +295,31 @@ pub fn split(conn: &mut Connection, part: &[String], actor: &str, reason: &str) 
         }
     }
     let (lineage, refused) = recluster(&tx, std::slice::from_ref(&customer))?;
-    let customers = vec![customer_of(&tx, &part[0])?, customer_of(&tx, rest[0])?];
+    // Every customer the records now form, the split-off one first.
+    let mut result: Vec<(String, Vec<&str>)> = Vec::new();
+    for k in moving.iter().chain(&rest) {
+        let c = customer_of(&tx, k)?;
+        match result.iter_mut().find(|(id, _)| *id == c) {
+            Some((_, ks)) => ks.push(k.as_str()),
+            None => result.push((c, vec![k.as_str()])),
+        }
+    }
+    let customers: Vec<String> = result.iter().map(|(c, _)| c.clone()).collect();
+    let with = moving.len() - part_set.len();
     let message = format!(
-        "split {} of {} records of {customer}: now {} and {}",
+        "split {} of {} records of {customer}{}: now {}",
         part_set.len(),
         all.len(),
-        customers[0],
-        customers[1]
+        if with > 0 {
+            format!(" (with {with} record(s) linked only to them)")
+        } else {
+            String::new()
+        },
+        result
+            .iter()
+            .map(|(c, ks)| format!("{c} ({})", describe_records(ks)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     audit(
         &tx,
@@ -287,6 +339,15 @@ pub fn split(conn: &mut Connection, part: &[String], actor: &str, reason: &str) 
 
 /// Undo a decision (the latest one in force when `decision_id` is None).
 pub fn undo(
+    conn: &mut Connection,
+    decision_id: Option<i64>,
+    actor: &str,
+    reason: &str,
+) -> Result<Outcome> {
+    crate::store::with_full_sync(conn, |c| undo_durably(c, decision_id, actor, reason))
+}
+
+fn undo_durably(
     conn: &mut Connection,
     decision_id: Option<i64>,
     actor: &str,
@@ -371,6 +432,126 @@ pub fn undo(
     })
 }
 
+/// The stored evidence joining records of `keys`, as groups of indices into
+/// `keys` (the records one piece of evidence joins), in the order
+/// clustering applies it: steward approvals, shared identifiers (every
+/// record carrying one linked identifier), nearest-login attributions, then
+/// auto-merged fuzzy candidates, most probable first. Records outside `keys`
+/// are left out.
+fn evidence(
+    tx: &Connection,
+    keys: &[String],
+    index: &HashMap<&str, u32>,
+    decisions: &Decisions,
+) -> Result<Vec<Vec<u32>>> {
+    let mut groups: Vec<Vec<u32>> = Vec::new();
+    let pair = |a: &str, b: &str| match (index.get(a), index.get(b)) {
+        (Some(&x), Some(&y)) => Some(vec![x, y]),
+        _ => None,
+    };
+    groups.extend(
+        decisions
+            .must
+            .iter()
+            .filter_map(|m| pair(&m.left, &m.right)),
+    );
+    // Nearest-login attributions, and the carriers of each identifier.
+    {
+        let mut stmt = tx.prepare(
+            "SELECT l.identifier_id, i.status, l.via_record FROM identity_links l
+             JOIN identifiers i ON i.identifier_id = l.identifier_id WHERE l.record_key = ?1",
+        )?;
+        let mut carriers: Vec<(i64, Vec<u32>)> = Vec::new();
+        let mut logins: Vec<Vec<u32>> = Vec::new();
+        let mut slot: HashMap<i64, usize> = HashMap::new();
+        for (i, k) in keys.iter().enumerate() {
+            let rows: Vec<(i64, String, Option<String>)> = stmt
+                .query_map([k], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (ident, status, via) in rows {
+                if let Some(v) = via {
+                    logins.extend(pair(k, &v));
+                } else if status == "linked" {
+                    let s = *slot.entry(ident).or_insert_with(|| {
+                        carriers.push((ident, Vec::new()));
+                        carriers.len() - 1
+                    });
+                    carriers[s].1.push(i as u32);
+                }
+            }
+        }
+        // As the resolve step does: identifiers first, then attributions.
+        groups.extend(carriers.into_iter().map(|(_, c)| c).filter(|c| c.len() > 1));
+        groups.extend(logins);
+    }
+    // Auto-merged fuzzy candidates, most probable first.
+    {
+        let mut stmt = tx.prepare(
+            "SELECT left_key, right_key, probability FROM match_candidates
+             WHERE (left_key = ?1 OR right_key = ?1) AND band = 'auto_merge'
+               AND coalesce(decision, '') <> 'reject'",
+        )?;
+        let mut pairs: Vec<(String, String, f64)> = Vec::new();
+        for k in keys {
+            for row in stmt.query_map([k], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+                pairs.push(row?);
+            }
+        }
+        pairs.sort_by(|x, y| {
+            y.2.total_cmp(&x.2)
+                .then_with(|| (&x.0, &x.1).cmp(&(&y.0, &y.1)))
+        });
+        pairs.dedup_by(|x, y| x.0 == y.0 && x.1 == y.1);
+        groups.extend(pairs.iter().filter_map(|(a, b, _)| pair(a, b)));
+    }
+    Ok(groups)
+}
+
+/// "1 CRM record, 1 order, 5 web events".
+fn describe_records(keys: &[&str]) -> String {
+    let count = |prefix: &str| keys.iter().filter(|k| k.starts_with(prefix)).count();
+    let parts = [
+        (count("crm:"), "CRM record"),
+        (count("transactions:"), "order"),
+        (count("web:"), "web event"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which records of a customer go with `part` when it is split off: `part`
+/// itself, and every group of records linked to the rest of the customer
+/// only through `part` that holds no CRM record of its own (the split-off
+/// CRM record's orders and web events go with it; another CRM record and
+/// what hangs on it stay). When nothing in the rest holds a CRM record,
+/// only `part` moves.
+fn split_side(all: &[String], part: &BTreeSet<&str>, evidence: &[Vec<u32>]) -> BTreeSet<usize> {
+    let in_part: Vec<bool> = all.iter().map(|k| part.contains(k.as_str())).collect();
+    let mut uf = super::UnionFind::new(all.len());
+    for group in evidence {
+        let mut outside = group.iter().copied().filter(|&r| !in_part[r as usize]);
+        if let Some(first) = outside.next() {
+            for other in outside {
+                uf.union(first, other);
+            }
+        }
+    }
+    let is_crm = |i: usize| all[i].starts_with("crm:");
+    let mut owners: HashMap<u32, bool> = HashMap::new();
+    for i in (0..all.len()).filter(|&i| !in_part[i]) {
+        let root = uf.find(i as u32);
+        *owners.entry(root).or_default() |= is_crm(i);
+    }
+    let rest_has_owner = owners.values().any(|&o| o);
+    (0..all.len())
+        .filter(|&i| in_part[i] || (rest_has_owner && !owners[&uf.find(i as u32)]))
+        .collect()
+}
+
 /// Re-cluster the records of `customers` from the stored evidence (shared
 /// identifiers, nearest-login attributions, auto-merged candidates, steward
 /// approvals) under the decisions in force, and update their ids with
@@ -424,62 +605,11 @@ fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
         .collect();
     let mut clusterer = Clusterer::new(keys.len(), &apart);
     let mut refused = 0u64;
-    let mut join = |c: &mut Clusterer, a: &str, b: &str| {
-        if let (Some(&x), Some(&y)) = (index.get(a), index.get(b))
-            && c.union(x, y).is_err()
-        {
-            refused += 1;
-        }
-    };
-    for m in &decisions.must {
-        join(&mut clusterer, &m.left, &m.right);
-    }
-    // Shared identifiers and nearest-login attributions.
-    {
-        let mut stmt = tx.prepare(
-            "SELECT l.identifier_id, i.status, l.via_record FROM identity_links l
-             JOIN identifiers i ON i.identifier_id = l.identifier_id WHERE l.record_key = ?1",
-        )?;
-        let mut first_carrier: HashMap<i64, String> = HashMap::new();
-        for k in &keys {
-            let rows: Vec<(i64, String, Option<String>)> = stmt
-                .query_map([k], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            for (ident, status, via) in rows {
-                if let Some(v) = via {
-                    join(&mut clusterer, k, &v);
-                } else if status == "linked" {
-                    match first_carrier.get(&ident) {
-                        Some(first) => {
-                            let first = first.clone();
-                            join(&mut clusterer, &first, k);
-                        }
-                        None => {
-                            first_carrier.insert(ident, k.clone());
-                        }
-                    }
-                }
+    for group in evidence(tx, &keys, &index, &decisions)? {
+        for &other in &group[1..] {
+            if clusterer.union(group[0], other).is_err() {
+                refused += 1;
             }
-        }
-    }
-    // Auto-merged fuzzy candidates, most probable first.
-    {
-        let mut stmt = tx.prepare(
-            "SELECT left_key, right_key FROM match_candidates
-             WHERE (left_key = ?1 OR right_key = ?1) AND band = 'auto_merge'
-               AND coalesce(decision, '') <> 'reject'
-             ORDER BY probability DESC",
-        )?;
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for k in &keys {
-            for row in stmt.query_map([k], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })? {
-                pairs.push(row?);
-            }
-        }
-        for (a, b) in pairs {
-            join(&mut clusterer, &a, &b);
         }
     }
     let clusters: Vec<Vec<&str>> = clusterer
