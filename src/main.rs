@@ -468,8 +468,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         if let Some(f) = e.downcast_ref::<stage::LoadAllError>() {
                             print_loads(&f.loaded);
                         }
-                        eprintln!("error: {e:#}");
-                        return Ok(ExitCode::FAILURE);
+                        // Printed (escaped) by `main`, like every error.
+                        return Err(e);
                     }
                 },
             };
@@ -516,8 +516,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         if let Some(f) = e.downcast_ref::<stage::LoadAllError>() {
                             print_loads(&f.loaded);
                         }
-                        eprintln!("error: {e:#}");
-                        return Ok(ExitCode::FAILURE);
+                        // Printed (escaped) by `main`, like every error.
+                        return Err(e);
                     }
                 };
                 if is_load {

@@ -83,7 +83,7 @@ fn init_load_status_rejects_on_generated_data() {
     };
     for step in ["extract", "stage"] {
         assert!(
-            step_row(step).starts_with(&format!("  {step:<12} done at ")),
+            step_row(step).starts_with(&format!("  {step:<12} ok at ")),
             "{status}"
         );
     }

@@ -716,7 +716,7 @@ fn review_escapes_control_characters() {
     )
     .unwrap();
     key(&mut app, KeyCode::Char('F'));
-    let shown = render(&app, 120, 30);
+    let shown = render(&app, 220, 30);
     assert!(shown.contains("Evil\\u{1b}[2J\\u{202e}x"), "{shown}");
     assert_no_unsafe_cells(&shown);
 }

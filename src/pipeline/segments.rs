@@ -32,7 +32,7 @@ const MAX_DURATION_DAYS: f64 = 1_000_000.0;
 pub const MAX_DEPTH: usize = 64;
 /// Most conditions in one filter (`a and b and ...` makes a tree as deep as
 /// it is long, which evaluation walks recursively).
-pub const MAX_CONDITIONS: usize = 1_000;
+pub const MAX_CONDITIONS: usize = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -73,7 +73,7 @@ fn check_is_database(path: &Path) -> Result<()> {
     let n = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
         .with_context(|| format!("cannot read {}", path.display()))?;
-    if n > 0 && &head[..n.min(16)] != &b"SQLite format 3\0"[..n.min(16)] {
+    if n > 0 && head[..n] != b"SQLite format 3\0"[..n] {
         bail!(
             "{} is not a c360 database (it is not an SQLite file; check `database` in c360.toml)",
             path.display()
