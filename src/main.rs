@@ -460,18 +460,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     };
                     vec![stage::load_source(&mut conn, &ws, src, &progress)?]
                 }
-                None => match c360::pipeline::run_step(&mut conn, &ws, "stage", &progress) {
-                    Ok(report) => report.loads,
-                    Err(e) => {
-                        // Some sources may have committed: show them, then
-                        // the failures (the error says what did not commit).
-                        if let Some(f) = e.downcast_ref::<stage::LoadAllError>() {
-                            print_loads(&f.loaded);
-                        }
-                        // Printed (escaped) by `main`, like every error.
-                        return Err(e);
-                    }
-                },
+                None => {
+                    show_committed(c360::pipeline::run_step(&mut conn, &ws, "stage", &progress))?
+                        .loads
+                }
             };
             if print_loads(&reports) > 0 && strict {
                 eprintln!("--strict: a source had every row rejected");
@@ -498,6 +490,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             let mut conn = store::open(&ws.db_path())?;
+            // `--all` holds the workspace across its steps: no other run
+            // slips in between them.
+            let _run = if all {
+                Some(c360::store::lock::lock_run(
+                    &ws.db_path(),
+                    "run all",
+                    &progress,
+                )?)
+            } else {
+                None
+            };
             let mut missing = Vec::new();
             let mut ran_load = false;
             for step in steps {
@@ -510,16 +513,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     continue;
                 }
                 ran_load |= is_load;
-                let report = match c360::pipeline::run_step(&mut conn, &ws, step.name, &progress) {
-                    Ok(report) => report,
-                    Err(e) => {
-                        if let Some(f) = e.downcast_ref::<stage::LoadAllError>() {
-                            print_loads(&f.loaded);
-                        }
-                        // Printed (escaped) by `main`, like every error.
-                        return Err(e);
-                    }
-                };
+                let report = show_committed(c360::pipeline::run_step(
+                    &mut conn, &ws, step.name, &progress,
+                ))?;
                 if is_load {
                     if print_loads(&report.loads) > 0 && strict {
                         eprintln!("--strict: a source had every row rejected; later steps not run");
@@ -812,6 +808,19 @@ fn source_names(ws: &Workspace) -> String {
         .map(|s| s.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A step's result; when a load failed, first the table of the sources
+/// that did commit (the error, printed escaped by `main`, names the rest).
+fn show_committed(
+    result: Result<c360::pipeline::StepReport>,
+) -> Result<c360::pipeline::StepReport> {
+    if let Err(e) = &result
+        && let Some(f) = e.downcast_ref::<stage::LoadAllError>()
+    {
+        print_loads(&f.loaded);
+    }
+    result
 }
 
 /// The load table; then a warning for each source whose rows were all

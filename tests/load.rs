@@ -1081,4 +1081,108 @@ mod http {
             "{msg}"
         );
     }
+
+    fn load_error(ws: &Workspace) -> String {
+        let mut conn = store::open(&ws.db_path()).unwrap();
+        let err = stage::load_all(&mut conn, ws, &NoProgress).unwrap_err();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM load_batches", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "nothing of a refused source is committed");
+        format!("{err:#}")
+    }
+
+    /// Issue 12, item 14: a `next` link to another host was followed.
+    #[test]
+    fn next_link_to_another_host_is_not_followed() {
+        let base = serve(10, |path| match path {
+            "/c" => (
+                200,
+                r#"{"data":[{"customer_id":"C1"}],"next":"http://elsewhere.invalid/steal"}"#.into(),
+            ),
+            _ => (404, "{}".into()),
+        });
+        let (_dir, ws) = workspace(
+            &config(
+                &format!("{base}/c"),
+                "records_field = \"data\"\nnext_field = \"next\"",
+            ),
+            &[],
+        );
+        let msg = load_error(&ws);
+        assert!(
+            msg.contains(
+                "goes to another host (elsewhere.invalid), not followed; add it to http.allow_hosts"
+            ),
+            "{msg}"
+        );
+    }
+
+    /// Issue 12, item 14: pages of up to 4 GiB were held in memory.
+    #[test]
+    fn a_page_over_max_page_bytes_is_refused() {
+        let base = serve(10, |_| {
+            (200, format!(r#"[{{"customer_id":"{}"}}]"#, "x".repeat(500)))
+        });
+        let (_dir, ws) = workspace(&config(&format!("{base}/c"), "max_page_bytes = 100"), &[]);
+        let msg = load_error(&ws);
+        assert!(
+            msg.contains("is larger than http.max_page_bytes = 100 bytes"),
+            "{msg}"
+        );
+    }
+
+    /// Issue 12, item 14: a token in the URL was stored in load_batches and
+    /// shown by `status` and the workbench.
+    #[test]
+    fn a_token_in_the_url_is_never_stored_or_shown() {
+        let base = serve(10, |path| {
+            if path.starts_with("/c?") && path.contains("api_token=SECRET123") {
+                (200, r#"[{"customer_id":"C1"}]"#.into())
+            } else {
+                (401, "{}".into())
+            }
+        });
+        let (dir, ws) = workspace(
+            &config(&format!("{base}/c?api_token=SECRET123&limit=5"), ""),
+            &[],
+        );
+        let (conn, reports) = load(&ws);
+        assert_eq!(reports[0].rows_staged, 1, "the token was sent");
+        let stored: String = conn
+            .query_row("SELECT location FROM load_batches", [], |r| r.get(0))
+            .unwrap();
+        assert!(!stored.contains("SECRET123"), "{stored}");
+        assert!(
+            stored.contains("limit=5"),
+            "other parameters stay: {stored}"
+        );
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_c360"))
+            .args(["status", "--workspace"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&status.stdout);
+        assert!(status.status.success());
+        assert!(!shown.contains("SECRET123"), "{shown}");
+    }
+
+    /// Issue 12, item 14: headers come from the environment; a missing
+    /// variable is an error naming the file, line and field.
+    #[test]
+    fn a_header_from_a_missing_environment_variable_names_its_field() {
+        let (_dir, ws) = workspace(
+            &config(
+                "http://127.0.0.1:9/c",
+                "headers = { Authorization = \"env:C360_TEST_SURELY_UNSET_TOKEN\" }",
+            ),
+            &[],
+        );
+        let msg = load_error(&ws);
+        assert!(
+            msg.contains("c360.toml:7: source \"api\"")
+                && msg.contains("field `http.headers.Authorization`: environment variable C360_TEST_SURELY_UNSET_TOKEN"),
+            "{msg}"
+        );
+    }
 }

@@ -180,24 +180,16 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
     }
 }
 
-/// What a panic's payload says (`panic!("...")` gives a `&str` or a `String`).
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
-    }
-}
-
 /// Run `f`, turning a panic into an error with its message: work on a
 /// worker thread ends as a failed job (or search), never as a dead thread
 /// the UI waits on forever.
 pub fn catch<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(payload) => Err(format!("internal error: {}", panic_message(&*payload))),
+        Err(payload) => Err(format!(
+            "internal error: {}",
+            crate::pipeline::extract::panic_message(&*payload)
+        )),
     }
 }
 

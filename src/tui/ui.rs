@@ -1463,15 +1463,21 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
             Paragraph::new(format!(" ⏵ {}", cut(&clean(&job.kind.label()), 25))).fg(ACCENT),
             label,
         );
+        // A job waiting for another writer (a CLI run in its write phase)
+        // says for whom instead of sitting at its phase.
+        let label = match crate::store::lock::waiting_for() {
+            Some(w) => cut(&clean(&w), bar.width.saturating_sub(2) as usize),
+            None => format!(
+                "{} {:.0}%",
+                cut(&clean(&job.phase), 20),
+                job.ratio() * 100.0
+            ),
+        };
         frame.render_widget(
             Gauge::default()
                 .gauge_style(Style::new().fg(ACCENT))
                 .ratio(job.ratio())
-                .label(format!(
-                    "{} {:.0}%",
-                    cut(&clean(&job.phase), 20),
-                    job.ratio() * 100.0
-                )),
+                .label(label),
             bar,
         );
     } else if let Some(msg) = &app.flash {
