@@ -381,3 +381,47 @@ fn a_closed_pipe_ends_output_quietly() {
         );
     }
 }
+
+fn duplicated_lineage(conn: &Connection) -> i64 {
+    int(
+        conn,
+        "SELECT count(*) FROM (SELECT old_id, new_id, reason FROM customer360_id_lineage
+         GROUP BY 1, 2, 3 HAVING count(*) > 1)",
+    )
+}
+
+/// Issue 12, "also": a duplicate lineage row on the first resolve after a
+/// decision. Approve, reject and undo, each followed by a resolve run: every
+/// id change is recorded once.
+#[test]
+fn the_first_resolve_after_a_decision_writes_no_lineage_again() {
+    let (_dir, ws, mut conn) = demo();
+    assert_eq!(duplicated_lineage(&conn), 0);
+    let pending = steward::queue(
+        &conn,
+        steward::QueueFilter::Pending,
+        steward::QueueOrder::Score,
+        None,
+        0,
+        2,
+    )
+    .unwrap();
+    assert_eq!(pending.len(), 2, "the demo has pairs to review");
+    let lineage_rows = |conn: &Connection| int(conn, "SELECT count(*) FROM customer360_id_lineage");
+    for (i, p) in pending.iter().enumerate() {
+        let approve = i == 0;
+        steward::decide_pair(&mut conn, &p.left_key, &p.right_key, approve, "t", "").unwrap();
+        let after_decision = lineage_rows(&conn);
+        c360::pipeline::run_step(&mut conn, &ws, "resolve", &NoProgress).unwrap();
+        assert_eq!(
+            lineage_rows(&conn),
+            after_decision,
+            "resolve after the decision changed no id, so it records no lineage"
+        );
+        assert_eq!(duplicated_lineage(&conn), 0);
+    }
+    steward::undo(&mut conn, None, "t", "").unwrap();
+    let after_undo = lineage_rows(&conn);
+    c360::pipeline::run_step(&mut conn, &ws, "resolve", &NoProgress).unwrap();
+    assert_eq!(lineage_rows(&conn), after_undo);
+}

@@ -934,8 +934,12 @@ struct SegmentsFile {
 /// a bad filter names the file and the segment.
 pub fn load(rules_dir: &Path) -> Result<Vec<Segment>> {
     let path = rules_dir.join("segments.toml");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(Vec::new());
+    // Only a missing file means "no segments": an unreadable one is an
+    // error, or the next save would overwrite it with just the new segment.
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
     };
     let file: SegmentsFile = toml::from_str(&text).map_err(|e| {
         let line = e
@@ -1179,6 +1183,26 @@ mod tests {
         cols.load_for(&conn, &e).unwrap();
         assert_eq!(cols.try_count(&e).unwrap(), 1);
         assert_eq!(count_sql(&conn, &e).unwrap(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_segments_file_is_an_error_not_an_empty_list() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_empty(), "no file: no segments");
+        // A segments.toml that cannot be read (here: a folder).
+        std::fs::create_dir(dir.path().join("segments.toml")).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.starts_with("cannot read "), "{err}");
+        let seg = Segment {
+            name: "big".into(),
+            filter: "orders > 1".into(),
+            description: String::new(),
+        };
+        assert!(
+            save(dir.path(), seg).is_err(),
+            "never overwritten by a save"
+        );
+        assert!(dir.path().join("segments.toml").is_dir());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use crate::pipeline::identity::fuzzy::fold;
 use crate::pipeline::progress::Progress;
+use crate::pipeline::schema::System;
 use crate::pipeline::timeparse::{iso_ms, now_utc};
 use crate::store::BulkInsert;
 use crate::workspace::{ConfigError, Workspace, line_of};
@@ -338,7 +339,40 @@ pub fn load_rules(ws: &Workspace) -> Result<UnifyRules> {
     };
     let (st, sf) = read("survivorship.toml")?;
     let (pt, pf) = read("profiles.toml")?;
-    Ok(UnifyRules::parse(&st, &sf, &pt, &pf)?)
+    let rules = UnifyRules::parse(&st, &sf, &pt, &pf)?;
+    let known: Vec<&str> = ws
+        .sources
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(System::ALL.iter().map(|s| s.as_str()))
+        .collect();
+    rules.check_sources(&known, &st, &sf)?;
+    Ok(rules)
+}
+
+impl UnifyRules {
+    /// Every source a `source_priority` rule lists must be a source of the
+    /// workspace or a system: a misspelt name would silently never win.
+    pub fn check_sources(&self, known: &[&str], text: &str, file: &str) -> Result<(), ConfigError> {
+        for (field, rule) in GOLDEN.iter().zip(&self.fields) {
+            let Rule::SourcePriority(sources, _) = rule else {
+                continue;
+            };
+            if let Some(bad) = sources.iter().find(|s| !known.contains(&s.as_str())) {
+                let offset = text.find(&format!("\"{bad}\"")).unwrap_or(0);
+                return Err(config_err(
+                    file,
+                    text,
+                    offset,
+                    format!(
+                        "field `fields.{field}.sources`: unknown source {bad:?} (sources and systems: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------------ survivorship
@@ -1522,6 +1556,28 @@ mod tests {
         assert_eq!(quintiles(&v), vec![1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
         assert_eq!(quintiles(&[7.0, 7.0, 7.0]), vec![1, 1, 1]);
         assert_eq!(quintiles(&[1.0, 2.0]), vec![1, 3]);
+    }
+
+    #[test]
+    fn unknown_survivorship_source_is_an_error_at_its_line() {
+        let surv = "[fields.email]\nrule = \"source_priority\"\nsources = [\"crm\", \"legcay\"]\n";
+        let rules = UnifyRules::parse(surv, "survivorship.toml", "", "profiles.toml").unwrap();
+        let err = rules
+            .check_sources(
+                &["crm", "legacy", "web", "transactions"],
+                surv,
+                "survivorship.toml",
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "survivorship.toml:3: field `fields.email.sources`: unknown source \"legcay\" (sources and systems: crm, legacy, web, transactions)"
+        );
+        assert!(
+            rules
+                .check_sources(&["crm", "legcay"], surv, "survivorship.toml")
+                .is_ok()
+        );
     }
 
     #[test]
