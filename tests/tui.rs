@@ -1,16 +1,14 @@
 //! The workbench, driven as state + keys and drawn on ratatui's TestBackend.
 
 mod common;
+use common::render;
 
 use c360::pipeline::identity::steward::{QueueFilter, QueueOrder};
 use c360::pipeline::stage;
 use c360::store;
 use c360::tui::app::{App, BandRequest, Mode, Tab};
 use c360::tui::keymap::Action;
-use c360::tui::ui;
 use c360::workspace::Workspace;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::time::Duration;
 
@@ -86,20 +84,6 @@ fn assert_no_unsafe_cells(shown: &str) {
         .map(|c| format!("U+{:04X}", c as u32))
         .collect();
     assert!(bad.is_empty(), "drawn raw: {bad:?}\n{shown}");
-}
-
-fn render(app: &App, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| ui::draw(f, app)).unwrap();
-    let buf = terminal.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
 }
 
 #[test]

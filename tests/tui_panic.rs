@@ -2,10 +2,11 @@
 //! panic's message, the terminal is not restored under the running UI, and
 //! the next job runs. Its own test binary: the panic hook is process-wide.
 
+mod common;
+use common::render;
+
 use c360::tui::app::App;
 use c360::tui::jobs::{Job, JobEvent, JobKind};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,20 +21,6 @@ fn done(job: &mut Job) -> Result<String, String> {
         }
     }
     panic!("the job never finished");
-}
-
-fn render(app: &App, w: u16, h: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| c360::tui::ui::draw(f, app)).unwrap();
-    let buf = terminal.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            out.push_str(buf[(x, y)].symbol());
-        }
-        out.push('\n');
-    }
-    out
 }
 
 #[test]

@@ -35,3 +35,19 @@ pub fn demo() -> (tempfile::TempDir, c360::workspace::Workspace, Connection) {
     let conn = c360::store::open(&demo.workspace.db_path()).unwrap();
     (dir, demo.workspace, conn)
 }
+
+/// What the workbench draws at `w` x `h`, as text (one line per row).
+pub fn render(app: &c360::tui::app::App, w: u16, h: u16) -> String {
+    use ratatui::{Terminal, backend::TestBackend};
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| c360::tui::ui::draw(f, app)).unwrap();
+    let buf = terminal.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            out.push_str(buf[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
