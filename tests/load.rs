@@ -1185,4 +1185,27 @@ mod http {
             "{msg}"
         );
     }
+
+    /// Issue 12, item 10: a REST timeout said only "timeout: global".
+    #[test]
+    fn a_rest_timeout_names_source_url_and_setting() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            // Accept and never answer.
+            let held: Vec<_> = listener.incoming().take(3).collect();
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            drop(held);
+        });
+        let (_dir, ws) = workspace(
+            &config(&format!("http://{addr}/slow"), "timeout_seconds = 1"),
+            &[],
+        );
+        let msg = load_error(&ws);
+        assert!(
+            msg.contains(&format!("source \"api\": GET http://{addr}/slow timed out"))
+                && msg.contains("http.timeout_seconds = 1"),
+            "{msg}"
+        );
+    }
 }
