@@ -217,7 +217,8 @@ fn steward_decisions_survive_reruns_and_new_data_and_can_be_undone() {
         &conn,
         "SELECT record_key || '=' || customer360_id FROM customer360_id_map ORDER BY 1",
     );
-    pipeline::run_step(&mut conn, &ws, "resolve", &NoProgress).unwrap();
+    // (--full: a real resolve run, not "up to date".)
+    pipeline::run_step_with(&mut conn, &ws, "resolve", &NoProgress, pipeline::Mode::Full).unwrap();
     assert_eq!(
         snapshot,
         strings(

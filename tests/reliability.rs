@@ -87,7 +87,8 @@ fn decision_committed_during_resolve_is_not_dropped() {
         // Give the decision time to commit (before the fix it did, at once).
         let _ = done_rx.recv_timeout(Duration::from_millis(1500));
     });
-    c360::pipeline::run_step(&mut conn, &ws, "resolve", &hook).unwrap();
+    c360::pipeline::run_step_with(&mut conn, &ws, "resolve", &hook, c360::pipeline::Mode::Full)
+        .unwrap();
     let outcome = decision
         .lock()
         .unwrap()

@@ -19,7 +19,11 @@ fn every_clean_record_gets_one_id_and_ids_survive_a_rerun() {
         "SELECT record_key || '=' || customer360_id FROM customer360_id_map ORDER BY 1",
     );
     let lineage_before = int(&conn, "SELECT count(*) FROM customer360_id_lineage");
-    pipeline::run_step(&mut conn, &ws, "resolve", &NoProgress).unwrap();
+    // Nothing changed, so the incremental run has nothing to do ...
+    let r = pipeline::run_step(&mut conn, &ws, "resolve", &NoProgress).unwrap();
+    assert!(r.message.starts_with("up to date"), "{}", r.message);
+    // ... and a full one, which redoes the work, moves no id either.
+    pipeline::run_step_with(&mut conn, &ws, "resolve", &NoProgress, pipeline::Mode::Full).unwrap();
     let after = strings(
         &conn,
         "SELECT record_key || '=' || customer360_id FROM customer360_id_map ORDER BY 1",

@@ -1057,3 +1057,50 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
     let lines = std::fs::read_to_string(&out).unwrap().lines().count() as i64;
     assert_eq!(lines, want + 1, "header + one row per profile");
 }
+
+#[test]
+fn a_decision_shows_in_customers_at_once_and_analytics_say_stale_until_r() {
+    let (_d, mut app, conn) = review_app(40);
+    while {
+        let (_, l, r) = selected(&app);
+        customer_of(&conn, &l) == customer_of(&conn, &r)
+    } {
+        assert!(
+            app.review.list.pos + 1 < app.review.list.total,
+            "no pair apart"
+        );
+        key(&mut app, KeyCode::Char('j'));
+    }
+    let (_, left, right) = selected(&app);
+    let gone = customer_of(&conn, &right);
+    key(&mut app, KeyCode::Char('a'));
+    assert!(app.wait_for_job(Duration::from_secs(30)));
+    let survivor = customer_of(&conn, &left);
+    assert_eq!(survivor, customer_of(&conn, &right));
+    // No unify run: the Customers screen finds the merged customer's profile
+    // and no longer the merged-away one.
+    let profile = |id: &str| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM customer360_profiles WHERE customer360_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!((profile(&survivor), profile(&gone)), (1, 0));
+    key(&mut app, KeyCode::Char('5'));
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, &survivor);
+    key(&mut app, KeyCode::Enter);
+    let shown = render(&app, 150, 40);
+    assert!(shown.contains(&survivor), "{shown}");
+    // Analytics lag the decision, and say so until r runs the analyse step.
+    key(&mut app, KeyCode::Char('6'));
+    let shown = render(&app, 150, 40);
+    assert!(shown.contains("stale: r to refresh"), "{shown}");
+    key(&mut app, KeyCode::Char('r'));
+    assert!(app.wait_for_job(Duration::from_secs(60)));
+    key(&mut app, KeyCode::Char('6'));
+    let shown = render(&app, 150, 40);
+    assert!(!shown.contains("stale: r to refresh"), "{shown}");
+}

@@ -405,6 +405,7 @@ pub fn run(conn: &mut Connection, progress: &dyn Progress) -> Result<AnalyseRepo
         "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, 'c360', 'analyse', ?2)",
         params![now_utc(), report.summary()],
     )?;
+    crate::store::versions::bump(&tx, crate::store::versions::ANALYTICS)?;
     tx.commit()?;
     progress.finish();
     Ok(report)

@@ -8,6 +8,7 @@ pub mod analyse;
 pub mod customers;
 pub mod export;
 pub mod extract;
+pub mod fingerprint;
 pub mod identity;
 pub mod progress;
 pub mod schema;
@@ -88,22 +89,54 @@ pub fn run_all(
     ws: &Workspace,
     progress: &dyn Progress,
 ) -> Result<Vec<StepReport>> {
+    run_all_with(conn, ws, progress, Mode::Incremental)
+}
+
+/// [`run_all`], choosing how much each step redoes.
+pub fn run_all_with(
+    conn: &mut Connection,
+    ws: &Workspace,
+    progress: &dyn Progress,
+    mode: Mode,
+) -> Result<Vec<StepReport>> {
     // Held across the steps, so that no other run slips in between them.
     let _run = crate::store::lock::lock_run(&ws.db_path(), "run all", progress)?;
     let mut reports = Vec::new();
     for step in STEPS.iter().filter(|s| s.available && s.name != "extract") {
-        reports.push(run_step(conn, ws, step.name, progress)?);
+        reports.push(run_step_with(conn, ws, step.name, progress, mode)?);
     }
     Ok(reports)
 }
 
 /// Run one step (extract and stage both mean: load every source) and record
 /// it in `pipeline_runs`. A failed or cancelled run is recorded as such.
+/// Incremental: a step whose inputs did not change since its last
+/// successful run is not redone (see [`fingerprint`]).
 pub fn run_step(
     conn: &mut Connection,
     ws: &Workspace,
     name: &str,
     progress: &dyn Progress,
+) -> Result<StepReport> {
+    run_step_with(conn, ws, name, progress, Mode::Incremental)
+}
+
+/// How much a step run redoes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Skip a step whose inputs did not change since its last run.
+    Incremental,
+    /// Redo every step's whole work (must give the same results).
+    Full,
+}
+
+/// [`run_step`], choosing how much it redoes.
+pub fn run_step_with(
+    conn: &mut Connection,
+    ws: &Workspace,
+    name: &str,
+    progress: &dyn Progress,
+    mode: Mode,
 ) -> Result<StepReport> {
     let Some(step) = step(name) else {
         bail!(
@@ -129,6 +162,12 @@ pub fn run_step(
     )?;
     let started = Instant::now();
     let started_at = crate::pipeline::timeparse::now_utc();
+    let fingerprint = fingerprint::of_step(conn, ws, step.name)?;
+    if let (Some(fp), Mode::Incremental) = (&fingerprint, mode)
+        && let Some(report) = fingerprint::up_to_date(conn, step.name, fp, &started_at, started)?
+    {
+        return Ok(report);
+    }
     let result: Result<(u64, u64, String, Vec<stage::LoadReport>)> = match step.name {
         "extract" | "stage" => stage::load_all(conn, ws, progress).map(|loads| {
             let fresh: Vec<_> = loads.iter().filter(|l| !l.already_loaded).collect();
@@ -142,9 +181,10 @@ pub fn run_step(
             );
             (read, staged, msg, loads)
         }),
-        "standardise" => standardise::run(conn, ws, progress).map(|r| {
+        "standardise" => standardise::run(conn, ws, progress, mode == Mode::Full).map(|r| {
             let msg = format!(
-                "{} rows in, {} clean ({} CRM, {} web, {} transactions); {} unknown countries, {} unmapped event names",
+                "{}{} rows in, {} clean ({} CRM, {} web, {} transactions); {} unknown countries, {} unmapped event names",
+                if r.incremental { "new batches only: " } else { "" },
                 r.rows_in, r.rows_out, r.crm, r.web, r.transactions, r.unknown_countries, r.unmapped_events
             );
             (r.rows_in, r.rows_out, msg, Vec::new())
@@ -183,6 +223,9 @@ pub fn run_step(
         ],
     )?;
     let (_, _, _, loads) = result?;
+    if let Some(fp) = &fingerprint {
+        crate::store::versions::record(conn, step.name, fp)?;
+    }
     Ok(StepReport {
         step: step.name,
         rows_in,

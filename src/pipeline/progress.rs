@@ -53,3 +53,12 @@ impl Progress for CancelFlag {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// Stop when the user cancelled: an error that rolls the step's
+/// transaction back ("`what` cancelled; nothing was written").
+pub fn check_cancelled(progress: &dyn Progress, what: &str) -> anyhow::Result<()> {
+    if progress.is_cancelled() {
+        anyhow::bail!("{what} cancelled; nothing was written");
+    }
+    Ok(())
+}

@@ -294,6 +294,7 @@ pub fn load_source(
             crate::pipeline::timeparse::now_utc()
         ],
     )?;
+    crate::store::versions::bump(&tx, crate::store::versions::STAGED)?;
     tx.commit()
         .with_context(|| format!("committing the load of {}", source.name))?;
     progress.finish();

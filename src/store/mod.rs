@@ -6,6 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub mod lock;
+pub mod versions;
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records the
 /// last one applied.
@@ -26,6 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0006_profiles_lifecycle.sql"),
     ),
     ("0007_analyse", include_str!("migrations/0007_analyse.sql")),
+    (
+        "0008_incremental",
+        include_str!("migrations/0008_incremental.sql"),
+    ),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

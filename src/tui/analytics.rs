@@ -11,6 +11,8 @@ pub const GRAINS: [&str; 3] = ["month", "week", "day"];
 
 #[derive(Default)]
 pub struct AnalyticsView {
+    /// The analyse step's tables lag the profiles (r refreshes them).
+    pub stale: bool,
     /// False until the analyse step has run.
     pub ready: bool,
     pub lifecycle: Vec<(String, i64)>,

@@ -1023,6 +1023,8 @@ after:
             self.analytics.columns = None;
             self.analytics.loading = None;
             self.analytics.load(&self.conn)?;
+            self.analytics.stale =
+                crate::pipeline::fingerprint::is_stale(&self.conn, &self.ws, "analyse")?;
         }
         Ok(())
     }
@@ -1421,6 +1423,10 @@ impl App {
             }
             Action::ExportSegment => {
                 self.export_segment(None);
+                Ok(())
+            }
+            Action::RunStep => {
+                self.start_job(JobKind::Step("analyse".into()));
                 Ok(())
             }
             _ => Ok(()),

@@ -172,6 +172,7 @@ pub const BINDINGS: &[Binding] = &[
     b(Analytics, &[Char('L')], "L", "lifecycle mix: now / month by month", Action::ToggleLifecycle, "lifecycle"),
     b(Analytics, &[Char('p')], "p", "funnel period: 30d, 90d, 365d, all", Action::CyclePeriod, "funnel"),
     b(Analytics, &[Char('S')], "S", "save the segment in rules/segments.toml", Action::SaveSegment, "save"),
+    b(Analytics, &[Char('r')], "r", "refresh the analytics (run the analyse step)", Action::RunStep, "refresh"),
     b(Analytics, &[Char('E')], "E", "export the segment's profiles (Parquet)", Action::ExportSegment, "export"),
     b(Review, &[Char('a')], "a", "approve the merge (must-link), at once", Action::Approve, "approve"),
     b(Review, &[Char('r')], "r", "reject the merge (cannot-link), at once", Action::Reject, "reject"),

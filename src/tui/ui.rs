@@ -938,6 +938,16 @@ fn heat(share: f64) -> Style {
     }
 }
 
+/// Said first on the Analytics screen when its tables lag the profiles
+/// (a steward decision or a new unify since the last analyse).
+fn stale_note(v: &crate::tui::analytics::AnalyticsView) -> &'static str {
+    if v.stale {
+        "stale: r to refresh · "
+    } else {
+        ""
+    }
+}
+
 fn draw_analytics(frame: &mut Frame, app: &App, area: Rect) {
     use ratatui::widgets::{Bar, BarChart, BarGroup, Sparkline};
     let v = &app.analytics;
@@ -1021,13 +1031,19 @@ fn draw_analytics(frame: &mut Frame, app: &App, area: Rect) {
                     .chain(statuses.iter().map(|_| Constraint::Length(8))),
             )
             .header(Row::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
-            .block(block("Lifecycle mix by month end (L: now)", false)),
+            .block(block(
+                &format!("{}Lifecycle mix by month end (L: now)", stale_note(v)),
+                false,
+            )),
             lc,
         );
     } else {
         frame.render_widget(
             BarChart::default()
-                .block(block(&format!("Lifecycle mix{moved} (L: by month)"), false))
+                .block(block(
+                    &format!("{}Lifecycle mix{moved} (L: by month)", stale_note(v)),
+                    false,
+                ))
                 .data(BarGroup::default().bars(&bars))
                 .bar_width(width)
                 .bar_gap(1),

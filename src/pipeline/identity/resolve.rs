@@ -11,7 +11,7 @@ use super::deterministic::{IdentityRules, Status, link};
 use super::fuzzy::{self, Columns, FieldRef, FuzzyRules, Scored};
 use super::steward;
 use super::{assign_ids, eval};
-use crate::pipeline::progress::Progress;
+use crate::pipeline::progress::{Progress, check_cancelled};
 use crate::pipeline::schema::System;
 use crate::pipeline::timeparse::{iso_ms, now_utc};
 use crate::store::BulkInsert;
@@ -157,11 +157,19 @@ pub fn run(
             if cols_sql.is_empty() { "" } else { ", " },
             cols_sql.join(", ")
         );
-        progress.start(&format!("resolve: read {system}"), 0);
+        let total: i64 =
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        progress.start(&format!("resolve: read {system}"), total as u64);
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
         let mut fuzzy_vals: Vec<String> = vec![String::new(); fuzzy_cols.len()];
+        let mut done = 0u64;
         while let Some(row) = rows.next()? {
+            done += 1;
+            if done.is_multiple_of(65_536) {
+                progress.update(done);
+                check_cancelled(progress, "resolve")?;
+            }
             let source: String = row.get(0)?;
             let id: String = row.get(1)?;
             let kind: Option<String> = row.get(2)?;
@@ -211,12 +219,14 @@ pub fn run(
     }
     let n = records.len();
     lap("read", &mut phases, &mut clock);
+    check_cancelled(progress, "resolve")?;
 
     progress.start("resolve: deterministic links", 0);
     let linked = link(&ids, &times, &rules);
     drop(times);
     lap("deterministic links", &mut phases, &mut clock);
     progress.finish();
+    check_cancelled(progress, "resolve")?;
 
     // Fuzzy candidates.
     progress.start("resolve: fuzzy matching", 0);
@@ -231,6 +241,7 @@ pub fn run(
     }
     clock = Instant::now();
     progress.finish();
+    check_cancelled(progress, "resolve")?;
 
     // From here on the step holds the write lock: the steward decisions,
     // the previous ids and the id sequence are read inside the transaction
@@ -325,6 +336,7 @@ pub fn run(
         })
         .collect();
     lap("cluster", &mut phases, &mut clock);
+    check_cancelled(progress, "resolve")?;
     let previous: FxHashMap<String, String> = {
         let mut stmt = tx.prepare("SELECT record_key, customer360_id FROM customer360_id_map")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -441,6 +453,7 @@ pub fn run(
              CREATE INDEX identity_links_by_identifier ON identity_links(identifier_id);",
         )?;
         lap("write identifiers", &mut phases, &mut clock);
+        check_cancelled(progress, "resolve")?;
 
         // The id map, in key order (the table's primary key).
         let mut id_of: Vec<u32> = vec![0; n];
@@ -523,6 +536,7 @@ pub fn run(
             }
         }
         lap("write id map", &mut phases, &mut clock);
+        check_cancelled(progress, "resolve")?;
 
         let mut lin = tx.prepare(
             "INSERT INTO customer360_id_lineage (old_id, new_id, reason, at) VALUES (?1, ?2, ?3, ?4)",
@@ -604,6 +618,7 @@ pub fn run(
             )
         ],
     )?;
+    crate::store::versions::bump(&tx, crate::store::versions::IDENTITY)?;
     tx.commit()?;
     progress.finish();
     Ok(report)

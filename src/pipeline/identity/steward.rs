@@ -650,6 +650,16 @@ fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
          ON CONFLICT(name) DO UPDATE SET next = excluded.next",
         [assignment.next_seq as i64],
     )?;
+    // The affected customers' events and profiles follow at once (in this
+    // transaction); analytics lag until analyse runs. Without profiles yet,
+    // unify has the id map to catch up on.
+    let mut affected: Vec<String> = customers.to_vec();
+    affected.extend(assignment.ids.iter().cloned());
+    use crate::store::versions;
+    match crate::pipeline::unify::refresh(tx, &affected)? {
+        Some(_) => versions::bump(tx, versions::PROFILES)?,
+        None => versions::bump(tx, versions::IDENTITY)?,
+    };
     let lineage = assignment
         .lineage
         .into_iter()

@@ -20,7 +20,7 @@ use anyhow::{Result, bail};
 use rayon::prelude::*;
 use rules::Rules;
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap};
 
 /// Examples kept per rule.
@@ -123,6 +123,8 @@ pub struct StandardiseReport {
     pub transactions: u64,
     pub unknown_countries: u64,
     pub unmapped_events: u64,
+    /// Only the batches loaded since the last run were standardised.
+    pub incremental: bool,
 }
 
 /// One before/after example.
@@ -130,7 +132,7 @@ pub struct StandardiseReport {
 struct Example {
     source: String,
     record_id: String,
-    field: &'static str,
+    field: String,
     before: Option<String>,
     after: Option<String>,
     flagged: bool,
@@ -177,7 +179,7 @@ impl Outcomes {
             stat.examples.push(Example {
                 source: source.to_string(),
                 record_id: record_id.to_string(),
-                field,
+                field: field.to_string(),
                 before: before.map(str::to_string),
                 after: after.map(str::to_string),
                 flagged,
@@ -236,6 +238,7 @@ fn process<F>(
     tx: &Connection,
     phase: &str,
     staged_table: &str,
+    since_rowid: i64,
     select: &str,
     insert: &str,
     progress: &dyn Progress,
@@ -245,15 +248,17 @@ fn process<F>(
 where
     F: Fn(&[Vec<Sql>], &mut Outcomes) -> Vec<CleanRow> + Sync,
 {
-    let total: i64 = tx.query_row(&format!("SELECT count(*) FROM {staged_table}"), [], |r| {
-        r.get(0)
-    })?;
+    let total: i64 = tx.query_row(
+        &format!("SELECT count(*) FROM {staged_table} WHERE rowid >= ?1"),
+        [since_rowid],
+        |r| r.get(0),
+    )?;
     let total = total as u64;
     progress.start(phase, total);
     let mut outcomes = Outcomes::default();
     let mut read_stmt = tx.prepare(select)?;
     let ncols = read_stmt.column_count();
-    let mut rows = read_stmt.query([])?;
+    let mut rows = read_stmt.query([since_rowid])?;
     let mut insert_stmt = tx.prepare(insert)?;
     let (mut read, mut written) = (0u64, 0u64);
     loop {
@@ -319,8 +324,10 @@ pub fn run(
     conn: &mut Connection,
     ws: &Workspace,
     progress: &dyn Progress,
+    full: bool,
 ) -> Result<StandardiseReport> {
     let rules = Rules::load(&ws.rules_dir())?;
+    let rules_fp = crate::pipeline::fingerprint::rules_of(ws, "standardise");
     let ctx: HashMap<String, SourceCtx> = ws
         .sources
         .iter()
@@ -339,11 +346,44 @@ pub fn run(
         })
     };
     let tx = conn.transaction()?;
-    tx.execute_batch(
-        "DELETE FROM clean_crm_customers; DELETE FROM clean_web_events; DELETE FROM clean_transactions;
-         DELETE FROM rule_outcomes; DELETE FROM rule_examples; DELETE FROM rule_unmapped;",
+    // Incremental: with the same rules as the last run, only the batches
+    // loaded since are standardised, on top of the clean rows already there.
+    let through: i64 = tx.query_row(
+        "SELECT coalesce(max(batch_id), 0) FROM load_batches",
+        [],
+        |r| r.get(0),
     )?;
-    let mut outcomes = Outcomes::default();
+    let since = if full {
+        None
+    } else {
+        incremental_since(&tx, &rules_fp)?
+    };
+    let mut outcomes = match since {
+        Some(_) => read_outcomes(&tx)?,
+        None => Outcomes::default(),
+    };
+    let since_rowid = match since {
+        Some(batch) => crate::pipeline::stage::row_key(batch + 1, 0),
+        None => {
+            tx.execute_batch(
+                "DELETE FROM clean_crm_customers; DELETE FROM clean_web_events; DELETE FROM clean_transactions;",
+            )?;
+            i64::MIN
+        }
+    };
+    tx.execute_batch(
+        "DELETE FROM rule_outcomes; DELETE FROM rule_examples; DELETE FROM rule_unmapped;",
+    )?;
+    if since.is_some() {
+        // A CRM record in a new batch replaces its earlier version: the
+        // latest row per id is the one kept, as in a full run.
+        let replaced = tx.execute(
+            "DELETE FROM clean_crm_customers WHERE (source, customer_id) IN
+               (SELECT source, customer_id FROM stg_crm_customers WHERE rowid >= ?1)",
+            [since_rowid],
+        )? as u64;
+        outcomes.rules.entry("crm.dedup").or_default().changed += replaced;
+    }
 
     // Staged rows are read in rowid order (= batch, row: no sort needed).
     // CRM: latest first, so INSERT OR IGNORE keeps the latest row per id.
@@ -351,10 +391,11 @@ pub fn run(
         &tx,
         "standardise crm",
         "stg_crm_customers",
+        since_rowid,
         "SELECT source, batch_id, row_num, customer_id, first_name, last_name, full_name, email, phone,
                 birth_date, address, city, postcode, region, country, lifecycle_status,
                 created_at, created_at_raw, updated_at, updated_at_raw, extra
-         FROM stg_crm_customers ORDER BY rowid DESC",
+         FROM stg_crm_customers WHERE rowid >= ?1 ORDER BY rowid DESC",
         "INSERT OR IGNORE INTO clean_crm_customers (source, batch_id, row_num, customer_id, first_name,
            last_name, full_name, email, email_valid, phone, phone_valid, birth_date, address, city,
            postcode, region, country, country_valid, lifecycle_status, created_at, updated_at, extra, flags)
@@ -370,9 +411,10 @@ pub fn run(
         &tx,
         "standardise web",
         "stg_web_events",
+        since_rowid,
         "SELECT source, batch_id, row_num, event_id, event_name, event_time, event_time_raw, event_type,
                 user_id, cookie_id, device_id, session_id, page_url, order_id, properties, extra
-         FROM stg_web_events ORDER BY rowid",
+         FROM stg_web_events WHERE rowid >= ?1 ORDER BY rowid",
         "INSERT OR IGNORE INTO clean_web_events (source, batch_id, row_num, event_id, event_name,
            event_name_raw, event_mapped, event_time, event_type, user_id, cookie_id, device_id,
            session_id, page_url, order_id, properties, extra)
@@ -388,10 +430,11 @@ pub fn run(
         &tx,
         "standardise transactions",
         "stg_transactions",
+        since_rowid,
         "SELECT source, batch_id, row_num, order_id, customer_id, email, order_time, order_time_raw,
                 product_id, product_name, category, quantity, unit_price, currency, revenue,
                 transaction_type, extra
-         FROM stg_transactions ORDER BY rowid",
+         FROM stg_transactions WHERE rowid >= ?1 ORDER BY rowid",
         "INSERT OR IGNORE INTO clean_transactions (source, batch_id, row_num, order_id, transaction_type,
            customer_id, email, email_valid, order_time, product_id, product_name, category, quantity,
            unit_price, currency, revenue, extra, flags)
@@ -403,6 +446,25 @@ pub fn run(
     outcomes.merge(o);
 
     write_outcomes(&tx, &outcomes)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO standardise_state (id, rules_fingerprint, through_batch) VALUES (1, ?1, ?2)",
+        params![rules_fp, through],
+    )?;
+    crate::store::versions::bump(&tx, crate::store::versions::CLEAN)?;
+    let (crm_out, web_out, tx_out) = if since.is_some() {
+        let n = |t: &str| -> Result<u64> {
+            Ok(tx.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+        };
+        (
+            n("clean_crm_customers")?,
+            n("clean_web_events")?,
+            n("clean_transactions")?,
+        )
+    } else {
+        (crm_out, web_out, tx_out)
+    };
     tx.commit()?;
     let unknown_countries = outcomes
         .unmapped
@@ -424,7 +486,67 @@ pub fn run(
         transactions: tx_out,
         unknown_countries,
         unmapped_events,
+        incremental: since.is_some(),
     })
+}
+
+/// The last batch already standardised, when the last run used the same
+/// rules (and so its clean rows can stay); None means a full run.
+fn incremental_since(tx: &Connection, rules_fp: &str) -> Result<Option<i64>> {
+    let state: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT rules_fingerprint, through_batch FROM standardise_state WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(state.and_then(|(fp, through)| (fp == rules_fp).then_some(through)))
+}
+
+/// The outcomes stored by the last run, to add this run's to.
+fn read_outcomes(tx: &Connection) -> Result<Outcomes> {
+    let mut o = Outcomes::default();
+    let mut stmt =
+        tx.prepare("SELECT rule, rows_seen, rows_changed, rows_flagged FROM rule_outcomes")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let Some((rule, _, _)) = RULES.iter().find(|x| x.0 == name) else {
+            continue;
+        };
+        let stat = o.rules.entry(rule).or_default();
+        stat.seen = r.get::<_, i64>(1)? as u64;
+        stat.changed = r.get::<_, i64>(2)? as u64;
+        stat.flagged = r.get::<_, i64>(3)? as u64;
+    }
+    let mut stmt = tx.prepare(
+        "SELECT rule, source, record_id, field, before, after, flagged FROM rule_examples ORDER BY rule, n",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let Some((rule, _, _)) = RULES.iter().find(|x| x.0 == name) else {
+            continue;
+        };
+        o.rules.entry(rule).or_default().examples.push(Example {
+            source: r.get(1)?,
+            record_id: r.get(2)?,
+            field: r.get(3)?,
+            before: r.get(4)?,
+            after: r.get(5)?,
+            flagged: r.get::<_, i64>(6)? != 0,
+        });
+    }
+    let mut stmt = tx.prepare("SELECT rule, value, count FROM rule_unmapped")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        let Some((rule, _, _)) = RULES.iter().find(|x| x.0 == name) else {
+            continue;
+        };
+        *o.unmapped.entry((rule, r.get(1)?)).or_default() += r.get::<_, i64>(2)? as u64;
+    }
+    Ok(o)
 }
 
 fn write_outcomes(tx: &Connection, outcomes: &Outcomes) -> Result<()> {

@@ -2,6 +2,8 @@
 //! the same run with the `sqlite3` shell's `.import` of the same CSV, and the
 //! process's peak memory. Prints a Markdown table for BENCHMARKS.md.
 
+pub mod pipeline;
+
 use crate::generate::{self, GenerateOptions};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::stage;
@@ -34,7 +36,7 @@ pub fn peak_rss_mib() -> Option<f64> {
 }
 
 /// Reset the peak-memory mark (Linux: writing 5 to clear_refs).
-fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
@@ -344,7 +346,7 @@ pub fn bench_standardise(dir: &Path, progress: &dyn Progress) -> Result<String> 
     let mut conn = store::open(&ws.db_path())?;
     reset_peak_rss();
     let t = Instant::now();
-    let r = crate::pipeline::standardise::run(&mut conn, &ws, progress)?;
+    let r = crate::pipeline::standardise::run(&mut conn, &ws, progress, true)?;
     let secs = t.elapsed().as_secs_f64();
     let mut out = String::new();
     writeln!(
@@ -545,7 +547,7 @@ pub fn bench_resolve(opts: &ResolveBenchOptions, progress: &dyn Progress) -> Res
         }
         let loaded = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        crate::pipeline::standardise::run(&mut conn, &ws, progress)?;
+        crate::pipeline::standardise::run(&mut conn, &ws, progress, true)?;
         writeln!(
             out,
             "load {loaded:.1} s, standardise {:.1} s (not part of the resolve figures)\n",

@@ -1,0 +1,132 @@
+//! What each step reads, as a fingerprint: the versions of its input tables
+//! (see [`crate::store::versions`]), its rule files and the workspace
+//! configuration. A step whose fingerprint equals the one its last
+//! successful run recorded has nothing to do; its run is recorded as "up to
+//! date" with the last run's counts.
+
+use super::StepReport;
+use crate::store::versions::{self, CLEAN, IDENTITY, PROFILES, STAGED};
+use crate::workspace::Workspace;
+use anyhow::Result;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::time::Instant;
+
+/// Bump when a step's logic changes what it writes, so that workspaces built
+/// by an older binary are redone once.
+const LOGIC_VERSION: u32 = 1;
+
+/// Inputs of a step: the table versions it reads and the rule files.
+fn inputs(step: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    Some(match step {
+        "standardise" => (&[STAGED], &["countries.toml", "events.toml", "people.toml"]),
+        "resolve" => (&[CLEAN], &["identity.toml"]),
+        "unify" => (&[CLEAN, IDENTITY], &["survivorship.toml", "profiles.toml"]),
+        "analyse" => (&[PROFILES], &["profiles.toml"]),
+        _ => return None,
+    })
+}
+
+/// The fingerprint of a step's inputs now; None for load, which recognises
+/// its files by their content hash instead.
+pub fn of_step(conn: &Connection, ws: &Workspace, step: &str) -> Result<Option<String>> {
+    let Some((tables, rules)) = inputs(step) else {
+        return Ok(None);
+    };
+    let mut h = blake3::Hasher::new();
+    h.update(rules_hash(ws, step, rules).as_bytes());
+    for t in tables {
+        h.update(format!("{t}={}\0", versions::version(conn, t)?).as_bytes());
+    }
+    Ok(Some(h.finalize().to_hex().to_string()))
+}
+
+/// The fingerprint of what a step is configured with: the step's logic
+/// version, the workspace configuration (sources, settings such as the time
+/// zone) and its rule files as they are now.
+pub fn rules_of(ws: &Workspace, step: &str) -> String {
+    let rules = inputs(step).map_or(&[][..], |(_, r)| r);
+    rules_hash(ws, step, rules)
+}
+
+fn rules_hash(ws: &Workspace, step: &str, rules: &[&str]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(format!("{step}\0{}\0{LOGIC_VERSION}\0", env!("CARGO_PKG_VERSION")).as_bytes());
+    // A missing file hashes as missing.
+    let files = std::iter::once(ws.root.join("c360.toml"))
+        .chain(rules.iter().map(|r| ws.rules_dir().join(r)));
+    for path in files {
+        // The file's name, not its folder: a workspace moved elsewhere is
+        // the same workspace.
+        h.update(path.file_name().unwrap_or_default().as_encoded_bytes());
+        match std::fs::read(&path) {
+            Ok(bytes) => h.update(b"\x01").update(&bytes),
+            Err(_) => h.update(b"\x00"),
+        };
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Whether a step's inputs changed since its last successful run (a step
+/// that never ran is not stale: it has nothing to show).
+pub fn is_stale(conn: &Connection, ws: &Workspace, step: &str) -> Result<bool> {
+    let Some(last) = versions::last_fingerprint(conn, step)? else {
+        return Ok(false);
+    };
+    Ok(of_step(conn, ws, step)?.is_some_and(|now| now != last))
+}
+
+/// When the step's last successful run had this fingerprint, record an "up
+/// to date" run (its counts carried over) and return its report.
+pub fn up_to_date(
+    conn: &Connection,
+    step: &'static str,
+    fingerprint: &str,
+    started_at: &str,
+    started: Instant,
+) -> Result<Option<StepReport>> {
+    if versions::last_fingerprint(conn, step)?.as_deref() != Some(fingerprint) {
+        return Ok(None);
+    }
+    let last: Option<(i64, i64, String, String)> = conn
+        .query_row(
+            "SELECT rows_in, rows_out, coalesce(finished_at, ''), coalesce(message, '')
+             FROM pipeline_runs WHERE step = ?1 AND status = 'ok' ORDER BY run_id DESC LIMIT 1",
+            [step],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((rows_in, rows_out, at, message)) = last else {
+        return Ok(None);
+    };
+    let since = message
+        .strip_prefix("up to date")
+        .and_then(|m| m.split_once("): "))
+        .map_or(message.as_str(), |(_, rest)| rest);
+    let since_at = message
+        .strip_prefix("up to date (nothing changed since ")
+        .and_then(|m| m.split_once(')'))
+        .map_or(at.as_str(), |(t, _)| t);
+    let message = format!("up to date (nothing changed since {since_at}): {since}");
+    let seconds = started.elapsed().as_secs_f64();
+    conn.execute(
+        "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message)
+         VALUES (?1, 'ok', ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            step,
+            rows_in,
+            rows_out,
+            seconds,
+            started_at,
+            crate::pipeline::timeparse::now_utc(),
+            message
+        ],
+    )?;
+    Ok(Some(StepReport {
+        step,
+        rows_in: rows_in as u64,
+        rows_out: rows_out as u64,
+        seconds,
+        message,
+        loads: Vec::new(),
+    }))
+}
