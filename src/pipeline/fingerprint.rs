@@ -33,26 +33,30 @@ pub fn of_step(conn: &Connection, ws: &Workspace, step: &str) -> Result<Option<S
         return Ok(None);
     };
     let mut h = blake3::Hasher::new();
-    h.update(rules_hash(ws, step, rules).as_bytes());
+    h.update(rules_hash(ws, step, rules, true).as_bytes());
     for t in tables {
         h.update(format!("{t}={}\0", versions::version(conn, t)?).as_bytes());
     }
     Ok(Some(h.finalize().to_hex().to_string()))
 }
 
-/// The fingerprint of what a step is configured with: the step's logic
-/// version, the workspace configuration (sources, settings such as the time
-/// zone) and its rule files as they are now.
-pub fn rules_of(ws: &Workspace, step: &str) -> String {
+/// The fingerprint of a step's rule files alone (not the workspace
+/// configuration), with `extra` (what of the configuration the step uses).
+pub fn rule_files_of(ws: &Workspace, step: &str, extra: &str) -> String {
     let rules = inputs(step).map_or(&[][..], |(_, r)| r);
-    rules_hash(ws, step, rules)
+    let mut h = blake3::Hasher::new();
+    h.update(rules_hash(ws, step, rules, false).as_bytes());
+    h.update(extra.as_bytes());
+    h.finalize().to_hex().to_string()
 }
 
-fn rules_hash(ws: &Workspace, step: &str, rules: &[&str]) -> String {
+fn rules_hash(ws: &Workspace, step: &str, rules: &[&str], with_config: bool) -> String {
     let mut h = blake3::Hasher::new();
     h.update(format!("{step}\0{}\0{LOGIC_VERSION}\0", env!("CARGO_PKG_VERSION")).as_bytes());
     // A missing file hashes as missing.
-    let files = std::iter::once(ws.root.join("c360.toml"))
+    let config = with_config.then(|| ws.root.join("c360.toml"));
+    let files = config
+        .into_iter()
         .chain(rules.iter().map(|r| ws.rules_dir().join(r)));
     for path in files {
         // The file's name, not its folder: a workspace moved elsewhere is

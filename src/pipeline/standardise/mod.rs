@@ -327,7 +327,18 @@ pub fn run(
     full: bool,
 ) -> Result<StandardiseReport> {
     let rules = Rules::load(&ws.rules_dir())?;
-    let rules_fp = crate::pipeline::fingerprint::rules_of(ws, "standardise");
+    // What standardising a row depends on: the rule files and the date
+    // orders (a source added later, or new data, leaves them as they are).
+    let date_orders: Vec<String> = std::iter::once(format!("{:?}", ws.settings.date_order))
+        .chain(
+            ws.sources
+                .iter()
+                .filter(|s| s.date_order != ws.settings.date_order)
+                .map(|s| format!("{}={:?}", s.name, s.date_order)),
+        )
+        .collect();
+    let rules_fp =
+        crate::pipeline::fingerprint::rule_files_of(ws, "standardise", &date_orders.join(","));
     let ctx: HashMap<String, SourceCtx> = ws
         .sources
         .iter()

@@ -236,10 +236,7 @@ pub(super) fn rfm(
 
 /// Give other customers their shifted RFM scores: the stored row with the
 /// four RFM columns replaced, re-hashed, written back.
-pub(super) fn ripple_rfm(
-    tx: &Connection,
-    changed: &[Shifted],
-) -> Result<()> {
+pub(super) fn ripple_rfm(tx: &Connection, changed: &[Shifted]) -> Result<()> {
     if changed.is_empty() {
         return Ok(());
     }
