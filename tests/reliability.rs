@@ -426,3 +426,68 @@ fn the_first_resolve_after_a_decision_writes_no_lineage_again() {
     c360::pipeline::run_step(&mut conn, &ws, "resolve", &NoProgress).unwrap();
     assert_eq!(lineage_rows(&conn), after_undo);
 }
+
+/// Found driving the workbench: `database disk image is malformed` after a
+/// steward decision and an analyse job while another process read the
+/// workspace. Opening a second connection read the database header with a
+/// file handle of its own; closing it dropped every POSIX lock the process
+/// held on the database, so the other process, closing, took itself for the
+/// last user, check-pointed and deleted the WAL under the workbench. Now the
+/// header is checked through SQLite.
+#[test]
+fn another_process_closing_the_workspace_while_the_workbench_writes_loses_nothing() {
+    let (_dir, ws, conn) = demo();
+    let db = ws.db_path();
+    // Another process reading the workspace: the sqlite3 shell when there is
+    // one (it was the one in the report), else c360 itself.
+    let other = || {
+        let sqlite3 = Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT count(*) FROM customer360_profiles")
+            .output();
+        if sqlite3.is_err() {
+            let out = Command::new(env!("CARGO_BIN_EXE_c360"))
+                .args(["status", "--workspace"])
+                .arg(&ws.root)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let insert = |c: &Connection, i: i64| {
+        c.execute(
+            "INSERT INTO audit_log (at, actor, action, detail) VALUES ('t', 'probe', 'probe', ?1)",
+            [i],
+        )
+        .unwrap();
+    };
+    // The workbench's connection; jobs open (and close) their own beside it,
+    // as the decision and the analyse job did, while another process reads.
+    other();
+    for round in 0..3 {
+        let job = store::open(&db).unwrap();
+        for i in 0..20 {
+            insert(&job, round * 100 + i);
+        }
+        drop(job);
+        other();
+        insert(&conn, round * 100 + 50);
+    }
+    // Every write is there for a fresh reader, and the file is sound.
+    let fresh = Connection::open(&db).unwrap();
+    assert_eq!(
+        int(
+            &fresh,
+            "SELECT count(*) FROM audit_log WHERE actor = 'probe'"
+        ),
+        63
+    );
+    let check: String = fresh
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}

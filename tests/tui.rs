@@ -1103,4 +1103,5 @@ fn a_decision_shows_in_customers_at_once_and_analytics_say_stale_until_r() {
     key(&mut app, KeyCode::Char('6'));
     let shown = render(&app, 150, 40);
     assert!(!shown.contains("stale: r to refresh"), "{shown}");
+    assert!(shown.contains("Lifecycle mix"), "{shown}");
 }

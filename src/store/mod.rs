@@ -41,6 +41,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     let mut conn =
         Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     conn.busy_handler(Some(lock::busy_handler(path.to_path_buf())))?;
+    check_header(&conn, path)?;
     lock::remember_db(path);
     configure(&mut conn).with_context(|| format!("cannot open {}", path.display()))?;
     migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
@@ -74,17 +75,27 @@ fn check_is_database(path: &Path) -> Result<()> {
             path.display()
         );
     }
-    let mut head = [0u8; 16];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if n > 0 && head[..n] != b"SQLite format 3\0"[..n] {
-        bail!(
-            "{} is not a c360 database (it is not an SQLite file; check `database` in c360.toml)",
-            path.display()
-        );
-    }
     Ok(())
+}
+
+/// The header check, through SQLite itself. Reading the file with a file
+/// handle of our own would be wrong: closing any descriptor of a database
+/// file drops every POSIX lock this process holds on it, so another of its
+/// connections (the workbench's, while a job opens one) could be taken for
+/// the last one and check-point and remove the WAL under it: corruption.
+fn check_header(conn: &Connection, path: &Path) -> Result<()> {
+    match conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            bail!(
+                "{} is not a c360 database (it is not an SQLite file; check `database` in c360.toml)",
+                path.display()
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Ok(_) => Ok(()),
+    }
 }
 
 fn configure(conn: &mut Connection) -> Result<()> {
