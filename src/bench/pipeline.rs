@@ -5,7 +5,7 @@
 //! web events in a new batch, and a changed CRM export with 1 % new rows.
 
 use super::{peak_rss_mib, reset_peak_rss};
-use crate::generate::{self, GenerateOptions};
+use crate::generate::GenerateOptions;
 use crate::pipeline::progress::Progress;
 use crate::store;
 use crate::workspace::Workspace;
@@ -212,8 +212,7 @@ fn prepare_data(
         opts.customers, opts.events_per_customer, opts.orders_per_customer, opts.seed
     ));
     if !data.join(".generated").exists() {
-        let t = Instant::now();
-        let s = generate::generate(
+        super::generate_timed(
             &GenerateOptions {
                 customers: opts.customers,
                 out: data.clone(),
@@ -221,6 +220,7 @@ fn prepare_data(
                 events_per_customer: opts.events_per_customer,
                 orders_per_customer: opts.orders_per_customer,
             },
+            out,
             progress,
         )?;
         split_tail(
@@ -239,15 +239,6 @@ fn prepare_data(
         )?;
         std::fs::remove_file(data.join("web_events.ndjson"))?;
         std::fs::write(data.join(".generated"), "")?;
-        writeln!(
-            out,
-            "generate: {} people -> {} CRM rows, {} web events, {} transactions in {:.1} s",
-            s.people,
-            s.crm_rows,
-            s.web_rows,
-            s.transaction_rows,
-            t.elapsed().as_secs_f64()
-        )?;
     }
     let input = ["crm_main.csv", "web_main.ndjson", "transactions.parquet"]
         .iter()
