@@ -85,6 +85,426 @@ pub fn bench_load(opts: &BenchOptions, progress: &dyn Progress) -> Result<String
         opts.max_web_events.map_or("all".into(), |n| n.to_string())
     ));
     if !marker.exists() {
+        let t = Instant::now();
+        let summary = generate::generate(&gen_opts, progress)?;
+        if let Some(max) = opts.max_web_events {
+            keep_first_lines(&data.join("web_events.ndjson"), max)?;
+        }
+        std::fs::write(&marker, "")?;
+        writeln!(
+            out,
+            "generate: {} people -> {} CRM rows, {} web events, {} transactions in {:.1} s\n",
+            summary.people,
+            summary.crm_rows,
+            summary.web_rows,
+            summary.transaction_rows,
+            t.elapsed().as_secs_f64()
+        )?;
+    }
+
+    let ws_dir = opts.dir.join("ws");
+    if ws_dir.exists() {
+        std::fs::remove_dir_all(&ws_dir)?;
+    }
+    std::fs::create_dir_all(&ws_dir)?;
+    let abs = |f: &str| -> Result<String> {
+        Ok(std::fs::canonicalize(data.join(f))
+            .with_context(|| format!("{} missing", data.join(f).display()))?
+            .display()
+            .to_string())
+    };
+    let config = format!(
+        "[settings]\nbatch_size = 5000\n\n\
+         [[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"{}\"\nformat = \"csv\"\n[sources.mapping]\naddress = \"street\"\n\n\
+         [[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"{}\"\nformat = \"segment\"\n\n\
+         [[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"{}\"\nformat = \"parquet\"\n",
+        abs("crm.csv")?,
+        abs("web_events.ndjson")?,
+        abs("transactions.parquet")?
+    );
+    std::fs::write(ws_dir.join("c360.toml"), config)?;
+    let ws = Workspace::open(&ws_dir)?;
+    let mut conn = store::open(&ws.db_path())?;
+
+    writeln!(
+        out,
+        "| step | input | rows read | staged | rejected | seconds | rows/s | peak RSS (MiB) |"
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+    let mut crm_rate = 0.0;
+    for source in &ws.sources {
+        reset_peak_rss();
+        let location = ws.resolve_location(source);
+        let r = stage::load_source(&mut conn, &ws, source, progress)?;
+        if r.already_loaded {
+            bail!("fresh workspace reported {} as already loaded", source.name);
+        }
+        let rate = r.rows_read as f64 / r.seconds;
+        if source.name == "crm" {
+            crm_rate = rate;
+        }
+        writeln!(
+            out,
+            "| c360 load {} | {} {:.0} MiB | {} | {} | {} | {:.2} | {:.0} | {:.0} |",
+            source.name,
+            source.format,
+            file_mib(Path::new(&location)),
+            r.rows_read,
+            r.rows_staged,
+            r.rows_rejected,
+            r.seconds,
+            rate,
+            peak_rss_mib().unwrap_or(f64::NAN)
+        )?;
+    }
+
+    // The reference: sqlite3's .import of the same CSV into a fresh database
+    // (one text table, no validation), in WAL mode like ours.
+    let import_db = opts.dir.join("import.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", import_db.display()));
+    }
+    match Command::new("sqlite3")
+        .arg(&import_db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            let t = Instant::now();
+            if let Some(mut stdin) = child.stdin.take() {
+                writeln!(
+                    stdin,
+                    "PRAGMA journal_mode=WAL;\nPRAGMA synchronous=NORMAL;\n.mode csv\n.import '{}' crm_import",
+                    crm.display()
+                )?;
+            }
+            child.wait()?;
+            let secs = t.elapsed().as_secs_f64();
+            let rows: i64 = rusqlite::Connection::open(&import_db)?.query_row(
+                "SELECT count(*) FROM crm_import",
+                [],
+                |r| r.get(0),
+            )?;
+            let rate = rows as f64 / secs;
+            writeln!(
+                out,
+                "| sqlite3 .import crm.csv | csv {:.0} MiB | {} | - | - | {:.2} | {:.0} | - |",
+                file_mib(&crm),
+                rows,
+                secs,
+                rate
+            )?;
+            writeln!(
+                out,
+                "\nc360 load of crm.csv runs at {:.0} % of the sqlite3 shell's .import speed (target: at least 50 %), \
+                 while also landing raw rows, validating types and writing rejects.",
+                100.0 * crm_rate / rate
+            )?;
+        }
+        Err(e) => writeln!(out, "\nsqlite3 shell not found ({e}); no .import reference")?,
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    let db_mib = file_mib(&ws.db_path());
+    writeln!(out, "\nworkspace database: {db_mib:.0} MiB")?;
+    Ok(out)
+}
+
+/// `c360 bench tui`: frame times of the Pipeline and Rejects screens on a
+/// workspace with `rows` staged and `rows` rejected CRM rows, drawn on an
+/// off-screen terminal (ratatui's TestBackend) of 200×50.
+pub fn bench_tui(dir: &Path, rows: u64, progress: &dyn Progress) -> Result<String> {
+    use crate::tui::app::App;
+    use crate::tui::ui;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let ws_dir = dir.join(format!("tui-{rows}"));
+    let marker = ws_dir.join(".loaded");
+    if !marker.exists() {
+        if ws_dir.exists() {
+            std::fs::remove_dir_all(&ws_dir)?;
+        }
+        std::fs::create_dir_all(&ws_dir)?;
+        std::fs::write(
+            ws_dir.join("c360.toml"),
+            "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"crm.csv\"\nformat = \"csv\"\n",
+        )?;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(ws_dir.join("crm.csv"))?);
+        writeln!(f, "customer_id,first_name,email,created_at")?;
+        for i in 0..rows {
+            writeln!(f, "C{i},Name{i},n{i}@example.com,2024-01-01T00:00:00Z")?;
+            // Every other kind of row is bad: no id, or a bad timestamp.
+            if i % 2 == 0 {
+                writeln!(f, ",Nobody{i},x{i}@example.com,2024-01-01")?;
+            } else {
+                writeln!(f, "B{i},Late{i},y{i}@example.com,not a date")?;
+            }
+        }
+        f.flush()?;
+        drop(f);
+        let ws = Workspace::open(&ws_dir)?;
+        let mut conn = store::open(&ws.db_path())?;
+        crate::pipeline::run_step(&mut conn, &ws, "stage", progress)?;
+        std::fs::write(&marker, "")?;
+    }
+    let ws = Workspace::open(&ws_dir)?;
+    let (w, h) = (200u16, 50u16);
+    let t = Instant::now();
+    let mut app = App::new(ws, h)?;
+    let open_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let mut terminal = Terminal::new(TestBackend::new(w, h))?;
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+
+    let mut out = String::new();
+    writeln!(
+        out,
+        "workspace: {rows} staged + {rows} rejected CRM rows; terminal {w}×{h}; opening the workbench (all counts): {open_ms:.1} ms\n"
+    )?;
+    writeln!(
+        out,
+        "| screen | what each frame does | frames | mean ms | max ms |"
+    )?;
+    writeln!(out, "|---|---|---:|---:|---:|")?;
+    let mut measure = |label: &str, what: &str, app: &mut App, keys: &[KeyCode]| -> Result<()> {
+        let mut times = Vec::new();
+        for i in 0..200 {
+            let t = Instant::now();
+            if !keys.is_empty() {
+                app.handle_key(key(keys[i % keys.len()]));
+            }
+            terminal.draw(|f| ui::draw(f, app))?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        let max = times.iter().cloned().fold(0.0, f64::max);
+        writeln!(
+            out,
+            "| {label} | {what} | {} | {mean:.2} | {max:.2} |",
+            times.len()
+        )?;
+        Ok(())
+    };
+    measure("Pipeline", "draw", &mut app, &[])?;
+    measure(
+        "Pipeline",
+        "j/k, then draw",
+        &mut app,
+        &[KeyCode::Char('j'), KeyCode::Char('k')],
+    )?;
+    let t = Instant::now();
+    app.handle_key(key(KeyCode::Char('2')));
+    let switch_ms = t.elapsed().as_secs_f64() * 1000.0;
+    measure("Rejects", "draw", &mut app, &[])?;
+    measure(
+        "Rejects",
+        "j (scrolls past the bottom: keyset fetch), then draw",
+        &mut app,
+        &[KeyCode::Char('j')],
+    )?;
+    measure(
+        "Rejects",
+        "PgDn (fetch a page), then draw",
+        &mut app,
+        &[KeyCode::PageDown],
+    )?;
+    measure(
+        "Rejects",
+        "End / Home alternately, then draw",
+        &mut app,
+        &[KeyCode::End, KeyCode::Home],
+    )?;
+    app.handle_key(key(KeyCode::Char('e')));
+    measure(
+        "Rejects, filtered by reason",
+        "PgDn, then draw",
+        &mut app,
+        &[KeyCode::PageDown],
+    )?;
+    writeln!(
+        out,
+        "\nswitching to Rejects (re-reads counts per source and reason, and the filtered total): {switch_ms:.1} ms"
+    )?;
+    Ok(out)
+}
+
+/// `c360 bench standardise`: standardise the workspace `c360 bench load`
+/// built (1M CRM rows and ~5M web events by default).
+pub fn bench_standardise(dir: &Path, progress: &dyn Progress) -> Result<String> {
+    let ws_dir = dir.join("ws");
+    let ws = Workspace::open(&ws_dir)
+        .with_context(|| format!("run `c360 bench load --dir {}` first", dir.display()))?;
+    // The bench workspace has no rules/: use the repository's defaults.
+    if !ws.rules_dir().exists() {
+        std::fs::create_dir_all(ws.rules_dir())?;
+        for (name, body) in crate::workspace::DEFAULT_RULES {
+            std::fs::write(ws.rules_dir().join(name), body)?;
+        }
+    }
+    let mut conn = store::open(&ws.db_path())?;
+    reset_peak_rss();
+    let t = Instant::now();
+    let r = crate::pipeline::standardise::run(&mut conn, &ws, progress, true)?;
+    let secs = t.elapsed().as_secs_f64();
+    let mut out = String::new();
+    writeln!(
+        out,
+        "| input rows | CRM | web events | transactions | clean rows | seconds | rows/s | peak RSS (MiB) |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {secs:.1} | {:.0} | {:.0} |",
+        r.rows_in,
+        r.crm,
+        r.web,
+        r.transactions,
+        r.rows_out,
+        r.rows_in as f64 / secs,
+        peak_rss_mib().unwrap_or(f64::NAN)
+    )?;
+    writeln!(
+        out,
+        "\n{} unknown country values, {} unmapped event names",
+        r.unknown_countries, r.unmapped_events
+    )?;
+    Ok(out)
+}
+
+/// A fresh benchmark workspace in `ws_dir`: the repository's default rules
+/// and a `c360.toml` with a CRM CSV source and, when given, a web events
+/// (Segment NDJSON) and a transactions (Parquet) source.
+fn write_bench_workspace(
+    ws_dir: &Path,
+    crm: &Path,
+    web: Option<&Path>,
+    transactions: Option<&Path>,
+) -> Result<()> {
+    if ws_dir.exists() {
+        std::fs::remove_dir_all(ws_dir)?;
+    }
+    std::fs::create_dir_all(ws_dir.join("rules"))?;
+    for (name, body) in crate::workspace::DEFAULT_RULES {
+        std::fs::write(ws_dir.join("rules").join(name), body)?;
+    }
+    let abs = |p: &Path| -> Result<String> {
+        Ok(std::fs::canonicalize(p)
+            .with_context(|| format!("{} missing", p.display()))?
+            .display()
+            .to_string())
+    };
+    let mut config = format!(
+        "[settings]\ntimezone = \"UTC\"\ndate_order = \"mdy\"\n\n\
+         [[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"{}\"\nformat = \"csv\"\n[sources.mapping]\naddress = \"street\"\n",
+        abs(crm)?
+    );
+    if let Some(web) = web {
+        write!(
+            config,
+            "\n[[sources]]\nname = \"web\"\nsystem = \"web\"\nlocation = \"{}\"\nformat = \"segment\"\n",
+            abs(web)?
+        )?;
+    }
+    if let Some(tx) = transactions {
+        write!(
+            config,
+            "\n[[sources]]\nname = \"transactions\"\nsystem = \"transactions\"\nlocation = \"{}\"\nformat = \"parquet\"\n",
+            abs(tx)?
+        )?;
+    }
+    std::fs::write(ws_dir.join("c360.toml"), config)?;
+    Ok(())
+}
+
+/// Overwrite a workspace's copy of some default rule files.
+fn refresh_rules(ws: &Workspace, names: &[&str]) -> Result<()> {
+    for (name, body) in crate::workspace::DEFAULT_RULES {
+        if names.is_empty() || names.contains(name) {
+            std::fs::write(ws.rules_dir().join(name), body)?;
+        }
+    }
+    Ok(())
+}
+
+/// Generate data and say what and how fast (one line of `out`).
+pub(crate) fn generate_timed(
+    opts: &GenerateOptions,
+    out: &mut String,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let t = Instant::now();
+    let s = generate::generate(opts, progress)?;
+    writeln!(
+        out,
+        "generate: {} people -> {} CRM rows, {} web events, {} transactions in {:.1} s",
+        s.people,
+        s.crm_rows,
+        s.web_rows,
+        s.transaction_rows,
+        t.elapsed().as_secs_f64()
+    )?;
+    Ok(())
+}
+
+/// What `c360 bench resolve` runs on.
+pub struct ResolveBenchOptions {
+    /// Working folder: `data/` (generated once, reused) and `ws/` (loaded
+    /// and standardised once, reused).
+    pub dir: PathBuf,
+    pub customers: u64,
+    pub seed: u64,
+    pub events_per_customer: f64,
+    pub orders_per_customer: f64,
+    /// CRM columns to remove before loading (e.g. email, phone): resolving
+    /// on names, birth dates and addresses alone.
+    pub drop_columns: Vec<String>,
+}
+
+/// Copy a CSV without some of its columns.
+fn csv_without(from: &Path, to: &Path, columns: &[String]) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(from)
+        .with_context(|| format!("reading {}", from.display()))?;
+    // Bytes, not strings: the generator writes some invalid UTF-8 on purpose,
+    // and those rows must reach the load (and its rejects) unchanged.
+    let headers = reader.headers()?.clone();
+    for d in columns {
+        if !headers.iter().any(|h| h == d) {
+            bail!("{}: no column {d:?} to drop", from.display());
+        }
+    }
+    let keep: Vec<usize> = (0..headers.len())
+        .filter(|&i| !columns.iter().any(|d| d == &headers[i]))
+        .collect();
+    // Written aside and renamed when complete, so an interrupted copy is
+    // never taken for a finished one.
+    let part = to.with_extension("csv.part");
+    let mut writer = csv::WriterBuilder::new().flexible(true).from_path(&part)?;
+    writer.write_record(keep.iter().map(|&i| &headers[i]))?;
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record)? {
+        writer.write_record(keep.iter().filter_map(|&i| record.get(i)))?;
+    }
+    writer.flush()?;
+    drop(writer);
+    std::fs::rename(&part, to)?;
+    Ok(())
+}
+
+/// `c360 bench resolve`: resolve identities on generated data, first run
+/// (no previous ids) then a re-run, with the time of each phase, the number
+/// of comparisons, peak memory and pairwise quality against the truth file.
+pub fn bench_resolve(opts: &ResolveBenchOptions, progress: &dyn Progress) -> Result<String> {
+    let mut out = String::new();
+    let data = opts.dir.join(format!(
+        "data-{}-{}-{}-{}",
+        opts.customers, opts.seed, opts.events_per_customer, opts.orders_per_customer
+    ));
+    let marker = data.join(".generated");
+    if !marker.exists() {
         generate_timed(
             &GenerateOptions {
                 customers: opts.customers,
