@@ -79,6 +79,10 @@ pub fn is_stale(conn: &Connection, ws: &Workspace, step: &str) -> Result<bool> {
     Ok(of_step(conn, ws, step)?.is_some_and(|now| now != last))
 }
 
+/// How an "up to date" run's message starts: the time and message of the
+/// run that did the work follow (its counts are as of then).
+const UP_TO_DATE: &str = "up to date (nothing changed since the run at ";
+
 /// When the step's last successful run had this fingerprint, record an "up
 /// to date" run (its counts carried over) and return its report.
 pub fn up_to_date(
@@ -102,15 +106,13 @@ pub fn up_to_date(
     let Some((rows_in, rows_out, at, message)) = last else {
         return Ok(None);
     };
-    let since = message
-        .strip_prefix("up to date")
-        .and_then(|m| m.split_once("): "))
-        .map_or(message.as_str(), |(_, rest)| rest);
-    let since_at = message
-        .strip_prefix("up to date (nothing changed since ")
-        .and_then(|m| m.split_once(')'))
-        .map_or(at.as_str(), |(t, _)| t);
-    let message = format!("up to date (nothing changed since {since_at}): {since}");
+    // Carried over from run to run: the last run that did the work.
+    let (since_at, reported) = message
+        .strip_prefix(UP_TO_DATE)
+        .and_then(|m| m.strip_suffix(')'))
+        .and_then(|m| m.split_once(", which reported: "))
+        .unwrap_or((at.as_str(), message.as_str()));
+    let message = format!("{UP_TO_DATE}{since_at}, which reported: {reported})");
     let seconds = started.elapsed().as_secs_f64();
     conn.execute(
         "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message)
@@ -133,4 +135,36 @@ pub fn up_to_date(
         message,
         loads: Vec::new(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_to_date_runs_carry_the_working_runs_time_and_message_without_nesting() {
+        let conn = crate::store::open_in_memory().unwrap();
+        versions::record(&conn, "unify", "fp").unwrap();
+        conn.execute(
+            "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message)
+             VALUES ('unify', 'ok', 10, 3, 1.0, 't0', 'T1', '3 profiles')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            up_to_date(&conn, "unify", "other", "t", Instant::now())
+                .unwrap()
+                .is_none()
+        );
+        for _ in 0..2 {
+            let r = up_to_date(&conn, "unify", "fp", "t", Instant::now())
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                r.message,
+                "up to date (nothing changed since the run at T1, which reported: 3 profiles)"
+            );
+            assert_eq!((r.rows_in, r.rows_out), (10, 3));
+        }
+    }
 }
