@@ -385,3 +385,32 @@ fn new_batches_are_standardised_alone_and_agree_with_a_full_run() {
     }
     assert_eq!(profiles.1, full.1);
 }
+
+#[test]
+fn a_decision_commits_even_when_its_live_refresh_fails() {
+    let (_dir, ws, mut conn) = demo();
+    // Rules that no longer parse: the refresh fails, the decision holds.
+    conn.execute("UPDATE unify_rules SET survivorship = 'fields = [' ", [])
+        .unwrap();
+    let (left, right) = review_pair(&conn);
+    steward::decide_pair(&mut conn, &left, &right, true, "ann", "same").unwrap();
+    assert_eq!(id_of(&conn, &left), id_of(&conn, &right));
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM audit_log WHERE action = 'refresh' AND detail LIKE 'profiles not refreshed%'"
+        ),
+        1
+    );
+    // Unify knows it has work to do, and then agrees with the id map.
+    let r = pipeline::run_step(&mut conn, &ws, "unify", &NoProgress).unwrap();
+    assert!(!r.message.starts_with("up to date"), "{}", r.message);
+    assert!(r.message.contains(" 1 removed"), "{}", r.message);
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(DISTINCT customer360_id) FROM customer360_id_map"
+        ),
+        int(&conn, "SELECT count(*) FROM customer360_profiles")
+    );
+}

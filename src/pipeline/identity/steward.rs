@@ -655,11 +655,29 @@ fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
     // unify has the id map to catch up on.
     let mut affected: Vec<String> = customers.to_vec();
     affected.extend(assignment.ids.iter().cloned());
+    // The decision commits whatever happens to the refresh: a refresh that
+    // fails is rolled back to here and leaves unify to catch up.
     use crate::store::versions;
-    match crate::pipeline::unify::refresh(tx, &affected)? {
-        Some(_) => versions::bump(tx, versions::PROFILES)?,
-        None => versions::bump(tx, versions::IDENTITY)?,
-    };
+    tx.execute_batch("SAVEPOINT live_refresh")?;
+    match crate::pipeline::unify::refresh(tx, &affected) {
+        Ok(refreshed) => {
+            tx.execute_batch("RELEASE live_refresh")?;
+            match refreshed {
+                Some(_) => versions::bump(tx, versions::PROFILES)?,
+                None => versions::bump(tx, versions::IDENTITY)?,
+            };
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO live_refresh; RELEASE live_refresh")?;
+            versions::bump(tx, versions::IDENTITY)?;
+            audit(
+                tx,
+                "c360",
+                "refresh",
+                &format!("profiles not refreshed after the decision (run unify): {e:#}"),
+            )?;
+        }
+    }
     let lineage = assignment
         .lineage
         .into_iter()
