@@ -368,6 +368,21 @@ fn customer_of(conn: &rusqlite::Connection, record: &str) -> String {
     .unwrap()
 }
 
+/// Move down the queue to the first pair of two different customers (a
+/// flagged weak bridge can be a pair already inside one customer).
+fn select_pair_apart(app: &mut App, conn: &rusqlite::Connection) {
+    while {
+        let (_, l, r) = selected(app);
+        customer_of(conn, &l) == customer_of(conn, &r)
+    } {
+        assert!(
+            app.review.list.pos + 1 < app.review.list.total,
+            "no pair apart"
+        );
+        key(app, KeyCode::Char('j'));
+    }
+}
+
 /// The selected pair: (candidate id, left key, right key).
 fn selected(app: &App) -> (i64, String, String) {
     let r = app.review.list.selected_row().expect("a selected pair");
@@ -419,18 +434,7 @@ fn review_screen_snapshots() {
 fn review_approve_reject_and_undo_write_decisions() {
     let (_d, mut app, conn) = review_app(30);
     let before = app.review.counts;
-    // The first pair of two different customers (a flagged weak bridge can
-    // be a pair already inside one customer).
-    while {
-        let (_, l, r) = selected(&app);
-        customer_of(&conn, &l) == customer_of(&conn, &r)
-    } {
-        assert!(
-            app.review.list.pos + 1 < app.review.list.total,
-            "no pair apart"
-        );
-        key(&mut app, KeyCode::Char('j'));
-    }
+    select_pair_apart(&mut app, &conn);
     let start = app.review.list.pos;
     let (id, left, right) = selected(&app);
     assert_ne!(customer_of(&conn, &left), customer_of(&conn, &right));
@@ -1061,16 +1065,7 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
 #[test]
 fn a_decision_shows_in_customers_at_once_and_analytics_say_stale_until_r() {
     let (_d, mut app, conn) = review_app(40);
-    while {
-        let (_, l, r) = selected(&app);
-        customer_of(&conn, &l) == customer_of(&conn, &r)
-    } {
-        assert!(
-            app.review.list.pos + 1 < app.review.list.total,
-            "no pair apart"
-        );
-        key(&mut app, KeyCode::Char('j'));
-    }
+    select_pair_apart(&mut app, &conn);
     let (_, left, right) = selected(&app);
     let gone = customer_of(&conn, &right);
     key(&mut app, KeyCode::Char('a'));
