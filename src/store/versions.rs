@@ -61,12 +61,6 @@ pub fn record(conn: &Connection, step: &str, fingerprint: &str) -> Result<()> {
     Ok(())
 }
 
-/// Forget every fingerprint: the next run of each step does its full work.
-pub fn forget_all(conn: &Connection) -> Result<()> {
-    conn.execute("DELETE FROM step_state", [])?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,7 +81,5 @@ mod tests {
             last_fingerprint(&conn, "unify").unwrap().as_deref(),
             Some("def")
         );
-        forget_all(&conn).unwrap();
-        assert_eq!(last_fingerprint(&conn, "unify").unwrap(), None);
     }
 }
