@@ -7,10 +7,10 @@
 //! transaction.
 
 use super::cluster::{Apart, Clusterer, weak_bridges};
-use super::deterministic::{IdentityRules, Status, link};
+use super::deterministic::{IdentityRules, Linked, Status, link};
 use super::fuzzy::{self, Columns, FieldRef, FuzzyRules, Scored};
 use super::steward;
-use super::{assign_ids, eval};
+use super::{Assignment, UnionFind, assign_ids, eval};
 use crate::pipeline::progress::{Progress, check_cancelled};
 use crate::pipeline::schema::System;
 use crate::pipeline::timeparse::{iso_ms, now_utc};
@@ -89,146 +89,54 @@ struct Record {
     id: String,
 }
 
+/// Seconds per named phase of a run.
+struct Laps {
+    phases: Vec<(String, f64)>,
+    clock: Instant,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Laps {
+            phases: Vec::new(),
+            clock: Instant::now(),
+        }
+    }
+
+    /// Close the phase that started at the last lap.
+    fn lap(&mut self, name: &str) {
+        self.phases
+            .push((name.to_string(), self.clock.elapsed().as_secs_f64()));
+        self.clock = Instant::now();
+    }
+}
+
+/// Run the step: read and score outside the write lock, then cluster under
+/// the steward's decisions, assign ids and write, all in one transaction.
 pub fn run(
     conn: &mut Connection,
     ws: &Workspace,
     progress: &dyn Progress,
 ) -> Result<ResolveReport> {
     let rules = load_rules(ws)?;
-    let mut phases: Vec<(String, f64)> = Vec::new();
-    let mut clock = Instant::now();
-    let lap = |name: &str, phases: &mut Vec<(String, f64)>, clock: &mut Instant| {
-        phases.push((name.to_string(), clock.elapsed().as_secs_f64()));
-        *clock = Instant::now();
-    };
+    let mut laps = Laps::new();
 
-    // Records, their identifiers, event times and fuzzy fields.
-    let mut records: Vec<Record> = Vec::new();
-    let mut ids: Vec<Vec<(usize, String)>> = Vec::new();
-    let mut times: Vec<Option<i64>> = Vec::new();
-    let mut cols = rules.fuzzy.as_ref().map(Columns::new);
-    for system in System::ALL {
-        let (table, id_col) = table_of(system);
-        let wanted: Vec<(usize, &str)> = rules
-            .kinds
-            .iter()
-            .enumerate()
-            .flat_map(|(k, kind)| {
-                kind.fields
-                    .iter()
-                    .filter(move |(s, _)| *s == system)
-                    .map(move |(_, f)| (k, f.as_str()))
-            })
-            .collect();
-        let type_col = if system == System::Transactions {
-            "transaction_type"
-        } else {
-            "NULL"
-        };
-        let time_col = if system == System::Web {
-            "event_time"
-        } else {
-            "NULL"
-        };
-        let fuzzy_rules: Option<&FuzzyRules> =
-            rules.fuzzy.as_ref().filter(|f| f.systems.contains(&system));
-        let fuzzy_cols: Vec<String> = match fuzzy_rules {
-            Some(f) => f
-                .fields
-                .iter()
-                .map(|fr| match fr {
-                    FieldRef::Core(name) if system.field(name).is_some() => name.clone(),
-                    FieldRef::Core(name) if name == "full_name" || name == "address" => {
-                        name.clone()
-                    }
-                    FieldRef::Core(_) => "NULL".to_string(),
-                    FieldRef::Extra(key) => format!(
-                        "json_extract(extra, '$.\"{}\"')",
-                        key.replace('\'', "''").replace('"', "")
-                    ),
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let mut cols_sql: Vec<String> = wanted.iter().map(|(_, f)| f.to_string()).collect();
-        cols_sql.extend(fuzzy_cols.iter().cloned());
-        let sql = format!(
-            "SELECT source, {id_col}, {type_col}, {time_col}{}{} FROM {table} ORDER BY rowid",
-            if cols_sql.is_empty() { "" } else { ", " },
-            cols_sql.join(", ")
-        );
-        let total: i64 =
-            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
-        progress.start(&format!("resolve: read {system}"), total as u64);
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query([])?;
-        let mut fuzzy_vals: Vec<String> = vec![String::new(); fuzzy_cols.len()];
-        let mut done = 0u64;
-        while let Some(row) = rows.next()? {
-            done += 1;
-            if done.is_multiple_of(65_536) {
-                progress.update(done);
-                check_cancelled(progress, "resolve")?;
-            }
-            let source: String = row.get(0)?;
-            let id: String = row.get(1)?;
-            let kind: Option<String> = row.get(2)?;
-            if system == System::Web {
-                let t: Option<String> = row.get(3)?;
-                times.resize(records.len(), None);
-                times.push(t.as_deref().and_then(iso_ms));
-            }
-            let mut mine = Vec::new();
-            for (i, (k, _)) in wanted.iter().enumerate() {
-                if let Some(v) = row.get_ref(4 + i)?.as_str_or_null()? {
-                    let v = v.trim();
-                    if !v.is_empty() {
-                        mine.push((*k, v.to_string()));
-                    }
-                }
-            }
-            if let (Some(c), Some(_)) = (cols.as_mut(), fuzzy_rules) {
-                // One reused buffer per field: no allocation per value.
-                for (j, buf) in fuzzy_vals.iter_mut().enumerate() {
-                    buf.clear();
-                    match row.get_ref(4 + wanted.len() + j)? {
-                        rusqlite::types::ValueRef::Text(t) => {
-                            buf.push_str(&String::from_utf8_lossy(t))
-                        }
-                        rusqlite::types::ValueRef::Integer(i) => write!(buf, "{i}")?,
-                        rusqlite::types::ValueRef::Real(x) => write!(buf, "{x}")?,
-                        rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => {}
-                    }
-                }
-                c.push(records.len() as u32, |f| {
-                    Some(fuzzy_vals[f].as_str()).filter(|v| !v.is_empty())
-                });
-            }
-            records.push(Record {
-                key: record_key(system, &source, &id, kind.as_deref()),
-                system,
-                source,
-                id,
-            });
-            ids.push(mine);
-        }
-        progress.finish();
-    }
-    if let Some(c) = cols.as_mut() {
-        c.seal(|v| rules.is_blocked(v));
-    }
-    let n = records.len();
-    lap("read", &mut phases, &mut clock);
+    let Gathered {
+        records,
+        ids,
+        times,
+        cols,
+    } = read_records(conn, &rules, progress)?;
+    laps.lap("read");
     check_cancelled(progress, "resolve")?;
 
     progress.start("resolve: deterministic links", 0);
     let linked = link(&ids, &times, &rules);
     drop(times);
-    lap("deterministic links", &mut phases, &mut clock);
+    laps.lap("deterministic links");
     progress.finish();
     check_cancelled(progress, "resolve")?;
 
-    // Fuzzy candidates.
     progress.start("resolve: fuzzy matching", 0);
     let scored: Option<Scored> = match (&rules.fuzzy, &cols) {
         (Some(f), Some(c)) if c.len() >= 2 => Some(fuzzy::score(f, c, 42)),
@@ -236,10 +144,10 @@ pub fn run(
     };
     if let Some(s) = &scored {
         for (name, secs) in &s.phases {
-            phases.push((format!("fuzzy: {name}"), *secs));
+            laps.phases.push((format!("fuzzy: {name}"), *secs));
         }
     }
-    clock = Instant::now();
+    laps.clock = Instant::now();
     progress.finish();
     check_cancelled(progress, "resolve")?;
 
@@ -250,12 +158,315 @@ pub fn run(
     // (it then re-clusters on top of these results).
     progress.start("resolve: wait for the write lock", 0);
     let tx = conn.transaction()?;
-    lap("wait for the write lock", &mut phases, &mut clock);
+    laps.lap("wait for the write lock");
     progress.finish();
 
-    // Steward decisions, by record index.
     progress.start("resolve: cluster", 0);
     let decisions = steward::active(&tx)?;
+    let mut clustering = cluster_records(
+        &decisions,
+        &records,
+        &linked,
+        scored.as_ref().zip(cols.as_ref()),
+        &rules,
+    );
+    laps.lap("cluster");
+    check_cancelled(progress, "resolve")?;
+    let previous: FxHashMap<String, String> = {
+        let mut stmt = tx.prepare("SELECT record_key, customer360_id FROM customer360_id_map")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let next_seq: i64 = tx
+        .query_row(
+            "SELECT next FROM id_sequence WHERE name = 'customer360_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(1);
+    laps.lap("read previous ids");
+    let keys: Vec<Vec<&str>> = clustering
+        .clusters
+        .iter()
+        .map(|c| {
+            c.iter()
+                .map(|&i| records[i as usize].key.as_str())
+                .collect()
+        })
+        .collect();
+    let assignment = assign_ids(&keys, &previous, next_seq as u64);
+    drop(keys);
+    progress.finish();
+    laps.lap("assign ids");
+
+    progress.start("resolve: write", 0);
+    let now = now_utc();
+    tx.execute_batch(
+        "DELETE FROM identity_links; DELETE FROM identifiers;
+         DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
+    )?;
+    laps.lap("clear previous results");
+    let statuses = write_identifiers(&tx, &rules, &linked, &clustering.attributed, &ids, &records)?;
+    laps.lap("write identifiers");
+    check_cancelled(progress, "resolve")?;
+    write_id_map(&tx, &records, &clustering.clusters, &assignment, &previous)?;
+    laps.lap("write id map");
+    check_cancelled(progress, "resolve")?;
+    write_lineage_and_refusals(&tx, &records, &assignment, &clustering.refused, &now)?;
+    let mut review = 0u64;
+    if let (Some(f), Some(s), Some(c)) = (&rules.fuzzy, &scored, &cols) {
+        let pair_decisions = decisions.pair_actions();
+        review = write_candidates(
+            &tx,
+            f,
+            s,
+            c,
+            &Marks {
+                records: &records,
+                decisions: &pair_decisions,
+                weak: &clustering.weak,
+                refused: &clustering.pair_refused,
+            },
+            &mut clustering.base,
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO id_sequence (name, next) VALUES ('customer360_id', ?1)
+         ON CONFLICT(name) DO UPDATE SET next = excluded.next",
+        [assignment.next_seq as i64],
+    )?;
+    laps.lap("write candidates, lineage");
+    let merges = assignment
+        .lineage
+        .iter()
+        .filter(|l| l.2 == super::LineageReason::Merge)
+        .count() as u64;
+    let report = ResolveReport {
+        records: records.len() as u64,
+        identifiers: linked.identifiers.len() as u64 + linked.singletons,
+        blocked: statuses.blocked,
+        over_limit: statuses.over_limit,
+        shared: statuses.shared,
+        fuzzy_records: cols.as_ref().map_or(0, |c| c.len() as u64),
+        comparisons: scored.as_ref().map_or(0, |s| s.comparisons),
+        auto_merged: clustering.auto_merged,
+        review,
+        auto_rejected: scored.as_ref().map_or(0, |s| s.auto_rejected),
+        weak_bridges: clustering.weak.len() as u64,
+        must_links: clustering.must_links,
+        refused: clustering.refused.len() as u64,
+        customers: clustering.clusters.len() as u64,
+        minted: assignment.next_seq - next_seq as u64,
+        merges,
+        splits: assignment.lineage.len() as u64 - merges,
+        lambda: scored.as_ref().map_or(0.0, |s| s.model.lambda),
+        phases: laps.phases,
+    };
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, 'pipeline', 'resolve', ?2)",
+        params![
+            now,
+            format!(
+                "{}; seconds per phase: {}",
+                report.summary(),
+                report.phase_list()
+            )
+        ],
+    )?;
+    crate::store::versions::bump(&tx, crate::store::versions::IDENTITY)?;
+    tx.commit()?;
+    progress.finish();
+    Ok(report)
+}
+
+/// What the read phase gathers: every record, the identifier values it
+/// holds (by kind), web events' times (for the nearest-login rule) and the
+/// fuzzy fields of the records fuzzy matching covers.
+struct Gathered {
+    records: Vec<Record>,
+    ids: Vec<Vec<(usize, String)>>,
+    times: Vec<Option<i64>>,
+    cols: Option<Columns>,
+}
+
+/// Read the records of every clean table, reporting done / total and
+/// checking for cancellation as it goes.
+fn read_records(
+    conn: &Connection,
+    rules: &IdentityRules,
+    progress: &dyn Progress,
+) -> Result<Gathered> {
+    let mut g = Gathered {
+        records: Vec::new(),
+        ids: Vec::new(),
+        times: Vec::new(),
+        cols: rules.fuzzy.as_ref().map(Columns::new),
+    };
+    for system in System::ALL {
+        read_system(conn, rules, system, &mut g, progress)?;
+    }
+    if let Some(c) = g.cols.as_mut() {
+        c.seal(|v| rules.is_blocked(v));
+    }
+    Ok(g)
+}
+
+/// The identifier fields of a system, as (kind index, column).
+fn identifier_fields(rules: &IdentityRules, system: System) -> Vec<(usize, &str)> {
+    rules
+        .kinds
+        .iter()
+        .enumerate()
+        .flat_map(|(k, kind)| {
+            kind.fields
+                .iter()
+                .filter(move |(s, _)| *s == system)
+                .map(move |(_, f)| (k, f.as_str()))
+        })
+        .collect()
+}
+
+/// The SQL of a system's fuzzy fields (NULL where it has no such field).
+fn fuzzy_columns(rules: &IdentityRules, system: System) -> Vec<String> {
+    let Some(f) = rules.fuzzy.as_ref().filter(|f| f.systems.contains(&system)) else {
+        return Vec::new();
+    };
+    f.fields
+        .iter()
+        .map(|fr| match fr {
+            FieldRef::Core(name) if system.field(name).is_some() => name.clone(),
+            FieldRef::Core(name) if name == "full_name" || name == "address" => name.clone(),
+            FieldRef::Core(_) => "NULL".to_string(),
+            FieldRef::Extra(key) => format!(
+                "json_extract(extra, '$.\"{}\"')",
+                key.replace('\'', "''").replace('"', "")
+            ),
+        })
+        .collect()
+}
+
+/// Read one system's clean table: (source, id, type, time, identifier
+/// fields…, fuzzy fields…) per row, in rowid order.
+fn read_system(
+    conn: &Connection,
+    rules: &IdentityRules,
+    system: System,
+    g: &mut Gathered,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let (table, id_col) = table_of(system);
+    let wanted = identifier_fields(rules, system);
+    let fuzzy_on = rules
+        .fuzzy
+        .as_ref()
+        .is_some_and(|f| f.systems.contains(&system));
+    let fuzzy_cols = fuzzy_columns(rules, system);
+    let type_col = if system == System::Transactions {
+        "transaction_type"
+    } else {
+        "NULL"
+    };
+    let time_col = if system == System::Web {
+        "event_time"
+    } else {
+        "NULL"
+    };
+    let mut cols_sql: Vec<String> = wanted.iter().map(|(_, f)| f.to_string()).collect();
+    cols_sql.extend(fuzzy_cols.iter().cloned());
+    let sql = format!(
+        "SELECT source, {id_col}, {type_col}, {time_col}{}{} FROM {table} ORDER BY rowid",
+        if cols_sql.is_empty() { "" } else { ", " },
+        cols_sql.join(", ")
+    );
+    let total: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    progress.start(&format!("resolve: read {system}"), total as u64);
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    let mut fuzzy_vals: Vec<String> = vec![String::new(); fuzzy_cols.len()];
+    let mut done = 0u64;
+    while let Some(row) = rows.next()? {
+        done += 1;
+        if done.is_multiple_of(65_536) {
+            progress.update(done);
+            check_cancelled(progress, "resolve")?;
+        }
+        let source: String = row.get(0)?;
+        let id: String = row.get(1)?;
+        let kind: Option<String> = row.get(2)?;
+        if system == System::Web {
+            let t: Option<String> = row.get(3)?;
+            g.times.resize(g.records.len(), None);
+            g.times.push(t.as_deref().and_then(iso_ms));
+        }
+        let mut mine = Vec::new();
+        for (i, (k, _)) in wanted.iter().enumerate() {
+            if let Some(v) = row.get_ref(4 + i)?.as_str_or_null()? {
+                let v = v.trim();
+                if !v.is_empty() {
+                    mine.push((*k, v.to_string()));
+                }
+            }
+        }
+        if let Some(c) = g.cols.as_mut()
+            && fuzzy_on
+        {
+            // One reused buffer per field: no allocation per value.
+            for (j, buf) in fuzzy_vals.iter_mut().enumerate() {
+                buf.clear();
+                match row.get_ref(4 + wanted.len() + j)? {
+                    rusqlite::types::ValueRef::Text(t) => buf.push_str(&String::from_utf8_lossy(t)),
+                    rusqlite::types::ValueRef::Integer(i) => write!(buf, "{i}")?,
+                    rusqlite::types::ValueRef::Real(x) => write!(buf, "{x}")?,
+                    rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => {}
+                }
+            }
+            c.push(g.records.len() as u32, |f| {
+                Some(fuzzy_vals[f].as_str()).filter(|v| !v.is_empty())
+            });
+        }
+        g.records.push(Record {
+            key: record_key(system, &source, &id, kind.as_deref()),
+            system,
+            source,
+            id,
+        });
+        g.ids.push(mine);
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// The clusters and what shaped them.
+struct Clustering {
+    /// Record indexes per customer.
+    clusters: Vec<Vec<u32>>,
+    /// Unions a keep-apart decision refused: (a, b, via, decision id).
+    refused: Vec<(u32, u32, &'static str, i64)>,
+    must_links: u64,
+    /// Fuzzy pairs at or above the auto-merge probability.
+    auto_merged: u64,
+    /// Candidates (by index in `Scored::kept`) that are weak bridges.
+    weak: HashSet<usize>,
+    /// Candidates whose auto-merge a decision refused.
+    pair_refused: HashSet<usize>,
+    /// The clusters before fuzzy merges (decisions and identifiers only).
+    base: UnionFind,
+    /// Anonymous identifiers attributed to their nearest login:
+    /// (record, kind, login record).
+    attributed: Vec<(u32, usize, u32)>,
+}
+
+/// Cluster the records: steward approvals first, then shared identifiers,
+/// then fuzzy auto-merges by falling probability, never across a steward's
+/// keep-apart decision.
+fn cluster_records(
+    decisions: &steward::Decisions,
+    records: &[Record],
+    linked: &Linked,
+    fuzzy: Option<(&Scored, &Columns)>,
+    rules: &IdentityRules,
+) -> Clustering {
     let wanted_keys: HashSet<&str> = decisions.keys().collect();
     let index: HashMap<&str, u32> = records
         .iter()
@@ -273,7 +484,7 @@ pub fn run(
             b: d.b.iter().filter_map(|k| idx(k)).collect(),
         })
         .collect();
-    let mut clusterer = Clusterer::new(n, &apart);
+    let mut clusterer = Clusterer::new(records.len(), &apart);
     let mut refused: Vec<(u32, u32, &'static str, i64)> = Vec::new();
     let mut must_links = 0u64;
     for m in &decisions.must {
@@ -290,14 +501,14 @@ pub fn run(
         }
     }
     let attributed = linked.attribute(&mut clusterer);
-    let base = clusterer.uf.clone();
+    let mut base = clusterer.uf.clone();
     // Fuzzy auto-merges, most probable first.
     let auto_merge = rules.fuzzy.as_ref().map_or(1.0, |f| f.auto_merge);
     let mut accepted: Vec<(u32, u32, f64)> = Vec::new();
     let mut accepted_idx: Vec<usize> = Vec::new();
     let mut pair_refused: HashSet<usize> = HashSet::new();
     let mut auto_merged = 0u64;
-    if let (Some(s), Some(c)) = (&scored, &cols) {
+    if let Some((s, c)) = fuzzy {
         let mut order: Vec<usize> = (0..s.kept.len()).collect();
         order.sort_by(|&x, &y| s.kept[y].probability.total_cmp(&s.kept[x].probability));
         for ci in order {
@@ -321,307 +532,247 @@ pub fn run(
         }
     }
     let weak_threshold = rules.fuzzy.as_ref().map_or(1.0, |f| f.weak_bridge);
-    let mut base = base;
     let weak: HashSet<usize> = weak_bridges(&mut base, &accepted, weak_threshold)
         .into_iter()
         .map(|e| accepted_idx[e])
         .collect();
-    let clusters_idx = clusterer.uf.clusters();
-    let clusters: Vec<Vec<&str>> = clusters_idx
-        .iter()
-        .map(|c| {
-            c.iter()
-                .map(|&i| records[i as usize].key.as_str())
-                .collect()
-        })
-        .collect();
-    lap("cluster", &mut phases, &mut clock);
-    check_cancelled(progress, "resolve")?;
-    let previous: FxHashMap<String, String> = {
-        let mut stmt = tx.prepare("SELECT record_key, customer360_id FROM customer360_id_map")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let next_seq: i64 = tx
-        .query_row(
-            "SELECT next FROM id_sequence WHERE name = 'customer360_id'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(1);
-    lap("read previous ids", &mut phases, &mut clock);
-    let assignment = assign_ids(&clusters, &previous, next_seq as u64);
-    progress.finish();
-    lap("assign ids", &mut phases, &mut clock);
+    Clustering {
+        clusters: clusterer.uf.clusters(),
+        refused,
+        must_links,
+        auto_merged,
+        weak,
+        pair_refused,
+        base,
+        attributed,
+    }
+}
 
-    progress.start("resolve: write", 0);
-    let now = now_utc();
+/// How many identifier values each guardrail stopped.
+struct Statuses {
+    blocked: u64,
+    over_limit: u64,
+    shared: u64,
+}
+
+/// Write `identifiers` and `identity_links`. Identifiers worth explaining
+/// are stored: those that link two or more records, and every blocked,
+/// over-limit or shared value (a value on one record only links nothing).
+fn write_identifiers(
+    tx: &Connection,
+    rules: &IdentityRules,
+    linked: &Linked,
+    attributed: &[(u32, usize, u32)],
+    ids: &[Vec<(usize, String)>],
+    records: &[Record],
+) -> Result<Statuses> {
+    let mut statuses = Statuses {
+        blocked: 0,
+        over_limit: 0,
+        shared: 0,
+    };
+    let mut keep: FxHashMap<(usize, &str), i64> = FxHashMap::default();
+    let mut ins = BulkInsert::new(
+        tx,
+        "identifiers",
+        &[
+            "identifier_id",
+            "kind",
+            "value",
+            "records",
+            "status",
+            "customers",
+        ]
+        .map(String::from),
+    );
+    let mut next_id = 1i64;
+    for stat in &linked.identifiers {
+        let (status, customers) = match stat.status {
+            Status::Linked => ("linked", None),
+            Status::Blocked => {
+                statuses.blocked += 1;
+                ("blocked", None)
+            }
+            Status::OverLimit { customers } => {
+                statuses.over_limit += 1;
+                ("over_limit", Some(customers as i64))
+            }
+            Status::Shared { customers } => {
+                statuses.shared += 1;
+                ("shared", Some(customers as i64))
+            }
+        };
+        if status == "linked" && stat.records < 2 {
+            continue;
+        }
+        ins.push([
+            Value::Integer(next_id),
+            Value::Text(rules.kinds[stat.kind].kind.clone()),
+            Value::Text(stat.value.clone()),
+            Value::Integer(stat.records as i64),
+            Value::Text(status.into()),
+            customers.map_or(Value::Null, Value::Integer),
+        ])?;
+        keep.insert((stat.kind, stat.value.as_str()), next_id);
+        next_id += 1;
+    }
+    ins.finish()?;
+    let via: FxHashMap<(u32, usize), u32> = attributed
+        .iter()
+        .map(|&(r, k, login)| ((r, k), login))
+        .collect();
+    // Millions of links: their two indexes are built once afterwards
+    // (a sort) instead of row by row (random B-tree inserts).
     tx.execute_batch(
-        "DELETE FROM identity_links; DELETE FROM identifiers;
-         DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
+        "DROP INDEX IF EXISTS identity_links_by_record;
+         DROP INDEX IF EXISTS identity_links_by_identifier;",
     )?;
-    lap("clear previous results", &mut phases, &mut clock);
-    let (mut blocked, mut over_limit, mut shared) = (0u64, 0u64, 0u64);
-    {
-        // Identifiers worth explaining: those that link two or more records,
-        // and every blocked, over-limit or shared value. A value on one
-        // record only links nothing and is not stored.
-        let mut keep: FxHashMap<(usize, &str), i64> = FxHashMap::default();
-        let mut ins = BulkInsert::new(
-            &tx,
-            "identifiers",
+    let mut links = BulkInsert::new(
+        tx,
+        "identity_links",
+        &["record_key", "identifier_id", "rule", "via_record"].map(String::from),
+    );
+    for (i, mine) in ids.iter().enumerate() {
+        for (k, v) in mine {
+            if let Some(&id) = keep.get(&(*k, v.as_str())) {
+                let (rule, via_record) = match via.get(&(i as u32, *k)) {
+                    Some(&login) => (
+                        format!("{} (nearest login)", rules.kinds[*k].kind),
+                        Value::Text(records[login as usize].key.clone()),
+                    ),
+                    None => (rules.kinds[*k].kind.clone(), Value::Null),
+                };
+                links.push([
+                    Value::Text(records[i].key.clone()),
+                    Value::Integer(id),
+                    Value::Text(rule),
+                    via_record,
+                ])?;
+            }
+        }
+    }
+    links.finish()?;
+    tx.execute_batch(
+        "CREATE INDEX identity_links_by_record ON identity_links(record_key);
+         CREATE INDEX identity_links_by_identifier ON identity_links(identifier_id);",
+    )?;
+    Ok(statuses)
+}
+
+/// Write the id map: on a first run every row in key order (the primary
+/// key) with the indexes built afterwards; later runs write only the rows
+/// whose id changed and delete those of records gone from the clean tables.
+fn write_id_map(
+    tx: &Connection,
+    records: &[Record],
+    clusters: &[Vec<u32>],
+    assignment: &Assignment,
+    previous: &FxHashMap<String, String>,
+) -> Result<()> {
+    let mut id_of: Vec<u32> = vec![0; records.len()];
+    for (ci, c) in clusters.iter().enumerate() {
+        for &r in c {
+            id_of[r as usize] = ci as u32;
+        }
+    }
+    if previous.is_empty() {
+        let mut order: Vec<u32> = (0..records.len() as u32).collect();
+        order.par_sort_unstable_by(|&a, &b| records[a as usize].key.cmp(&records[b as usize].key));
+        tx.execute_batch(
+            "DELETE FROM customer360_id_map; DROP INDEX IF EXISTS id_map_by_customer;
+             DROP INDEX IF EXISTS id_map_by_record_id",
+        )?;
+        let mut map = BulkInsert::new(
+            tx,
+            "customer360_id_map",
             &[
-                "identifier_id",
-                "kind",
-                "value",
-                "records",
-                "status",
-                "customers",
+                "record_key",
+                "system",
+                "source",
+                "record_id",
+                "customer360_id",
             ]
             .map(String::from),
         );
-        let mut next_id = 1i64;
-        for stat in &linked.identifiers {
-            let (status, customers) = match stat.status {
-                Status::Linked => ("linked", None),
-                Status::Blocked => {
-                    blocked += 1;
-                    ("blocked", None)
-                }
-                Status::OverLimit { customers } => {
-                    over_limit += 1;
-                    ("over_limit", Some(customers as i64))
-                }
-                Status::Shared { customers } => {
-                    shared += 1;
-                    ("shared", Some(customers as i64))
-                }
-            };
-            if status == "linked" && stat.records < 2 {
-                continue;
-            }
-            ins.push([
-                Value::Integer(next_id),
-                Value::Text(rules.kinds[stat.kind].kind.clone()),
-                Value::Text(stat.value.clone()),
-                Value::Integer(stat.records as i64),
-                Value::Text(status.into()),
-                customers.map_or(Value::Null, Value::Integer),
+        for &r in &order {
+            let rec = &records[r as usize];
+            map.push([
+                Value::Text(rec.key.clone()),
+                Value::Text(rec.system.as_str().into()),
+                Value::Text(rec.source.clone()),
+                Value::Text(rec.id.clone()),
+                Value::Text(assignment.ids[id_of[r as usize] as usize].clone()),
             ])?;
-            keep.insert((stat.kind, stat.value.as_str()), next_id);
-            next_id += 1;
         }
-        ins.finish()?;
-        let via: FxHashMap<(u32, usize), u32> = attributed
-            .iter()
-            .map(|&(r, k, login)| ((r, k), login))
-            .collect();
-        // Millions of links: their two indexes are built once afterwards
-        // (a sort) instead of row by row (random B-tree inserts).
+        map.finish()?;
         tx.execute_batch(
-            "DROP INDEX IF EXISTS identity_links_by_record;
-             DROP INDEX IF EXISTS identity_links_by_identifier;",
+            "CREATE INDEX id_map_by_customer ON customer360_id_map(customer360_id);
+             CREATE INDEX id_map_by_record_id ON customer360_id_map(record_id)",
         )?;
-        let mut links = BulkInsert::new(
-            &tx,
-            "identity_links",
-            &["record_key", "identifier_id", "rule", "via_record"].map(String::from),
-        );
-        for (i, mine) in ids.iter().enumerate() {
-            for (k, v) in mine {
-                if let Some(&id) = keep.get(&(*k, v.as_str())) {
-                    let (rule, via_record) = match via.get(&(i as u32, *k)) {
-                        Some(&login) => (
-                            format!("{} (nearest login)", rules.kinds[*k].kind),
-                            Value::Text(records[login as usize].key.clone()),
-                        ),
-                        None => (rules.kinds[*k].kind.clone(), Value::Null),
-                    };
-                    links.push([
-                        Value::Text(records[i].key.clone()),
-                        Value::Integer(id),
-                        Value::Text(rule),
-                        via_record,
-                    ])?;
-                }
-            }
-        }
-        links.finish()?;
-        tx.execute_batch(
-            "CREATE INDEX identity_links_by_record ON identity_links(record_key);
-             CREATE INDEX identity_links_by_identifier ON identity_links(identifier_id);",
-        )?;
-        lap("write identifiers", &mut phases, &mut clock);
-        check_cancelled(progress, "resolve")?;
-
-        // The id map, in key order (the table's primary key).
-        let mut id_of: Vec<u32> = vec![0; n];
-        for (ci, c) in clusters_idx.iter().enumerate() {
-            for &r in c {
-                id_of[r as usize] = ci as u32;
-            }
-        }
-        if previous.is_empty() {
-            // First run: every row, in key order (the primary key), and the
-            // index built once afterwards (faster than row by row).
-            let mut order: Vec<u32> = (0..n as u32).collect();
-            order.par_sort_unstable_by(|&a, &b| {
-                records[a as usize].key.cmp(&records[b as usize].key)
-            });
-            tx.execute_batch(
-                "DELETE FROM customer360_id_map; DROP INDEX IF EXISTS id_map_by_customer;
-                 DROP INDEX IF EXISTS id_map_by_record_id",
-            )?;
-            let mut map = BulkInsert::new(
-                &tx,
-                "customer360_id_map",
-                &[
-                    "record_key",
-                    "system",
-                    "source",
-                    "record_id",
-                    "customer360_id",
-                ]
-                .map(String::from),
-            );
-            for &r in &order {
-                let rec = &records[r as usize];
-                map.push([
-                    Value::Text(rec.key.clone()),
-                    Value::Text(rec.system.as_str().into()),
-                    Value::Text(rec.source.clone()),
-                    Value::Text(rec.id.clone()),
-                    Value::Text(assignment.ids[id_of[r as usize] as usize].clone()),
+        return Ok(());
+    }
+    let mut upsert = tx.prepare(
+        "INSERT INTO customer360_id_map (record_key, system, source, record_id, customer360_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(record_key) DO UPDATE SET customer360_id = excluded.customer360_id",
+    )?;
+    let mut kept = 0usize;
+    for (r, rec) in records.iter().enumerate() {
+        let id = &assignment.ids[id_of[r] as usize];
+        match previous.get(&rec.key) {
+            Some(old) if old == id => kept += 1,
+            seen => {
+                kept += usize::from(seen.is_some());
+                upsert.execute(params![
+                    rec.key,
+                    rec.system.as_str(),
+                    rec.source,
+                    rec.id,
+                    id
                 ])?;
             }
-            map.finish()?;
-            tx.execute_batch(
-                "CREATE INDEX id_map_by_customer ON customer360_id_map(customer360_id);
-                 CREATE INDEX id_map_by_record_id ON customer360_id_map(record_id)",
-            )?;
-        } else {
-            // Later runs: write only what changed.
-            let mut upsert = tx.prepare(
-                "INSERT INTO customer360_id_map (record_key, system, source, record_id, customer360_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(record_key) DO UPDATE SET customer360_id = excluded.customer360_id",
-            )?;
-            let mut kept = 0usize;
-            for (r, rec) in records.iter().enumerate() {
-                let id = &assignment.ids[id_of[r] as usize];
-                match previous.get(&rec.key) {
-                    Some(old) if old == id => kept += 1,
-                    seen => {
-                        kept += usize::from(seen.is_some());
-                        upsert.execute(params![
-                            rec.key,
-                            rec.system.as_str(),
-                            rec.source,
-                            rec.id,
-                            id
-                        ])?;
-                    }
-                }
-            }
-            if kept < previous.len() {
-                // Records gone from the clean tables lose their row.
-                let current: HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
-                let mut del = tx.prepare("DELETE FROM customer360_id_map WHERE record_key = ?1")?;
-                for key in previous.keys() {
-                    if !current.contains(key.as_str()) {
-                        del.execute([key])?;
-                    }
-                }
+        }
+    }
+    if kept < previous.len() {
+        // Records gone from the clean tables lose their row.
+        let current: HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
+        let mut del = tx.prepare("DELETE FROM customer360_id_map WHERE record_key = ?1")?;
+        for key in previous.keys() {
+            if !current.contains(key.as_str()) {
+                del.execute([key])?;
             }
         }
-        lap("write id map", &mut phases, &mut clock);
-        check_cancelled(progress, "resolve")?;
+    }
+    Ok(())
+}
 
-        let mut lin = tx.prepare(
-            "INSERT INTO customer360_id_lineage (old_id, new_id, reason, at) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for (old, new, reason) in &assignment.lineage {
-            lin.execute(params![old, new, reason.as_str(), now])?;
-        }
-        let mut refusals = tx.prepare(
-            "INSERT INTO refused_unions (left_key, right_key, via, decision_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (a, b, via, d) in &refused {
-            refusals.execute(params![
-                records[*a as usize].key,
-                records[*b as usize].key,
-                via,
-                d,
-                now
-            ])?;
-        }
-    }
-    let mut review = 0u64;
-    if let (Some(f), Some(s), Some(c)) = (&rules.fuzzy, &scored, &cols) {
-        let pair_decisions = decisions.pair_actions();
-        review = write_candidates(
-            &tx,
-            f,
-            s,
-            c,
-            &Marks {
-                records: &records,
-                decisions: &pair_decisions,
-                weak: &weak,
-                refused: &pair_refused,
-            },
-            &mut base,
-        )?;
-    }
-    tx.execute(
-        "INSERT INTO id_sequence (name, next) VALUES ('customer360_id', ?1)
-         ON CONFLICT(name) DO UPDATE SET next = excluded.next",
-        [assignment.next_seq as i64],
+/// Write the id lineage (merges and splits) and the refused unions.
+fn write_lineage_and_refusals(
+    tx: &Connection,
+    records: &[Record],
+    assignment: &Assignment,
+    refused: &[(u32, u32, &'static str, i64)],
+    now: &str,
+) -> Result<()> {
+    let mut lin = tx.prepare(
+        "INSERT INTO customer360_id_lineage (old_id, new_id, reason, at) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    let merges = assignment
-        .lineage
-        .iter()
-        .filter(|l| l.2 == super::LineageReason::Merge)
-        .count() as u64;
-    let splits = assignment.lineage.len() as u64 - merges;
-    lap("write candidates, lineage", &mut phases, &mut clock);
-    let report = ResolveReport {
-        records: n as u64,
-        identifiers: linked.identifiers.len() as u64 + linked.singletons,
-        blocked,
-        over_limit,
-        shared,
-        fuzzy_records: cols.as_ref().map_or(0, |c| c.len() as u64),
-        comparisons: scored.as_ref().map_or(0, |s| s.comparisons),
-        auto_merged,
-        review,
-        auto_rejected: scored.as_ref().map_or(0, |s| s.auto_rejected),
-        weak_bridges: weak.len() as u64,
-        must_links,
-        refused: refused.len() as u64,
-        customers: clusters.len() as u64,
-        minted: assignment.next_seq - next_seq as u64,
-        merges,
-        splits,
-        lambda: scored.as_ref().map_or(0.0, |s| s.model.lambda),
-        phases,
-    };
-    tx.execute(
-        "INSERT INTO audit_log (at, actor, action, detail) VALUES (?1, 'pipeline', 'resolve', ?2)",
-        params![
-            now,
-            format!(
-                "{}; seconds per phase: {}",
-                report.summary(),
-                report.phase_list()
-            )
-        ],
+    for (old, new, reason) in &assignment.lineage {
+        lin.execute(params![old, new, reason.as_str(), now])?;
+    }
+    let mut refusals = tx.prepare(
+        "INSERT INTO refused_unions (left_key, right_key, via, decision_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    crate::store::versions::bump(&tx, crate::store::versions::IDENTITY)?;
-    tx.commit()?;
-    progress.finish();
-    Ok(report)
+    for (a, b, via, d) in refused {
+        refusals.execute(params![
+            records[*a as usize].key,
+            records[*b as usize].key,
+            via,
+            d,
+            now
+        ])?;
+    }
+    Ok(())
 }
 
 impl ResolveReport {
