@@ -59,6 +59,11 @@ enum Command {
         /// Exit non-zero when every row of a source was rejected.
         #[arg(long)]
         strict: bool,
+        /// Stage the rows already loaded again, from the raw rows kept in the
+        /// workspace, with the current mapping, format and time zone (steward
+        /// decisions are kept); then `c360 run --all` updates the rest.
+        #[arg(long)]
+        restage: bool,
     },
     /// Run a pipeline step, or all of them.
     Run {
@@ -470,9 +475,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             workspace,
             source,
             strict,
+            restage,
         } => {
             let ws = Workspace::open(&workspace)?;
             let mut conn = store::open(&ws.db_path())?;
+            if let Some(name) = &source
+                && ws.source(name).is_none()
+            {
+                bail!(
+                    "no source named {name:?} in {} (sources: {})",
+                    workspace.join(workspace::CONFIG_FILE).display(),
+                    source_names(&ws)
+                );
+            }
+            if restage {
+                let reports = stage::restage_all(&mut conn, &ws, source.as_deref(), &progress)?;
+                print_restages(&reports, &workspace);
+                return Ok(ExitCode::SUCCESS);
+            }
             let reports = match source {
                 Some(name) => {
                     let Some(src) = ws.source(&name) else {
@@ -911,6 +931,31 @@ fn print_loads(reports: &[LoadReport]) -> usize {
         );
     }
     warnings
+}
+
+/// The restage table: per source, staged and rejected rows before and after.
+fn print_restages(reports: &[stage::RestageReport], workspace: &std::path::Path) {
+    println!(
+        "\n{:<16} {:>8} {:>10} {:>21} {:>21} {:>8}",
+        "source", "batches", "read", "staged (before → now)", "rejected (before → now)", "seconds"
+    );
+    for r in reports {
+        println!(
+            "{:<16} {:>8} {:>10} {:>21} {:>23} {:>8.2}",
+            r.source,
+            r.batches,
+            r.rows_read,
+            format!("{} → {}", r.staged_before, r.rows_staged),
+            format!("{} → {}", r.rejected_before, r.rows_rejected),
+            r.seconds
+        );
+    }
+    if reports.iter().any(|r| r.batches > 0) {
+        println!(
+            "\nRestaged from the raw rows kept; steward decisions are unchanged. `c360 run --all --workspace {}` brings standardise, resolve, unify and analyse up to date.",
+            workspace.display()
+        );
+    }
 }
 
 fn print_status(ws: &Workspace) -> Result<()> {

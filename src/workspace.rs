@@ -400,6 +400,30 @@ impl Source {
 
     /// The column expression for a core field: the explicit mapping, the
     /// format's default (Segment spec), or the field's own name.
+    /// A fingerprint of everything staging a row of this source depends on:
+    /// system, format, CSV options, time zone, date order and the column
+    /// (or path) each core field is read from.
+    pub fn staging_fingerprint(&self) -> String {
+        let mut text = format!(
+            "{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.system,
+            self.format,
+            self.timezone.name(),
+            self.date_order,
+            self.csv.delimiter,
+            self.csv.quote,
+            self.csv.has_header,
+            self.csv.columns
+        );
+        for field in self.system.fields() {
+            text.push('|');
+            text.push_str(field.name);
+            text.push('=');
+            text.push_str(&self.column_for(field.name));
+        }
+        blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
+    }
+
     pub fn column_for(&self, field: &str) -> String {
         if let Some(col) = self.mapping.get(field) {
             return col.clone();

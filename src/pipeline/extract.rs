@@ -86,6 +86,9 @@ pub trait RowSink {
     /// Called once, before any row, by tabular readers (CSV, Parquet) with the
     /// file's column names. Returning an error aborts the extract.
     fn columns(&mut self, columns: &[String]) -> Result<()>;
+    /// The header row's original bytes (CSV with a header), kept so the rows
+    /// can be staged again later from their raw text alone.
+    fn header(&mut self, _raw: &[u8]) {}
     /// One row. Returning an error aborts the extract.
     fn row(&mut self, row: RawRow) -> Result<()>;
     /// Progress in the reader's units (bytes for text files, rows otherwise).
@@ -522,21 +525,8 @@ fn read_csv(
         let (rs, re) = row_span(data, start, end);
         let raw_bytes = &data[rs..re];
         let Some(cols) = &columns else {
-            let mut names = Vec::with_capacity(record.len());
-            for (i, field) in record.iter().enumerate() {
-                let name = std::str::from_utf8(field).map_err(|_| {
-                    anyhow!(
-                        "source {:?}: the header row is not valid UTF-8",
-                        source.name
-                    )
-                })?;
-                let name = if i == 0 {
-                    name.trim_start_matches('\u{feff}')
-                } else {
-                    name
-                };
-                names.push(name.trim().to_string());
-            }
+            let names = header_names(source, &record)?;
+            sink.header(raw_bytes);
             sink.columns(&names)?;
             columns = Some(names);
             continue;
@@ -565,36 +555,7 @@ fn read_csv(
             continue;
         }
         let raw = RawText::from_bytes(raw_bytes);
-        let rec = if record.len() != cols.len() {
-            Record::Bad {
-                kind: BadRow::Ragged,
-                detail: format!(
-                    "expected {} fields (the header's), found {}",
-                    cols.len(),
-                    record.len()
-                ),
-            }
-        } else {
-            let mut values = Vec::with_capacity(cols.len());
-            let mut bad = None;
-            for (i, field) in record.iter().enumerate() {
-                match std::str::from_utf8(field) {
-                    Ok(s) => values.push(Some(s.to_string())),
-                    Err(e) => {
-                        bad = Some(Record::Bad {
-                            kind: BadRow::InvalidUtf8,
-                            detail: format!(
-                                "column {:?}: invalid UTF-8 at byte {} of the value",
-                                cols[i],
-                                e.valid_up_to()
-                            ),
-                        });
-                        break;
-                    }
-                }
-            }
-            bad.unwrap_or(Record::Row(values))
-        };
+        let rec = csv_record(&record, cols);
         sink.row(RawRow {
             row_num,
             raw,
@@ -613,6 +574,186 @@ fn read_csv(
     }
     sink.progress(total, total);
     Ok(())
+}
+
+/// The column names of a CSV header record (a leading BOM and spaces
+/// around names removed).
+fn header_names(source: &Source, record: &csv::ByteRecord) -> Result<Vec<String>> {
+    let mut names = Vec::with_capacity(record.len());
+    for (i, field) in record.iter().enumerate() {
+        let name = std::str::from_utf8(field).map_err(|_| {
+            anyhow!(
+                "source {:?}: the header row is not valid UTF-8",
+                source.name
+            )
+        })?;
+        let name = if i == 0 {
+            name.trim_start_matches('\u{feff}')
+        } else {
+            name
+        };
+        names.push(name.trim().to_string());
+    }
+    Ok(names)
+}
+
+/// One CSV record as a row of the header's columns, or why it is not one.
+fn csv_record(record: &csv::ByteRecord, cols: &[String]) -> Record {
+    if record.len() != cols.len() {
+        return Record::Bad {
+            kind: BadRow::Ragged,
+            detail: format!(
+                "expected {} fields (the header's), found {}",
+                cols.len(),
+                record.len()
+            ),
+        };
+    }
+    let mut values = Vec::with_capacity(cols.len());
+    for (i, field) in record.iter().enumerate() {
+        match std::str::from_utf8(field) {
+            Ok(s) => values.push(Some(s.to_string())),
+            Err(e) => {
+                return Record::Bad {
+                    kind: BadRow::InvalidUtf8,
+                    detail: format!(
+                        "column {:?}: invalid UTF-8 at byte {} of the value",
+                        cols[i],
+                        e.valid_up_to()
+                    ),
+                };
+            }
+        }
+    }
+    Record::Row(values)
+}
+
+/// Reads rows again from the raw text kept in the workspace (`load
+/// --restage`), one row at a time, with the source's current format and CSV
+/// options: a row keeps its number, and so its key.
+pub struct Reparser {
+    format: Format,
+    csv: Option<csv::ReaderBuilder>,
+    /// The columns of tabular rows (CSV, Parquet).
+    columns: Vec<String>,
+}
+
+impl Reparser {
+    /// `header` is what the load kept of the batch's header: the CSV header
+    /// row's bytes, or a JSON array of Parquet column names. None when the
+    /// format needs none (JSON, NDJSON, a CSV without a header row).
+    pub fn new(source: &Source, header: Option<&[u8]>) -> Result<Reparser> {
+        let mut builder = None;
+        let mut columns = Vec::new();
+        match source.format {
+            Format::Csv => {
+                let mut b = csv::ReaderBuilder::new();
+                b.delimiter(source.csv.delimiter.as_bytes()[0])
+                    .quote(source.csv.quote.as_bytes()[0])
+                    .has_headers(false)
+                    .flexible(true);
+                columns = if source.csv.has_header {
+                    let header = header.ok_or_else(|| {
+                        anyhow!("source {:?}: no header row was kept", source.name)
+                    })?;
+                    let mut record = csv::ByteRecord::new();
+                    b.from_reader(header).read_byte_record(&mut record)?;
+                    header_names(source, &record)?
+                } else {
+                    source.csv.columns.clone()
+                };
+                builder = Some(b);
+            }
+            Format::Parquet => {
+                let header = header.ok_or_else(|| {
+                    anyhow!("source {:?}: no column names were kept", source.name)
+                })?;
+                columns = serde_json::from_slice(header).map_err(|e| {
+                    anyhow!(
+                        "source {:?}: kept column names unreadable: {e}",
+                        source.name
+                    )
+                })?;
+            }
+            Format::Ndjson | Format::Segment | Format::Json => {}
+        }
+        Ok(Reparser {
+            format: source.format,
+            csv: builder,
+            columns,
+        })
+    }
+
+    /// The column names tabular rows are aligned with (empty for JSON).
+    pub fn columns(&self) -> Option<&[String]> {
+        match self.format {
+            Format::Csv | Format::Parquet => Some(&self.columns),
+            _ => None,
+        }
+    }
+
+    /// One raw row read again.
+    pub fn record(&self, raw: &RawText) -> Record {
+        let text = match raw {
+            RawText::Text(t) => t.as_str(),
+            RawText::Bytes(b) => {
+                if let Some(builder) = &self.csv {
+                    return self.csv_row(builder, b);
+                }
+                let valid = std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to());
+                return Record::Bad {
+                    kind: BadRow::InvalidUtf8,
+                    detail: format!("invalid UTF-8 at byte {valid} of the line"),
+                };
+            }
+        };
+        match (self.format, &self.csv) {
+            (Format::Csv, Some(builder)) => self.csv_row(builder, text.as_bytes()),
+            (Format::Parquet, _) => self.parquet_row(text),
+            _ => json_record(text),
+        }
+    }
+
+    fn csv_row(&self, builder: &csv::ReaderBuilder, bytes: &[u8]) -> Record {
+        let mut record = csv::ByteRecord::new();
+        let mut reader = builder.from_reader(bytes);
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => record.clear(),
+            Err(e) => {
+                return Record::Bad {
+                    kind: BadRow::MalformedCsv,
+                    detail: e.to_string(),
+                };
+            }
+        }
+        let rest = reader.position().byte() as usize;
+        if rest < bytes.len() && !bytes[rest..].iter().all(u8::is_ascii_whitespace) {
+            return Record::Bad {
+                kind: BadRow::MalformedCsv,
+                detail: "the row's text holds more than one CSV record".into(),
+            };
+        }
+        csv_record(&record, &self.columns)
+    }
+
+    /// A Parquet row was kept as a JSON object of its columns.
+    fn parquet_row(&self, text: &str) -> Record {
+        let map = match json_record(text) {
+            Record::Json(map) => map,
+            other => return other,
+        };
+        let values = self
+            .columns
+            .iter()
+            .map(|name| match map.get(name) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(v) => Some(v.to_string()),
+            })
+            .collect();
+        Record::Row(values)
+    }
 }
 
 /// Parse one JSON text into a row record.

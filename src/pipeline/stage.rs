@@ -11,12 +11,15 @@
 //! writes to SQLite, so both cores are busy on a large load.
 
 use crate::pipeline::extract::{Input, RawRow, RawText, Record, RowSink};
+
+mod restage;
 use crate::pipeline::progress::Progress;
 use crate::pipeline::schema::{Field, FieldType, System, staging_columns};
 use crate::pipeline::timeparse::{format_utc, parse_timestamp};
 use crate::store::{self, BulkInsert, ident};
 use crate::workspace::{Source, Workspace};
 use anyhow::{Context, Result, anyhow, bail};
+pub use restage::{RestageReport, restage, restage_all};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -49,6 +52,9 @@ pub struct LoadReport {
     pub rows_staged: u64,
     pub rows_rejected: u64,
     pub seconds: f64,
+    /// Set when batches of this source were staged with another mapping,
+    /// format or time zone than c360.toml now gives: what to run about it.
+    pub restage_hint: Option<String>,
 }
 
 /// Why [`load_all`] did not load every source, and exactly what it did: the
@@ -175,6 +181,11 @@ pub fn load_source(
     let input = Input::open(source, &fetch_location)?;
     let hash = input.content_hash();
     let bytes = input.bytes();
+    let staging_fp = source.staging_fingerprint();
+    let restage_hint = restage_hint(conn, source, &staging_fp)?;
+    if let Some(hint) = &restage_hint {
+        progress.message(hint);
+    }
 
     if let Some(b) = conn
         .query_row(
@@ -207,6 +218,7 @@ pub fn load_source(
             rows_staged: b.2 as u64,
             rows_rejected: b.3 as u64,
             seconds: started.elapsed().as_secs_f64(),
+            restage_hint,
         });
     }
 
@@ -214,8 +226,8 @@ pub fn load_source(
     let now = crate::pipeline::timeparse::now_utc();
     tx.execute(
         "INSERT INTO load_batches (source, system, location, format, content_hash, bytes,
-           rows_read, rows_staged, rows_rejected, seconds, status, started_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, 0, 'loading', ?7)",
+           rows_read, rows_staged, rows_rejected, seconds, status, started_at, staging_fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, 0, 0, 'loading', ?7, ?8)",
         params![
             source.name,
             source.system.as_str(),
@@ -223,7 +235,8 @@ pub fn load_source(
             source.format.as_str(),
             hash,
             bytes as i64,
-            now
+            now,
+            staging_fp
         ],
     )?;
     let batch_id = tx.last_insert_rowid();
@@ -244,8 +257,7 @@ pub fn load_source(
             let mut sink = Validator::new(source, sender, batch_size, progress);
             let result = input.extract(source, &mut sink);
             let result = result.and_then(|()| sink.flush());
-            drop(sink);
-            result
+            result.map(|()| sink.kept_header())
         });
         let written = write_rows(&tx, source, batch_id, &raw_table, receiver, progress);
         let read = reader.join().unwrap_or_else(|payload| {
@@ -266,17 +278,18 @@ pub fn load_source(
     // channel close. Otherwise a reader error (missing column, unreadable
     // file) explains why the writer saw the input end early.
     let (staged, rejected) = counts?;
-    read_result?;
+    let header = read_result?;
     let seconds = started.elapsed().as_secs_f64();
     tx.execute(
         "UPDATE load_batches SET rows_read = ?1, rows_staged = ?2, rows_rejected = ?3,
-           seconds = ?4, status = 'loaded', finished_at = ?5 WHERE batch_id = ?6",
+           seconds = ?4, status = 'loaded', finished_at = ?5, header = ?6 WHERE batch_id = ?7",
         params![
             (staged + rejected) as i64,
             staged as i64,
             rejected as i64,
             seconds,
             crate::pipeline::timeparse::now_utc(),
+            header,
             batch_id
         ],
     )?;
@@ -308,7 +321,26 @@ pub fn load_source(
         rows_staged: staged,
         rows_rejected: rejected,
         seconds,
+        restage_hint,
     })
+}
+
+/// When batches of `source` were staged with settings other than the
+/// current ones (`fingerprint`), a sentence saying so and what to run.
+/// Batches loaded before fingerprints were kept say nothing.
+fn restage_hint(conn: &Connection, source: &Source, fingerprint: &str) -> Result<Option<String>> {
+    let (n, rows): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(rows_read), 0) FROM load_batches
+         WHERE source = ?1 AND staging_fingerprint IS NOT NULL AND staging_fingerprint != ?2",
+        params![source.name, fingerprint],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((n > 0).then(|| {
+        format!(
+            "source {}: its mapping, format or time zone in c360.toml changed since {n} batch(es) ({rows} rows) were staged; `c360 load --restage --source {}` stages them again from the raw rows kept (steward decisions are kept)",
+            source.name, source.name
+        )
+    }))
 }
 
 /// The rowid of a raw or staged row: batch id in the high 32 bits, row
@@ -342,71 +374,117 @@ fn write_rows(
     receiver: mpsc::Receiver<Vec<Processed>>,
     progress: &dyn Progress,
 ) -> Result<(u64, u64)> {
-    let raw_cols = [
-        "id".to_string(),
-        "batch_id".into(),
-        "row_num".into(),
-        "raw".into(),
-    ];
-    let mut raw_insert = BulkInsert::new(tx, raw_table, &raw_cols);
-    let mut stg_cols = vec!["rowid".to_string()];
-    stg_cols.extend(staging_columns(source.system));
-    let mut stg_insert = BulkInsert::new(tx, source.system.staging_table(), &stg_cols);
-    let rej_cols: Vec<String> = [
-        "batch_id", "source", "row_num", "field", "reason", "detail", "raw",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut rej_insert = BulkInsert::new(tx, "rejects", &rej_cols);
-    let (mut staged, mut rejected) = (0u64, 0u64);
-    let source_name = Sql::Text(source.name.clone());
+    let mut writer = RowWriter::new(tx, source, batch_id, Some(raw_table));
     for chunk in receiver {
         if progress.is_cancelled() {
             // Dropping the receiver stops the reader; the caller rolls back.
-            return Ok((staged, rejected));
+            return Ok((writer.staged, writer.rejected));
         }
         for row in chunk {
-            let raw = match row.raw {
-                RawText::Text(t) => Sql::Text(t),
-                RawText::Bytes(b) => Sql::Blob(b),
-            };
-            let row_num = Sql::Integer(row.row_num as i64);
-            let key = Sql::Integer(row_key(batch_id, row.row_num));
-            match row.outcome {
-                Outcome::Staged(values) => {
-                    raw_insert.push([key.clone(), Sql::Integer(batch_id), row_num.clone(), raw])?;
-                    stg_insert.push(
-                        [key, source_name.clone(), Sql::Integer(batch_id), row_num]
-                            .into_iter()
-                            .chain(values),
-                    )?;
-                    staged += 1;
-                }
-                Outcome::Rejected {
-                    field,
-                    reason,
-                    detail,
-                } => {
-                    raw_insert.push([key, Sql::Integer(batch_id), row_num.clone(), raw.clone()])?;
-                    rej_insert.push([
-                        Sql::Integer(batch_id),
-                        source_name.clone(),
-                        row_num,
-                        field.map_or(Sql::Null, Sql::Text),
-                        Sql::Text(reason.to_string()),
-                        Sql::Text(detail),
-                        raw,
-                    ])?;
-                    rejected += 1;
-                }
-            }
+            writer.push(row)?;
         }
     }
-    raw_insert.finish()?;
-    stg_insert.finish()?;
-    rej_insert.finish()?;
-    Ok((staged, rejected))
+    writer.finish()
+}
+
+/// Writes validated rows of one batch: each to the staging table or to
+/// `rejects`, and (on a load, not a restage) its raw text to `raw_<source>`.
+struct RowWriter<'c> {
+    batch_id: i64,
+    source_name: Sql,
+    raw_insert: Option<BulkInsert<'c>>,
+    stg_insert: BulkInsert<'c>,
+    rej_insert: BulkInsert<'c>,
+    staged: u64,
+    rejected: u64,
+}
+
+impl<'c> RowWriter<'c> {
+    fn new(tx: &'c Connection, source: &Source, batch_id: i64, raw_table: Option<&str>) -> Self {
+        let raw_cols = [
+            "id".to_string(),
+            "batch_id".into(),
+            "row_num".into(),
+            "raw".into(),
+        ];
+        let mut stg_cols = vec!["rowid".to_string()];
+        stg_cols.extend(staging_columns(source.system));
+        let rej_cols: Vec<String> = [
+            "batch_id", "source", "row_num", "field", "reason", "detail", "raw",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        RowWriter {
+            batch_id,
+            source_name: Sql::Text(source.name.clone()),
+            raw_insert: raw_table.map(|t| BulkInsert::new(tx, t, &raw_cols)),
+            stg_insert: BulkInsert::new(tx, source.system.staging_table(), &stg_cols),
+            rej_insert: BulkInsert::new(tx, "rejects", &rej_cols),
+            staged: 0,
+            rejected: 0,
+        }
+    }
+
+    fn push(&mut self, row: Processed) -> Result<()> {
+        let batch_id = self.batch_id;
+        let raw = match row.raw {
+            RawText::Text(t) => Sql::Text(t),
+            RawText::Bytes(b) => Sql::Blob(b),
+        };
+        let row_num = Sql::Integer(row.row_num as i64);
+        let key = Sql::Integer(row_key(batch_id, row.row_num));
+        if let Some(raw_insert) = &mut self.raw_insert {
+            raw_insert.push([
+                key.clone(),
+                Sql::Integer(batch_id),
+                row_num.clone(),
+                raw.clone(),
+            ])?;
+        }
+        match row.outcome {
+            Outcome::Staged(values) => {
+                self.stg_insert.push(
+                    [
+                        key,
+                        self.source_name.clone(),
+                        Sql::Integer(batch_id),
+                        row_num,
+                    ]
+                    .into_iter()
+                    .chain(values),
+                )?;
+                self.staged += 1;
+            }
+            Outcome::Rejected {
+                field,
+                reason,
+                detail,
+            } => {
+                self.rej_insert.push([
+                    Sql::Integer(batch_id),
+                    self.source_name.clone(),
+                    row_num,
+                    field.map_or(Sql::Null, Sql::Text),
+                    Sql::Text(reason.to_string()),
+                    Sql::Text(detail),
+                    raw,
+                ])?;
+                self.rejected += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flush what is buffered; (staged, rejected).
+    fn finish(&mut self) -> Result<(u64, u64)> {
+        if let Some(raw_insert) = &mut self.raw_insert {
+            raw_insert.finish()?;
+        }
+        self.stg_insert.finish()?;
+        self.rej_insert.finish()?;
+        Ok((self.staged, self.rejected))
+    }
 }
 
 /// Where a core field's value comes from.
@@ -433,6 +511,8 @@ struct Validator<'a> {
     columns: Vec<String>,
     /// Tabular: columns no core field uses (kept in `extra`).
     extra_columns: Vec<usize>,
+    /// The CSV header row's bytes, as read.
+    header_raw: Option<Vec<u8>>,
 }
 
 impl<'a> Validator<'a> {
@@ -464,6 +544,33 @@ impl<'a> Validator<'a> {
             plan,
             columns: Vec::new(),
             extra_columns: Vec::new(),
+            header_raw: None,
+        }
+    }
+
+    /// What a restage needs of the header, kept with the batch: the CSV
+    /// header row, or a JSON array of Parquet column names.
+    fn kept_header(&self) -> Option<String> {
+        match self.source.format {
+            crate::workspace::Format::Csv => self
+                .header_raw
+                .as_ref()
+                .map(|h| String::from_utf8_lossy(h).into_owned()),
+            crate::workspace::Format::Parquet => serde_json::to_string(&self.columns).ok(),
+            _ => None,
+        }
+    }
+
+    /// A read row's outcome: rejected when it could not be read, else
+    /// validated against the mapping.
+    fn outcome(&self, record: &Record) -> Outcome {
+        match record {
+            Record::Bad { kind, detail } => Outcome::Rejected {
+                field: None,
+                reason: kind.code(),
+                detail: detail.clone(),
+            },
+            record => self.validate(record),
         }
     }
 
@@ -652,6 +759,10 @@ impl<'a> Validator<'a> {
 }
 
 impl RowSink for Validator<'_> {
+    fn header(&mut self, raw: &[u8]) {
+        self.header_raw = Some(raw.to_vec());
+    }
+
     fn columns(&mut self, columns: &[String]) -> Result<()> {
         let source = self.source;
         let mut used = vec![false; columns.len()];
@@ -696,14 +807,7 @@ impl RowSink for Validator<'_> {
                 u32::MAX
             );
         }
-        let outcome = match &row.record {
-            Record::Bad { kind, detail } => Outcome::Rejected {
-                field: None,
-                reason: kind.code(),
-                detail: detail.clone(),
-            },
-            record => self.validate(record),
-        };
+        let outcome = self.outcome(&row.record);
         self.batch.push(Processed {
             row_num: row.row_num,
             raw: row.raw,

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_incremental",
         include_str!("migrations/0008_incremental.sql"),
     ),
+    ("0009_restage", include_str!("migrations/0009_restage.sql")),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up
