@@ -936,12 +936,12 @@ fn print_loads(reports: &[LoadReport]) -> usize {
 /// The restage table: per source, staged and rejected rows before and after.
 fn print_restages(reports: &[stage::RestageReport], workspace: &std::path::Path) {
     println!(
-        "\n{:<16} {:>8} {:>10} {:>21} {:>21} {:>8}",
+        "\n{:<16} {:>8} {:>10} {:>23} {:>25} {:>8}",
         "source", "batches", "read", "staged (before → now)", "rejected (before → now)", "seconds"
     );
     for r in reports {
         println!(
-            "{:<16} {:>8} {:>10} {:>21} {:>23} {:>8.2}",
+            "{:<16} {:>8} {:>10} {:>23} {:>25} {:>8.2}",
             r.source,
             r.batches,
             r.rows_read,

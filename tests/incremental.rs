@@ -7,7 +7,7 @@ mod common;
 use c360::pipeline::identity::steward;
 use c360::pipeline::progress::NoProgress;
 use c360::pipeline::{self, Mode};
-use common::{demo, int, strings};
+use common::{demo, int, review_pair, strings};
 use rusqlite::Connection;
 
 /// Every profile (all columns but updated_at) and every event (without its
@@ -45,20 +45,6 @@ fn id_of(conn: &Connection, key: &str) -> String {
         "SELECT customer360_id FROM customer360_id_map WHERE record_key = ?1",
         [key],
         |r| r.get(0),
-    )
-    .unwrap()
-}
-
-/// A review-band pair whose records are two customers now.
-fn review_pair(conn: &Connection) -> (String, String) {
-    conn.query_row(
-        "SELECT c.left_key, c.right_key FROM match_candidates c
-         JOIN customer360_id_map l ON l.record_key = c.left_key
-         JOIN customer360_id_map r ON r.record_key = c.right_key
-         WHERE c.band = 'review' AND l.customer360_id <> r.customer360_id
-         ORDER BY c.candidate_id LIMIT 1",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .unwrap()
 }

@@ -9,7 +9,7 @@ use c360::pipeline::identity::steward;
 use c360::pipeline::progress::NoProgress;
 use c360::pipeline::{self, stage};
 use c360::workspace::Workspace;
-use common::{demo, int, strings};
+use common::{demo, int, review_pair, strings};
 use rusqlite::Connection;
 
 /// Every row of a table (all columns), as text, in rowid order.
@@ -56,6 +56,17 @@ fn id_of(conn: &Connection, key: &str) -> String {
     .unwrap()
 }
 
+/// A workspace with one CRM source, `crm.csv` (not written yet).
+fn crm_csv_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c360.toml"),
+        "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"crm.csv\"\nformat = \"csv\"\n",
+    )
+    .unwrap();
+    dir
+}
+
 fn edit_config(ws: &Workspace, from: &str, to: &str) -> Workspace {
     let path = ws.root.join("c360.toml");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -99,17 +110,7 @@ fn restaging_with_the_same_settings_gives_back_every_staged_row_and_reject() {
 fn a_corrected_mapping_is_restaged_and_decisions_survive_it() {
     let (_dir, ws, mut conn) = demo();
     // A steward merges a review pair.
-    let (left, right): (String, String) = conn
-        .query_row(
-            "SELECT c.left_key, c.right_key FROM match_candidates c
-             JOIN customer360_id_map l ON l.record_key = c.left_key
-             JOIN customer360_id_map r ON r.record_key = c.right_key
-             WHERE c.band = 'review' AND l.customer360_id <> r.customer360_id
-             ORDER BY c.candidate_id LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let (left, right) = review_pair(&conn);
     steward::decide_pair(&mut conn, &left, &right, true, "ann", "same person").unwrap();
     let addresses = int(
         &conn,
@@ -126,6 +127,13 @@ fn a_corrected_mapping_is_restaged_and_decisions_survive_it() {
     assert!(load.already_loaded);
     let hint = load.restage_hint.expect("a restage hint");
     assert!(hint.contains("c360 load --restage --source crm"), "{hint}");
+    let step = pipeline::run_step(&mut conn, &ws2, "stage", &NoProgress).unwrap();
+    assert!(
+        step.message
+            .contains("mapping changed since staged: crm (c360 load --restage)"),
+        "{}",
+        step.message
+    );
 
     let r = stage::restage_all(&mut conn, &ws2, Some("crm"), &NoProgress).unwrap();
     assert_eq!(r.len(), 1);
@@ -198,13 +206,8 @@ fn a_corrected_mapping_is_restaged_and_decisions_survive_it() {
 
 #[test]
 fn fixed_csv_quote_date_order_and_time_zone_restage_rejects_and_values() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crm_csv_workspace();
     let root = dir.path();
-    std::fs::write(
-        root.join("c360.toml"),
-        "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"crm.csv\"\nformat = \"csv\"\n",
-    )
-    .unwrap();
     std::fs::write(
         root.join("crm.csv"),
         "customer_id,full_name,created_at\nA1,Ann,13/04/2024\nA2,Bob,01/02/2024 10:00\nA3,'Smith, Jo',01/02/2024\n",
@@ -266,13 +269,8 @@ fn fixed_csv_quote_date_order_and_time_zone_restage_rejects_and_values() {
 
 #[test]
 fn a_batch_loaded_before_headers_were_kept_is_restaged_only_while_its_file_is_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crm_csv_workspace();
     let root = dir.path();
-    std::fs::write(
-        root.join("c360.toml"),
-        "[[sources]]\nname = \"crm\"\nsystem = \"crm\"\nlocation = \"crm.csv\"\nformat = \"csv\"\n",
-    )
-    .unwrap();
     std::fs::write(root.join("crm.csv"), "customer_id,mail\nA1,a@x.com\n").unwrap();
     let ws = Workspace::open(root).unwrap();
     let mut conn = c360::store::open(&ws.db_path()).unwrap();

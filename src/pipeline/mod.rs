@@ -174,11 +174,23 @@ pub fn run_step_with(
             let read: u64 = fresh.iter().map(|l| l.rows_read).sum();
             let staged: u64 = fresh.iter().map(|l| l.rows_staged).sum();
             let rejected: u64 = fresh.iter().map(|l| l.rows_rejected).sum();
-            let msg = format!(
+            let mut msg = format!(
                 "{} source(s) loaded, {} unchanged; {read} read, {staged} staged, {rejected} rejected",
                 fresh.len(),
                 loads.len() - fresh.len()
             );
+            // A source staged with other settings than c360.toml's now.
+            let stale: Vec<&str> = loads
+                .iter()
+                .filter(|l| l.restage_hint.is_some())
+                .map(|l| l.source.as_str())
+                .collect();
+            if !stale.is_empty() {
+                msg.push_str(&format!(
+                    "; mapping changed since staged: {} (c360 load --restage)",
+                    stale.join(", ")
+                ));
+            }
             (read, staged, msg, loads)
         }),
         "standardise" => standardise::run(conn, ws, progress, mode == Mode::Full).map(|r| {

@@ -143,14 +143,19 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
                 anyhow::bail!("no source named {name:?}");
             };
             let r = stage::load_source(&mut conn, ws, source, progress)?;
-            Ok(if r.already_loaded {
+            let mut msg = if r.already_loaded {
                 format!("{name}: unchanged (batch {}), nothing added", r.batch_id)
             } else {
                 format!(
                     "{name}: batch {} read {} staged {} rejected {}",
                     r.batch_id, r.rows_read, r.rows_staged, r.rows_rejected
                 )
-            })
+            };
+            if let Some(hint) = &r.restage_hint {
+                msg.push_str(" · ");
+                msg.push_str(hint);
+            }
+            Ok(msg)
         }
         JobKind::Decide {
             left,

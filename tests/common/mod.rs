@@ -51,3 +51,17 @@ pub fn render(app: &c360::tui::app::App, w: u16, h: u16) -> String {
     }
     out
 }
+
+/// A review-band pair whose records are two customers now.
+pub fn review_pair(conn: &Connection) -> (String, String) {
+    conn.query_row(
+        "SELECT c.left_key, c.right_key FROM match_candidates c
+         JOIN customer360_id_map l ON l.record_key = c.left_key
+         JOIN customer360_id_map r ON r.record_key = c.right_key
+         WHERE c.band = 'review' AND l.customer360_id <> r.customer360_id
+         ORDER BY c.candidate_id LIMIT 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
