@@ -74,7 +74,7 @@ fn decision_committed_during_resolve_is_not_dropped() {
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
     let decision = std::sync::Mutex::new(None);
     let hook = Hook(|phase: &str| {
-        if phase != "resolve: write" {
+        if phase != "resolve: clear previous results" {
             return;
         }
         let (db, a, b, done) = (db.clone(), a.clone(), b.clone(), done_tx.clone());

@@ -98,6 +98,8 @@ pub struct Job {
     pub total: u64,
     pub cancel: Arc<AtomicBool>,
     events: Receiver<JobEvent>,
+    /// When the current phase started (for its ETA).
+    phase_started: Instant,
 }
 
 /// Forwards progress over a channel; throttles updates to changes.
@@ -231,7 +233,37 @@ impl Job {
             total: 0,
             cancel,
             events: rx,
+            phase_started: Instant::now(),
         }
+    }
+
+    /// The current phase's remaining time at its pace so far.
+    pub fn eta(&self) -> Option<Duration> {
+        eta_of(self.phase_started.elapsed(), self.done, self.total)
+    }
+
+    /// "standardise web 1,200,000/4,800,000 · 25% · eta 48s", and for a
+    /// run of every step, "step 3 of 5 · " before it.
+    pub fn progress_label(&self) -> String {
+        let mut label = String::new();
+        if matches!(self.kind, JobKind::All)
+            && let Some(i) = step_of(&self.phase)
+        {
+            label.push_str(&format!("step {} of {} · ", i + 1, RUN_STEPS.len()));
+        }
+        label.push_str(&self.phase);
+        if self.total > 0 {
+            label.push_str(&format!(
+                " {}/{} · {:.0}%",
+                thousands(self.done.min(self.total)),
+                thousands(self.total),
+                self.ratio() * 100.0
+            ));
+        }
+        if let Some(eta) = self.eta() {
+            label.push_str(&format!(" · eta {}", short_duration(eta)));
+        }
+        label
     }
 
     pub fn request_cancel(&self) {
@@ -279,11 +311,88 @@ impl Job {
                     self.phase = name.clone();
                     self.total = *total;
                     self.done = 0;
+                    self.phase_started = Instant::now();
                 }
                 JobEvent::Progress(d) => self.done = *d,
                 _ => {}
             }
         }
         out
+    }
+}
+
+/// The steps a run of every step goes through, by the first word of their
+/// phase names ("load crm", "resolve: read web", "unify: events" …).
+const RUN_STEPS: [&str; 5] = ["load", "standardise", "resolve", "unify", "analyse"];
+
+/// Which of [`RUN_STEPS`] a phase belongs to.
+fn step_of(phase: &str) -> Option<usize> {
+    let first = phase.split([' ', ':']).next()?;
+    RUN_STEPS.iter().position(|s| *s == first)
+}
+
+/// Remaining time at the pace so far; None before any progress, for a phase
+/// without a total, or when done.
+fn eta_of(elapsed: Duration, done: u64, total: u64) -> Option<Duration> {
+    if done == 0 || total == 0 || done >= total {
+        return None;
+    }
+    Some(elapsed.mul_f64((total - done) as f64 / done as f64))
+}
+
+/// 1234567 -> "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "48s", "3m 05s", "1h 02m".
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn phases_map_to_their_step() {
+        assert_eq!(step_of("load crm"), Some(0));
+        assert_eq!(step_of("standardise web"), Some(1));
+        assert_eq!(step_of("resolve: read crm"), Some(2));
+        assert_eq!(step_of("unify: events"), Some(3));
+        assert_eq!(step_of("analyse"), Some(4));
+        assert_eq!(step_of("restage crm"), None);
+    }
+
+    #[test]
+    fn eta_is_the_rest_at_the_pace_so_far() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(eta_of(ten, 250, 1000), Some(Duration::from_secs(30)));
+        assert_eq!(eta_of(ten, 0, 1000), None);
+        assert_eq!(eta_of(ten, 1000, 1000), None);
+        assert_eq!(eta_of(ten, 5, 0), None);
+    }
+
+    #[test]
+    fn numbers_and_durations_read_well() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(4_800_000), "4,800,000");
+        assert_eq!(short_duration(Duration::from_secs(48)), "48s");
+        assert_eq!(short_duration(Duration::from_secs(185)), "3m 05s");
+        assert_eq!(short_duration(Duration::from_secs(3720)), "1h 02m");
     }
 }

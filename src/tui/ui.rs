@@ -128,17 +128,7 @@ fn block(title: &str, focused: bool) -> Block<'_> {
 }
 
 fn num(n: Option<u64>) -> String {
-    n.map_or("-".into(), |n| {
-        let s = n.to_string();
-        let mut out = String::new();
-        for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    })
+    n.map_or("-".into(), super::jobs::thousands)
 }
 
 fn when(ts: Option<&str>) -> String {
@@ -276,10 +266,9 @@ fn draw_pipeline(frame: &mut Frame, app: &App, area: Rect) {
 
     if let Some(job) = &app.job {
         let label = format!(
-            "{} · {} · {:.0}% · {}s{}",
+            "{} · {} · {}s{}",
             clean(&job.kind.label()),
-            clean(&job.phase),
-            job.ratio() * 100.0,
+            clean(&job.progress_label()),
             job.started.elapsed().as_secs(),
             if job.cancelling() {
                 " · cancelling"
@@ -1483,10 +1472,9 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         // says for whom instead of sitting at its phase.
         let label = match crate::store::lock::waiting_for() {
             Some(w) => cut(&clean(&w), bar.width.saturating_sub(2) as usize),
-            None => format!(
-                "{} {:.0}%",
-                cut(&clean(&job.phase), 20),
-                job.ratio() * 100.0
+            None => cut(
+                &clean(&job.progress_label()),
+                bar.width.saturating_sub(2) as usize,
             ),
         };
         frame.render_widget(

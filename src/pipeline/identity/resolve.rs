@@ -200,19 +200,22 @@ pub fn run(
     progress.finish();
     laps.lap("assign ids");
 
-    progress.start("resolve: write", 0);
+    progress.start("resolve: clear previous results", 0);
     let now = now_utc();
     tx.execute_batch(
         "DELETE FROM identity_links; DELETE FROM identifiers;
          DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
     )?;
     laps.lap("clear previous results");
+    progress.start("resolve: write identifiers and links", 0);
     let statuses = write_identifiers(&tx, &rules, &linked, &clustering.attributed, &ids, &records)?;
     laps.lap("write identifiers");
     check_cancelled(progress, "resolve")?;
+    progress.start("resolve: write the id map", 0);
     write_id_map(&tx, &records, &clustering.clusters, &assignment, &previous)?;
     laps.lap("write id map");
     check_cancelled(progress, "resolve")?;
+    progress.start("resolve: write lineage and candidates", 0);
     write_lineage_and_refusals(&tx, &records, &assignment, &clustering.refused, &now)?;
     let mut review = 0u64;
     if let (Some(f), Some(s), Some(c)) = (&rules.fuzzy, &scored, &cols) {

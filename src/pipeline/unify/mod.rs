@@ -273,7 +273,7 @@ fn build(
     laps.lap("events", &mut report);
     check_cancelled(progress, "unify")?;
 
-    progress.start("unify: profiles", 0);
+    progress.start("unify: activity and golden values", 0);
     let customers = customers(tx, only)?;
     let index: FxHashMap<&str, u32> = customers
         .iter()
@@ -297,6 +297,7 @@ fn build(
         category_names: &activity.category_names,
     };
     let mut w = write::Writer::new(tx, only)?;
+    progress.start("unify: profiles", customers.len() as u64);
     {
         let mut record_of_event = profile::record_of_event(tx)?;
         for (ci, id) in customers.iter().enumerate() {
@@ -313,6 +314,7 @@ fn build(
             )?;
             w.put(row, &mut report)?;
             if ci % 4096 == 0 {
+                progress.update(ci as u64);
                 check_cancelled(progress, "unify")?;
             }
         }
