@@ -168,7 +168,67 @@ pub fn run_step_with(
     {
         return Ok(report);
     }
-    let result: Result<(u64, u64, String, Vec<stage::LoadReport>)> = match step.name {
+    // A cancel interrupts the step's SQL at once (see interrupt_on_cancel).
+    let handle = conn.get_interrupt_handle();
+    let result = progress::interrupt_on_cancel(handle, progress, || {
+        run_body(conn, ws, step.name, progress, mode)
+    })
+    .map_err(|e| {
+        if progress.is_cancelled() && !format!("{e:#}").contains("cancelled") {
+            anyhow::anyhow!("{} cancelled; nothing was written", step.name)
+        } else {
+            e
+        }
+    });
+    let result: Result<(u64, u64, String, Vec<stage::LoadReport>)> = result;
+    let seconds = started.elapsed().as_secs_f64();
+    let (status, rows_in, rows_out, message) = match &result {
+        Ok((i, o, m, _)) => ("ok", *i, *o, m.clone()),
+        Err(e) if progress.is_cancelled() => ("cancelled", 0, 0, format!("{e:#}")),
+        Err(e) => ("failed", 0, 0, format!("{e:#}")),
+    };
+    let run_name = if matches!(step.name, "extract" | "stage") {
+        "load"
+    } else {
+        step.name
+    };
+    conn.execute(
+        "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            run_name,
+            status,
+            rows_in as i64,
+            rows_out as i64,
+            seconds,
+            started_at,
+            crate::pipeline::timeparse::now_utc(),
+            message
+        ],
+    )?;
+    let (_, _, _, loads) = result?;
+    if let Some(fp) = &fingerprint {
+        crate::store::versions::record(conn, step.name, fp)?;
+    }
+    Ok(StepReport {
+        step: step.name,
+        rows_in,
+        rows_out,
+        seconds,
+        message,
+        loads,
+    })
+}
+
+/// One step's work: (rows in, rows out, message, load reports).
+fn run_body(
+    conn: &mut Connection,
+    ws: &Workspace,
+    name: &str,
+    progress: &dyn Progress,
+    mode: Mode,
+) -> Result<(u64, u64, String, Vec<stage::LoadReport>)> {
+    match name {
         "extract" | "stage" => stage::load_all(conn, ws, progress).map(|loads| {
             let fresh: Vec<_> = loads.iter().filter(|l| !l.already_loaded).collect();
             let read: u64 = fresh.iter().map(|l| l.rows_read).sum();
@@ -208,42 +268,5 @@ pub fn run_step_with(
         "analyse" => analyse::run(conn, progress)
             .map(|r| (r.events, r.profiles, r.summary(), Vec::new())),
         other => bail!("step {other:?} has no runner"),
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    let (status, rows_in, rows_out, message) = match &result {
-        Ok((i, o, m, _)) => ("ok", *i, *o, m.clone()),
-        Err(e) if progress.is_cancelled() => ("cancelled", 0, 0, format!("{e:#}")),
-        Err(e) => ("failed", 0, 0, format!("{e:#}")),
-    };
-    let run_name = if matches!(step.name, "extract" | "stage") {
-        "load"
-    } else {
-        step.name
-    };
-    conn.execute(
-        "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            run_name,
-            status,
-            rows_in as i64,
-            rows_out as i64,
-            seconds,
-            started_at,
-            crate::pipeline::timeparse::now_utc(),
-            message
-        ],
-    )?;
-    let (_, _, _, loads) = result?;
-    if let Some(fp) = &fingerprint {
-        crate::store::versions::record(conn, step.name, fp)?;
     }
-    Ok(StepReport {
-        step: step.name,
-        rows_in,
-        rows_out,
-        seconds,
-        message,
-        loads,
-    })
 }
