@@ -7,7 +7,7 @@ mod common;
 use c360::pipeline::identity::steward;
 use c360::pipeline::progress::NoProgress;
 use c360::pipeline::{self, Mode};
-use common::{demo, int, review_pair, strings};
+use common::{demo, id_of, int, review_pair, strings};
 use rusqlite::Connection;
 
 /// Every profile (all columns but updated_at) and every event (without its
@@ -38,15 +38,6 @@ fn snapshot(conn: &Connection) -> (Vec<String>, Vec<String>) {
          FROM customer360_events ORDER BY record_key, event_time, event_name, customer360_id",
     );
     (profiles, events)
-}
-
-fn id_of(conn: &Connection, key: &str) -> String {
-    conn.query_row(
-        "SELECT customer360_id FROM customer360_id_map WHERE record_key = ?1",
-        [key],
-        |r| r.get(0),
-    )
-    .unwrap()
 }
 
 /// Rebuild unify from scratch and check that nothing differs from `live`.

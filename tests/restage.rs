@@ -9,7 +9,7 @@ use c360::pipeline::identity::steward;
 use c360::pipeline::progress::NoProgress;
 use c360::pipeline::{self, stage};
 use c360::workspace::Workspace;
-use common::{demo, int, review_pair, strings};
+use common::{demo, id_of, int, review_pair, strings};
 use rusqlite::Connection;
 
 /// Every row of a table (all columns), as text, in rowid order.
@@ -45,15 +45,6 @@ fn staged_and_rejected(conn: &Connection) -> Vec<Vec<String>> {
          FROM rejects ORDER BY batch_id, row_num",
     )))
     .collect()
-}
-
-fn id_of(conn: &Connection, key: &str) -> String {
-    conn.query_row(
-        "SELECT customer360_id FROM customer360_id_map WHERE record_key = ?1",
-        [key],
-        |r| r.get(0),
-    )
-    .unwrap()
 }
 
 /// A workspace with one CRM source, `crm.csv` (not written yet).

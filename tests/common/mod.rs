@@ -65,3 +65,13 @@ pub fn review_pair(conn: &Connection) -> (String, String) {
     )
     .unwrap()
 }
+
+/// The customer360_id of a record.
+pub fn id_of(conn: &Connection, key: &str) -> String {
+    conn.query_row(
+        "SELECT customer360_id FROM customer360_id_map WHERE record_key = ?1",
+        [key],
+        |r| r.get(0),
+    )
+    .unwrap()
+}

@@ -125,6 +125,19 @@ fn seq_of(id: &str) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The next customer360_id sequence number to mint (1 on a new workspace).
+pub fn next_id_seq(conn: &rusqlite::Connection) -> rusqlite::Result<u64> {
+    use rusqlite::OptionalExtension;
+    let next: Option<i64> = conn
+        .query_row(
+            "SELECT next FROM id_sequence WHERE name = 'customer360_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(next.unwrap_or(1) as u64)
+}
+
 /// Give every cluster a `customer360_id`, keeping ids stable across runs:
 ///
 /// - a cluster whose records had one id keeps it (re-running on the same data

@@ -177,14 +177,7 @@ pub fn run(
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let next_seq: i64 = tx
-        .query_row(
-            "SELECT next FROM id_sequence WHERE name = 'customer360_id'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(1);
+    let next_seq = super::next_id_seq(&tx)?;
     laps.lap("read previous ids");
     let keys: Vec<Vec<&str>> = clustering
         .clusters
@@ -195,7 +188,7 @@ pub fn run(
                 .collect()
         })
         .collect();
-    let assignment = assign_ids(&keys, &previous, next_seq as u64);
+    let assignment = assign_ids(&keys, &previous, next_seq);
     drop(keys);
     progress.finish();
     laps.lap("assign ids");
@@ -260,7 +253,7 @@ pub fn run(
         must_links: clustering.must_links,
         refused: clustering.refused.len() as u64,
         customers: clustering.clusters.len() as u64,
-        minted: assignment.next_seq - next_seq as u64,
+        minted: assignment.next_seq - next_seq,
         merges,
         splits: assignment.lineage.len() as u64 - merges,
         lambda: scored.as_ref().map_or(0.0, |s| s.model.lambda),

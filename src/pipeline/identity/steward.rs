@@ -618,15 +618,8 @@ fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
         .into_iter()
         .map(|c| c.into_iter().map(|i| keys[i as usize].as_str()).collect())
         .collect();
-    let next_seq: i64 = tx
-        .query_row(
-            "SELECT next FROM id_sequence WHERE name = 'customer360_id'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(1);
-    let assignment = assign_ids(&clusters, &previous, next_seq as u64);
+    let next_seq = super::next_id_seq(tx)?;
+    let assignment = assign_ids(&clusters, &previous, next_seq);
     let now = now_utc();
     {
         let mut upd =
