@@ -174,13 +174,13 @@ pub fn run_step_with(
         run_body(conn, ws, step.name, progress, mode)
     })
     .map_err(|e| {
-        if progress.is_cancelled() && !format!("{e:#}").contains("cancelled") {
+        // An interrupted statement says only "interrupted": say why.
+        if progress::was_interrupted(&e) {
             anyhow::anyhow!("{} cancelled; nothing was written", step.name)
         } else {
             e
         }
     });
-    let result: Result<(u64, u64, String, Vec<stage::LoadReport>)> = result;
     let seconds = started.elapsed().as_secs_f64();
     let (status, rows_in, rows_out, message) = match &result {
         Ok((i, o, m, _)) => ("ok", *i, *o, m.clone()),

@@ -91,6 +91,15 @@ pub fn interrupt_on_cancel<T>(
     })
 }
 
+/// Whether `e` is (or wraps) SQLite's "interrupted" error.
+pub fn was_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            == Some(rusqlite::ErrorCode::OperationInterrupted)
+    })
+}
+
 #[cfg(test)]
 mod interrupt_tests {
     use super::*;
@@ -109,10 +118,8 @@ mod interrupt_tests {
             Ok(conn.query_row(ENDLESS, [], |r| r.get::<_, i64>(0))?)
         });
         let e = result.unwrap_err();
-        let code = e
-            .downcast_ref::<rusqlite::Error>()
-            .and_then(|e| e.sqlite_error_code());
-        assert_eq!(code, Some(rusqlite::ErrorCode::OperationInterrupted), "{e}");
+        assert!(was_interrupted(&e), "{e}");
+        assert!(!was_interrupted(&anyhow::anyhow!("another failure")));
     }
 
     #[test]

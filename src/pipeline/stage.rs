@@ -10,9 +10,9 @@
 //! Reading and validating run on a worker thread; the calling thread only
 //! writes to SQLite, so both cores are busy on a large load.
 
-use crate::pipeline::extract::{Input, RawRow, RawText, Record, RowSink};
-
 mod restage;
+
+use crate::pipeline::extract::{Input, RawRow, RawText, Record, RowSink};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::schema::{Field, FieldType, System, staging_columns};
 use crate::pipeline::timeparse::{format_utc, parse_timestamp};

@@ -96,6 +96,9 @@ pub fn restage(
     let total = report.staged_before + report.rejected_before;
     progress.start(&format!("restage {}", source.name), total);
     let fingerprint = source.staging_fingerprint();
+    // Every batch of the source is restaged: its rejects go at once (by the
+    // source index), each batch's staged rows by their key range.
+    tx.execute("DELETE FROM rejects WHERE source = ?1", [&source.name])?;
     let mut done = 0u64;
     for batch in &batches {
         let header = match &batch.header {
@@ -150,7 +153,7 @@ pub fn restage(
 fn loaded_batches(tx: &Connection, source: &str) -> Result<Vec<Batch>> {
     let mut stmt = tx.prepare(
         "SELECT batch_id, content_hash, header, rows_staged, rows_rejected FROM load_batches
-         WHERE source = ?1 AND status = 'loaded' ORDER BY batch_id",
+         WHERE source = ?1 ORDER BY batch_id",
     )?;
     let rows = stmt.query_map([source], |r| {
         Ok(Batch {
@@ -194,7 +197,6 @@ fn restage_batch(
         ),
         params![lo, hi],
     )?;
-    tx.execute("DELETE FROM rejects WHERE batch_id = ?1", [batch.id])?;
     let mut writer = RowWriter::new(tx, source, batch.id, None);
     let mut read = tx.prepare(&format!(
         "SELECT id, row_num, raw FROM {} WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT {CHUNK}",
