@@ -195,7 +195,8 @@ fn golden_values_name_their_record_and_rule() {
 #[test]
 fn reruns_rewrite_only_what_changed() {
     let (_dir, ws, mut conn) = demo();
-    let r = unify::run(&mut conn, &ws, &NoProgress).unwrap();
+    // Full runs, which read every customer and write only changed profiles.
+    let r = unify::run_with(&mut conn, &ws, &NoProgress, true).unwrap();
     assert_eq!((r.new, r.updated, r.removed), (0, 0, 0));
     assert_eq!(r.unchanged, r.profiles);
 
@@ -229,7 +230,7 @@ fn reruns_rewrite_only_what_changed() {
         int(&conn, "SELECT count(*) FROM customer360_profiles"),
         before_rows - 1
     );
-    let r = unify::run(&mut conn, &ws, &NoProgress).unwrap();
+    let r = unify::run_with(&mut conn, &ws, &NoProgress, true).unwrap();
     assert_eq!((r.new, r.updated, r.removed), (0, 0, 0), "{r:?}");
     assert_eq!(r.unchanged, r.profiles, "{r:?}");
     assert_eq!(

@@ -261,9 +261,9 @@ fn run_body(
             );
             (r.rows_in, r.rows_out, msg, Vec::new())
         }),
-        "resolve" => identity::resolve::run(conn, ws, progress)
+        "resolve" => identity::resolve::run_with(conn, ws, progress, mode == Mode::Full)
             .map(|r| (r.records, r.customers, r.summary(), Vec::new())),
-        "unify" => unify::run(conn, ws, progress)
+        "unify" => unify::run_with(conn, ws, progress, mode == Mode::Full)
             .map(|r| (r.events, r.profiles, r.summary(), Vec::new())),
         "analyse" => analyse::run(conn, progress)
             .map(|r| (r.events, r.profiles, r.summary(), Vec::new())),

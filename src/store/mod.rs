@@ -32,6 +32,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0008_incremental.sql"),
     ),
     ("0009_restage", include_str!("migrations/0009_restage.sql")),
+    (
+        "0010_unify_incremental",
+        include_str!("migrations/0010_unify_incremental.sql"),
+    ),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

@@ -16,6 +16,9 @@ pub const CLEAN: &str = "clean";
 pub const IDENTITY: &str = "identity";
 pub const PROFILES: &str = "profiles";
 pub const ANALYTICS: &str = "analytics";
+/// Bumped by a full standardise run, which rewrites the clean tables (what
+/// unify made events of is then no longer a prefix of them).
+pub const CLEAN_REBUILT: &str = "clean_rebuilt";
 
 /// Bump a version (inside the writer's transaction); returns the new one.
 pub fn bump(conn: &Connection, name: &str) -> Result<i64> {

@@ -113,10 +113,23 @@ impl Laps {
 
 /// Run the step: read and score outside the write lock, then cluster under
 /// the steward's decisions, assign ids and write, all in one transaction.
+/// The step, writing only what changed since the last run: see [`run_with`].
 pub fn run(
     conn: &mut Connection,
     ws: &Workspace,
     progress: &dyn Progress,
+) -> Result<ResolveReport> {
+    run_with(conn, ws, progress, false)
+}
+
+/// The step. Every record is read and clustered again; identifiers, links
+/// and the id map are then written as the difference from the last run's
+/// (ids kept), or from scratch with `full`.
+pub fn run_with(
+    conn: &mut Connection,
+    ws: &Workspace,
+    progress: &dyn Progress,
+    full: bool,
 ) -> Result<ResolveReport> {
     let rules = load_rules(ws)?;
     let mut laps = Laps::new();
@@ -194,10 +207,12 @@ pub fn run(
     laps.lap("assign ids");
 
     progress.start("resolve: clear previous results", 0);
+    if full {
+        tx.execute_batch("DELETE FROM identity_links; DELETE FROM identifiers;")?;
+    }
     let now = now_utc();
     tx.execute_batch(
-        "DELETE FROM identity_links; DELETE FROM identifiers;
-         DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
+        "DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
     )?;
     laps.lap("clear previous results");
     progress.start("resolve: write identifiers and links", 0);
@@ -554,6 +569,9 @@ struct Statuses {
 /// Write `identifiers` and `identity_links`. Identifiers worth explaining
 /// are stored: those that link two or more records, and every blocked,
 /// over-limit or shared value (a value on one record only links nothing).
+/// Both tables are written as a difference from what the last run left:
+/// an identifier keeps its id while its value is seen, and only links that
+/// appeared, changed or went are written.
 fn write_identifiers(
     tx: &Connection,
     rules: &IdentityRules,
@@ -562,26 +580,99 @@ fn write_identifiers(
     ids: &[Vec<(usize, String)>],
     records: &[Record],
 ) -> Result<Statuses> {
+    let (statuses, keep) = write_identifier_rows(tx, rules, linked)?;
+    let via: FxHashMap<(u32, usize), u32> = attributed
+        .iter()
+        .map(|&(r, k, login)| ((r, k), login))
+        .collect();
+    // Every record's links, in the table's key order (record, identifier).
+    let mut order: Vec<u32> = (0..records.len() as u32).collect();
+    order.par_sort_unstable_by(|&a, &b| records[a as usize].key.cmp(&records[b as usize].key));
+    let links_of = |i: usize| -> Vec<Link> {
+        let mut out: Vec<Link> = ids[i]
+            .iter()
+            .filter_map(|(k, v)| {
+                let &id = keep.get(&(*k, v.as_str()))?;
+                let (rule, via_record) = match via.get(&(i as u32, *k)) {
+                    Some(&login) => (
+                        format!("{} (nearest login)", rules.kinds[*k].kind),
+                        Some(records[login as usize].key.as_str()),
+                    ),
+                    None => (rules.kinds[*k].kind.clone(), None),
+                };
+                Some(Link {
+                    identifier_id: id,
+                    rule,
+                    via_record,
+                })
+            })
+            .collect();
+        out.sort_by_key(|l| l.identifier_id);
+        out.dedup_by_key(|l| l.identifier_id);
+        out
+    };
+    write_links(tx, records, &order, links_of)?;
+    Ok(statuses)
+}
+
+/// One wanted row of `identity_links` (its record aside).
+struct Link<'a> {
+    identifier_id: i64,
+    rule: String,
+    via_record: Option<&'a str>,
+}
+
+/// (kind, value) -> identifier id.
+type IdOfValue<'l> = FxHashMap<(usize, &'l str), i64>;
+
+/// The `identifiers` rows: kept ids for values seen before, new ids for new
+/// ones, updates where counts or status changed, deletes (with their links)
+/// for values gone. Returns the statuses and (kind, value) -> id of every
+/// identifier that links records.
+fn write_identifier_rows<'l>(
+    tx: &Connection,
+    rules: &IdentityRules,
+    linked: &'l Linked,
+) -> Result<(Statuses, IdOfValue<'l>)> {
     let mut statuses = Statuses {
         blocked: 0,
         over_limit: 0,
         shared: 0,
     };
+    type Stored = (i64, i64, String, Option<i64>);
+    let mut existing: FxHashMap<(String, String), Stored> = FxHashMap::default();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT identifier_id, kind, value, records, status, customers FROM identifiers",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            existing.insert(
+                (r.get(1)?, r.get(2)?),
+                (r.get(0)?, r.get(3)?, r.get(4)?, r.get(5)?),
+            );
+        }
+    }
+    let mut next_id: i64 = tx.query_row(
+        "SELECT coalesce(max(identifier_id), 0) + 1 FROM identifiers",
+        [],
+        |r| r.get(0),
+    )?;
+    let first_run = existing.is_empty();
+    let columns = [
+        "identifier_id",
+        "kind",
+        "value",
+        "records",
+        "status",
+        "customers",
+    ]
+    .map(String::from);
+    let mut ins = BulkInsert::new(tx, "identifiers", &columns);
+    let mut update = tx.prepare(
+        "UPDATE identifiers SET records = ?2, status = ?3, customers = ?4 WHERE identifier_id = ?1",
+    )?;
     let mut keep: FxHashMap<(usize, &str), i64> = FxHashMap::default();
-    let mut ins = BulkInsert::new(
-        tx,
-        "identifiers",
-        &[
-            "identifier_id",
-            "kind",
-            "value",
-            "records",
-            "status",
-            "customers",
-        ]
-        .map(String::from),
-    );
-    let mut next_id = 1i64;
     for stat in &linked.identifiers {
         let (status, customers) = match stat.status {
             Status::Linked => ("linked", None),
@@ -601,58 +692,134 @@ fn write_identifiers(
         if status == "linked" && stat.records < 2 {
             continue;
         }
-        ins.push([
-            Value::Integer(next_id),
-            Value::Text(rules.kinds[stat.kind].kind.clone()),
-            Value::Text(stat.value.clone()),
-            Value::Integer(stat.records as i64),
-            Value::Text(status.into()),
-            customers.map_or(Value::Null, Value::Integer),
-        ])?;
-        keep.insert((stat.kind, stat.value.as_str()), next_id);
-        next_id += 1;
+        let kind = &rules.kinds[stat.kind].kind;
+        let wanted = (stat.records as i64, status, customers);
+        let id = match existing.remove(&(kind.clone(), stat.value.clone())) {
+            Some((id, records, st, cu)) => {
+                if (records, st.as_str(), cu) != wanted {
+                    update.execute(params![id, wanted.0, wanted.1, wanted.2])?;
+                }
+                id
+            }
+            None => {
+                ins.push([
+                    Value::Integer(next_id),
+                    Value::Text(kind.clone()),
+                    Value::Text(stat.value.clone()),
+                    Value::Integer(wanted.0),
+                    Value::Text(status.into()),
+                    customers.map_or(Value::Null, Value::Integer),
+                ])?;
+                next_id += 1;
+                next_id - 1
+            }
+        };
+        keep.insert((stat.kind, stat.value.as_str()), id);
     }
     ins.finish()?;
-    let via: FxHashMap<(u32, usize), u32> = attributed
-        .iter()
-        .map(|&(r, k, login)| ((r, k), login))
-        .collect();
-    // Millions of links: their two indexes are built once afterwards
-    // (a sort) instead of row by row (random B-tree inserts).
-    tx.execute_batch(
-        "DROP INDEX IF EXISTS identity_links_by_record;
-         DROP INDEX IF EXISTS identity_links_by_identifier;",
-    )?;
-    let mut links = BulkInsert::new(
-        tx,
-        "identity_links",
-        &["record_key", "identifier_id", "rule", "via_record"].map(String::from),
-    );
-    for (i, mine) in ids.iter().enumerate() {
-        for (k, v) in mine {
-            if let Some(&id) = keep.get(&(*k, v.as_str())) {
-                let (rule, via_record) = match via.get(&(i as u32, *k)) {
-                    Some(&login) => (
-                        format!("{} (nearest login)", rules.kinds[*k].kind),
-                        Value::Text(records[login as usize].key.clone()),
-                    ),
-                    None => (rules.kinds[*k].kind.clone(), Value::Null),
-                };
+    if !first_run {
+        let mut del_links = tx.prepare("DELETE FROM identity_links WHERE identifier_id = ?1")?;
+        let mut del = tx.prepare("DELETE FROM identifiers WHERE identifier_id = ?1")?;
+        for (id, ..) in existing.values() {
+            del_links.execute([id])?;
+            del.execute([id])?;
+        }
+    }
+    Ok((statuses, keep))
+}
+
+/// Bring `identity_links` to the wanted links of every record (`links_of`,
+/// records visited in key order): a merge of the wanted rows with the
+/// stored ones, read in the table's key order. A first run inserts them all
+/// in key order and builds the by-identifier index after.
+fn write_links<'a>(
+    tx: &Connection,
+    records: &'a [Record],
+    order: &[u32],
+    links_of: impl Fn(usize) -> Vec<Link<'a>>,
+) -> Result<()> {
+    let stored: i64 = tx.query_row("SELECT count(*) FROM identity_links", [], |r| r.get(0))?;
+    if stored == 0 {
+        tx.execute_batch("DROP INDEX IF EXISTS identity_links_by_identifier")?;
+        let columns = ["record_key", "identifier_id", "rule", "via_record"].map(String::from);
+        let mut links = BulkInsert::new(tx, "identity_links", &columns);
+        for &r in order {
+            let key = &records[r as usize].key;
+            for l in links_of(r as usize) {
                 links.push([
-                    Value::Text(records[i].key.clone()),
-                    Value::Integer(id),
-                    Value::Text(rule),
-                    via_record,
+                    Value::Text(key.clone()),
+                    Value::Integer(l.identifier_id),
+                    Value::Text(l.rule),
+                    l.via_record.map_or(Value::Null, |v| Value::Text(v.into())),
                 ])?;
             }
         }
+        links.finish()?;
+        tx.execute_batch(
+            "CREATE INDEX identity_links_by_identifier ON identity_links(identifier_id)",
+        )?;
+        return Ok(());
     }
-    links.finish()?;
-    tx.execute_batch(
-        "CREATE INDEX identity_links_by_record ON identity_links(record_key);
-         CREATE INDEX identity_links_by_identifier ON identity_links(identifier_id);",
+    // The difference, gathered while reading, written after.
+    let mut upserts: Vec<(&str, Link)> = Vec::new();
+    let mut deletes: Vec<(String, i64)> = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT record_key, identifier_id, rule, via_record FROM identity_links
+             ORDER BY record_key, identifier_id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut current = rows.next()?;
+        for &r in order {
+            let key = records[r as usize].key.as_str();
+            let mut wanted = links_of(r as usize).into_iter().peekable();
+            // Stored rows of records before this one are gone.
+            while let Some(row) = current
+                && row.get_ref(0)?.as_str()? < key
+            {
+                deletes.push((row.get(0)?, row.get(1)?));
+                current = rows.next()?;
+            }
+            while let Some(row) = current
+                && row.get_ref(0)?.as_str()? == key
+            {
+                let id: i64 = row.get(1)?;
+                while wanted.peek().is_some_and(|w| w.identifier_id < id) {
+                    upserts.push((key, wanted.next().expect("peeked")));
+                }
+                match wanted.peek() {
+                    Some(w) if w.identifier_id == id => {
+                        let w = wanted.next().expect("peeked");
+                        let same = row.get_ref(2)?.as_str()? == w.rule
+                            && row.get_ref(3)?.as_str_or_null()? == w.via_record;
+                        if !same {
+                            upserts.push((key, w));
+                        }
+                    }
+                    _ => deletes.push((key.to_string(), id)),
+                }
+                current = rows.next()?;
+            }
+            upserts.extend(wanted.map(|w| (key, w)));
+        }
+        while let Some(row) = current {
+            deletes.push((row.get(0)?, row.get(1)?));
+            current = rows.next()?;
+        }
+    }
+    let mut del =
+        tx.prepare("DELETE FROM identity_links WHERE record_key = ?1 AND identifier_id = ?2")?;
+    for (k, id) in &deletes {
+        del.execute(params![k, id])?;
+    }
+    let mut put = tx.prepare(
+        "INSERT OR REPLACE INTO identity_links (record_key, identifier_id, rule, via_record)
+         VALUES (?1, ?2, ?3, ?4)",
     )?;
-    Ok(statuses)
+    for (k, l) in &upserts {
+        put.execute(params![k, l.identifier_id, l.rule, l.via_record])?;
+    }
+    Ok(())
 }
 
 /// Write the id map: on a first run every row in key order (the primary
@@ -703,10 +870,15 @@ fn write_id_map(
         map.finish()?;
         tx.execute_batch(
             "CREATE INDEX id_map_by_customer ON customer360_id_map(customer360_id);
-             CREATE INDEX id_map_by_record_id ON customer360_id_map(record_id)",
+             CREATE INDEX id_map_by_record_id ON customer360_id_map(record_id);
+             DELETE FROM unify_state; DELETE FROM identity_changes;",
         )?;
         return Ok(());
     }
+    // Unify moves the events and rebuilds the profiles of the customers
+    // named here (ids before and after), instead of all of them.
+    let mut changed =
+        tx.prepare("INSERT OR IGNORE INTO identity_changes (customer360_id) VALUES (?1)")?;
     let mut upsert = tx.prepare(
         "INSERT INTO customer360_id_map (record_key, system, source, record_id, customer360_id)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -719,6 +891,10 @@ fn write_id_map(
             Some(old) if old == id => kept += 1,
             seen => {
                 kept += usize::from(seen.is_some());
+                changed.execute([id])?;
+                if let Some(old) = seen {
+                    changed.execute([old])?;
+                }
                 upsert.execute(params![
                     rec.key,
                     rec.system.as_str(),
@@ -736,6 +912,7 @@ fn write_id_map(
         for key in previous.keys() {
             if !current.contains(key.as_str()) {
                 del.execute([key])?;
+                changed.execute([&previous[key]])?;
             }
         }
     }

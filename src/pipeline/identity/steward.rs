@@ -663,6 +663,12 @@ fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
         Err(e) => {
             tx.execute_batch("ROLLBACK TO live_refresh; RELEASE live_refresh")?;
             versions::bump(tx, versions::IDENTITY)?;
+            // The next unify moves these customers' events and profiles.
+            let mut changed =
+                tx.prepare("INSERT OR IGNORE INTO identity_changes (customer360_id) VALUES (?1)")?;
+            for id in &affected {
+                changed.execute([id])?;
+            }
             audit(
                 tx,
                 "c360",

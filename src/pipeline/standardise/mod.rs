@@ -379,6 +379,7 @@ pub fn run(
             tx.execute_batch(
                 "DELETE FROM clean_crm_customers; DELETE FROM clean_web_events; DELETE FROM clean_transactions;",
             )?;
+            crate::store::versions::bump(&tx, crate::store::versions::CLEAN_REBUILT)?;
             i64::MIN
         }
     };

@@ -60,12 +60,24 @@ pub struct UnifyReport {
     pub lifecycle_untimed: u64,
     pub as_of: String,
     pub phases: Vec<(String, f64)>,
+    /// An incremental run: (events added, customers whose profiles were
+    /// rebuilt; None when "now" moved and every profile was).
+    pub incremental: Option<(u64, Option<u64>)>,
 }
 
 impl UnifyReport {
     pub fn summary(&self) -> String {
+        let scope = match self.incremental {
+            None => String::new(),
+            Some((added, Some(n))) => {
+                format!("new data only: {added} events added, {n} customers rebuilt; ")
+            }
+            Some((added, None)) => format!(
+                "new data only: {added} events added, every profile rebuilt (\"now\" moved, or many customers changed); "
+            ),
+        };
         format!(
-            "{} profiles ({} anonymous): {} new, {} updated, {} unchanged, {} removed; {} events ({} web, {} orders and refunds, {} lifecycle changes); as of {}",
+            "{scope}{} profiles ({} anonymous): {} new, {} updated, {} unchanged, {} removed; {} events ({} web, {} orders and refunds, {} lifecycle changes); as of {}",
             self.profiles,
             self.anonymous,
             self.new,
@@ -89,7 +101,23 @@ impl UnifyReport {
     }
 }
 
+/// The step, incremental: see [`run_with`].
 pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Result<UnifyReport> {
+    run_with(conn, ws, progress, false)
+}
+
+/// The step. `full`: rebuild every event and profile. Otherwise, when the
+/// last run used the same rules and the clean tables were only added to
+/// since, only the events of newer clean rows are added, the events of
+/// customers whose records changed id move, and only the profiles of the
+/// customers so touched are rebuilt (all of them when "now", the latest
+/// event in the data, moved: recency figures then change for everyone).
+pub fn run_with(
+    conn: &mut Connection,
+    ws: &Workspace,
+    progress: &dyn Progress,
+    full: bool,
+) -> Result<UnifyReport> {
     let (rules, survivorship, profiles) = load_rules_with_text(ws)?;
     let mapped: i64 =
         conn.query_row("SELECT count(*) FROM customer360_id_map", [], |r| r.get(0))?;
@@ -102,7 +130,8 @@ pub fn run(conn: &mut Connection, ws: &Workspace, progress: &dyn Progress) -> Re
     conn.pragma_update(None, "cache_size", -262_144)?;
     let result = (|| {
         let tx = conn.transaction()?;
-        let report = build(&tx, &rules, None, progress)?;
+        let texts = (survivorship.as_str(), profiles.as_str());
+        let report = step(&tx, &rules, texts, full, progress)?;
         tx.execute(
             "INSERT OR REPLACE INTO unify_rules (id, survivorship, profiles) VALUES (1, ?1, ?2)",
             params![survivorship, profiles],
@@ -159,13 +188,137 @@ pub fn refresh(tx: &Connection, customers: &[String]) -> Result<Option<UnifyRepo
     let mut ids: Vec<String> = customers.to_vec();
     ids.sort();
     ids.dedup();
-    let report = build(
+    let mut report = UnifyReport::default();
+    let mut laps = Laps {
+        clock: Instant::now(),
+    };
+    report.events = events::reassign(tx, &ids)?;
+    laps.lap("events", &mut report);
+    build_profiles(
         tx,
         &rules,
         Some(&ids),
+        true,
+        &mut report,
+        &mut laps,
         &crate::pipeline::progress::NoProgress,
     )?;
     Ok(Some(report))
+}
+
+/// The step's work in one transaction: the events phase (a rebuild, or
+/// only what changed since the last run), then the profiles phase.
+fn step(
+    tx: &Connection,
+    rules: &UnifyRules,
+    texts: (&str, &str),
+    full: bool,
+    progress: &dyn Progress,
+) -> Result<UnifyReport> {
+    let mut report = UnifyReport::default();
+    let mut laps = Laps {
+        clock: Instant::now(),
+    };
+    progress.start("unify: events", 0);
+    let (counts, touched) = match incremental_base(tx, texts, full)? {
+        None => (events::rebuild(tx)?, None),
+        Some(covered) => {
+            let mut ids = identity_changes(tx)?;
+            events::reassign(tx, &ids)?;
+            let (counts, appended) = events::append(tx, &covered)?;
+            let before = covered.counts;
+            let added = (counts.web - before.web) + (counts.orders - before.orders);
+            report.incremental = Some((added, None));
+            ids.extend(appended);
+            ids.sort_unstable();
+            ids.dedup();
+            (counts, Some(ids))
+        }
+    };
+    tx.execute("DELETE FROM identity_changes", [])?;
+    events::Covered::now(tx, counts)?.write(tx)?;
+    report.web_events = counts.web;
+    report.transactions = counts.orders;
+    report.lifecycle_events = counts.lifecycle;
+    report.lifecycle_untimed = counts.lifecycle_untimed;
+    report.events = counts.web + counts.orders + counts.lifecycle;
+    progress.finish();
+    laps.lap("events", &mut report);
+    check_cancelled(progress, "unify")?;
+    // Recency depends on "now": when it moved, every profile is rebuilt.
+    // Many customers are rebuilt faster in one pass over everything.
+    let all: i64 = tx.query_row("SELECT count(*) FROM customer360_profiles", [], |r| {
+        r.get(0)
+    })?;
+    let only = match touched {
+        Some(ids) if !now_moved(tx, rules)? && (ids.len() as i64) * 8 < all => {
+            report.incremental = report.incremental.map(|(a, _)| (a, Some(ids.len() as u64)));
+            Some(ids)
+        }
+        _ => None,
+    };
+    build_profiles(
+        tx,
+        rules,
+        only.as_deref(),
+        false,
+        &mut report,
+        &mut laps,
+        progress,
+    )?;
+    Ok(report)
+}
+
+/// What the last run covered, when this one may build on it: not `full`,
+/// same rules, the clean tables not rewritten since, profiles there.
+fn incremental_base(
+    tx: &Connection,
+    (survivorship, profiles): (&str, &str),
+    full: bool,
+) -> Result<Option<events::Covered>> {
+    if full {
+        return Ok(None);
+    }
+    let Some(covered) = events::Covered::read(tx)? else {
+        return Ok(None);
+    };
+    let same_rules: bool = tx
+        .query_row(
+            "SELECT survivorship = ?1 AND profiles = ?2 FROM unify_rules WHERE id = 1",
+            params![survivorship, profiles],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    let rebuilt = crate::store::versions::version(tx, crate::store::versions::CLEAN_REBUILT)?;
+    let any: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM customer360_profiles)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((same_rules && rebuilt == covered.clean_rebuilt && any).then_some(covered))
+}
+
+/// The customers whose records changed id since unify last ran.
+fn identity_changes(tx: &Connection) -> Result<Vec<String>> {
+    let mut stmt = tx.prepare("SELECT customer360_id FROM identity_changes")?;
+    let ids = stmt.query_map([], |r| r.get(0))?;
+    Ok(ids.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether "now" for the recency figures differs from the one the stored
+/// profiles were built with.
+fn now_moved(tx: &Connection, rules: &UnifyRules) -> Result<bool> {
+    if rules.now.is_some() {
+        return Ok(false);
+    }
+    let stored: Option<String> = tx
+        .query_row("SELECT as_of FROM customer360_profiles LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let (_, now) = as_of(tx, rules, false)?;
+    Ok(stored.as_deref() != Some(now.as_str()))
 }
 
 /// Phase timings (and, with C360_TRACE set, memory on stderr).
@@ -246,33 +399,17 @@ fn as_of(tx: &Connection, rules: &UnifyRules, live: bool) -> Result<(i64, String
     )
 }
 
-/// The step's phases over every customer (`only` None) or some.
-fn build(
+/// The profiles phase over every customer (`only` None) or some; `live`:
+/// after a decision, with the "now" the stored profiles have.
+fn build_profiles(
     tx: &Connection,
     rules: &UnifyRules,
     only: Option<&[String]>,
+    live: bool,
+    report: &mut UnifyReport,
+    laps: &mut Laps,
     progress: &dyn Progress,
-) -> Result<UnifyReport> {
-    let mut report = UnifyReport::default();
-    let mut laps = Laps {
-        clock: Instant::now(),
-    };
-    progress.start("unify: events", 0);
-    match only {
-        None => {
-            let n = events::rebuild(tx)?;
-            report.web_events = n.web;
-            report.transactions = n.orders;
-            report.lifecycle_events = n.lifecycle;
-            report.lifecycle_untimed = n.lifecycle_untimed;
-            report.events = n.web + n.orders + n.lifecycle;
-        }
-        Some(ids) => report.events = events::reassign(tx, ids)?,
-    }
-    progress.finish();
-    laps.lap("events", &mut report);
-    check_cancelled(progress, "unify")?;
-
+) -> Result<()> {
     progress.start("unify: activity and golden values", 0);
     let customers = customers(tx, only)?;
     let index: FxHashMap<&str, u32> = customers
@@ -280,13 +417,13 @@ fn build(
         .enumerate()
         .map(|(i, c)| (c.as_str(), i as u32))
         .collect();
-    let (now, as_of) = as_of(tx, rules, only.is_some())?;
+    let (now, as_of) = as_of(tx, rules, live)?;
     report.as_of = as_of.clone();
     let activity = activity::gather(tx, &index, only, rules, now)?;
-    laps.lap("activity", &mut report);
+    laps.lap("activity", report);
     check_cancelled(progress, "unify")?;
     let candidates = golden::gather(tx, &index, only)?;
-    laps.lap("golden candidates", &mut report);
+    laps.lap("golden candidates", report);
     check_cancelled(progress, "unify")?;
 
     let rfm = write::rfm(tx, &activity.acts, only, now)?;
@@ -312,14 +449,14 @@ fn build(
                 },
                 &mut record_of_event,
             )?;
-            w.put(row, &mut report)?;
+            w.put(row, report)?;
             if ci % 4096 == 0 {
                 progress.update(ci as u64);
                 check_cancelled(progress, "unify")?;
             }
         }
     }
-    w.finish(&customers, only, &mut report)?;
+    w.finish(&customers, only, report)?;
     write::ripple_rfm(tx, &rfm.changed_others)?;
     report.profiles = match only {
         None => customers.len() as u64,
@@ -327,9 +464,9 @@ fn build(
             r.get::<_, i64>(0)
         })? as u64,
     };
-    laps.lap("profiles", &mut report);
+    laps.lap("profiles", report);
     progress.finish();
-    Ok(report)
+    Ok(())
 }
 
 /// Run `all` once, or `one` once per customer of `only`, calling `f` per row.
