@@ -4,7 +4,7 @@
 //! `customer360_events` and `customer360_profiles` (one pass over each),
 //! into the `analytics_*` tables the Analytics screen draws.
 
-use crate::pipeline::progress::Progress;
+use crate::pipeline::progress::{Progress, check_cancelled};
 use crate::pipeline::timeparse::{iso_ms, now_utc};
 use anyhow::{Result, bail};
 use chrono::{DateTime, Datelike, Utc};
@@ -164,7 +164,19 @@ struct Scan {
     lifecycle: Vec<(u32, i64, String)>,
 }
 
-fn scan_events(conn: &Connection, index: &FxHashMap<String, u32>, now: i64) -> Result<Scan> {
+fn scan_events(
+    conn: &Connection,
+    index: &FxHashMap<String, u32>,
+    now: i64,
+    progress: &dyn Progress,
+) -> Result<Scan> {
+    // Event numbers start at 1 (deletes leave gaps): about the total.
+    let total: i64 = conn.query_row(
+        "SELECT coalesce(max(event_seq), 0) FROM customer360_events",
+        [],
+        |r| r.get(0),
+    )?;
+    progress.start("analyse: events", total as u64);
     let mut s = Scan {
         funnel: vec![0u32; index.len()],
         ..Default::default()
@@ -178,6 +190,10 @@ fn scan_events(conn: &Connection, index: &FxHashMap<String, u32>, now: i64) -> R
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         s.events += 1;
+        if s.events % 65_536 == 0 {
+            progress.update(s.events);
+            check_cancelled(progress, "analyse")?;
+        }
         let Some(&c) = index.get(r.get_ref(0)?.as_str()?) else {
             continue;
         };
@@ -258,7 +274,8 @@ pub fn run(conn: &mut Connection, progress: &dyn Progress) -> Result<AnalyseRepo
         .unwrap_or_default();
     report.at_risk = high.0 as u64;
     report.revenue_at_risk = high.1;
-    let scan = scan_events(conn, &facts.index, now)?;
+    let scan = scan_events(conn, &facts.index, now, progress)?;
+    progress.finish();
     report.events = scan.events;
     progress.message("analyse: writing tables");
 

@@ -585,24 +585,17 @@ fn write_identifiers(
         .iter()
         .map(|&(r, k, login)| ((r, k), login))
         .collect();
-    // Every record's links, in the table's key order (record, identifier).
-    let mut order: Vec<u32> = (0..records.len() as u32).collect();
-    order.par_sort_unstable_by(|&a, &b| records[a as usize].key.cmp(&records[b as usize].key));
     let links_of = |i: usize| -> Vec<Link> {
         let mut out: Vec<Link> = ids[i]
             .iter()
             .filter_map(|(k, v)| {
                 let &id = keep.get(&(*k, v.as_str()))?;
-                let (rule, via_record) = match via.get(&(i as u32, *k)) {
-                    Some(&login) => (
-                        format!("{} (nearest login)", rules.kinds[*k].kind),
-                        Some(records[login as usize].key.as_str()),
-                    ),
-                    None => (rules.kinds[*k].kind.clone(), None),
-                };
+                let via_record = via
+                    .get(&(i as u32, *k))
+                    .map(|&login| records[login as usize].key.as_str());
                 Some(Link {
                     identifier_id: id,
-                    rule,
+                    kind: &rules.kinds[*k].kind,
                     via_record,
                 })
             })
@@ -611,15 +604,38 @@ fn write_identifiers(
         out.dedup_by_key(|l| l.identifier_id);
         out
     };
-    write_links(tx, records, &order, links_of)?;
+    write_links(tx, records, links_of)?;
     Ok(statuses)
 }
 
 /// One wanted row of `identity_links` (its record aside).
 struct Link<'a> {
     identifier_id: i64,
-    rule: String,
+    /// The identifier kind that read it (the rule).
+    kind: &'a str,
+    /// The login record an anonymous identifier was attributed to.
     via_record: Option<&'a str>,
+}
+
+const NEAREST_LOGIN: &str = " (nearest login)";
+
+impl Link<'_> {
+    /// The rule as stored: the kind, "(nearest login)" when attributed.
+    fn rule(&self) -> String {
+        match self.via_record {
+            Some(_) => format!("{}{NEAREST_LOGIN}", self.kind),
+            None => self.kind.to_string(),
+        }
+    }
+
+    /// Whether a stored row (rule, via record) is this link.
+    fn is(&self, rule: &str, via_record: Option<&str>) -> bool {
+        let rule_matches = match self.via_record {
+            Some(_) => rule.strip_suffix(NEAREST_LOGIN) == Some(self.kind),
+            None => rule == self.kind,
+        };
+        rule_matches && via_record == self.via_record
+    }
 }
 
 /// (kind, value) -> identifier id.
@@ -728,28 +744,32 @@ fn write_identifier_rows<'l>(
     Ok((statuses, keep))
 }
 
-/// Bring `identity_links` to the wanted links of every record (`links_of`,
-/// records visited in key order): a merge of the wanted rows with the
-/// stored ones, read in the table's key order. A first run inserts them all
-/// in key order and builds the by-identifier index after.
+/// Bring `identity_links` to the wanted links of every record
+/// (`links_of`). A first run inserts them all in the table's key order
+/// (record, identifier) and builds the by-identifier index after. A later
+/// run reads the stored rows (grouped by record, in key order), compares
+/// each record's with its wanted ones and writes only the difference.
 fn write_links<'a>(
     tx: &Connection,
     records: &'a [Record],
-    order: &[u32],
     links_of: impl Fn(usize) -> Vec<Link<'a>>,
 ) -> Result<()> {
-    let stored: i64 = tx.query_row("SELECT count(*) FROM identity_links", [], |r| r.get(0))?;
-    if stored == 0 {
+    let stored: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM identity_links)", [], |r| {
+        r.get(0)
+    })?;
+    if !stored {
+        let mut order: Vec<u32> = (0..records.len() as u32).collect();
+        order.par_sort_unstable_by(|&a, &b| records[a as usize].key.cmp(&records[b as usize].key));
         tx.execute_batch("DROP INDEX IF EXISTS identity_links_by_identifier")?;
         let columns = ["record_key", "identifier_id", "rule", "via_record"].map(String::from);
         let mut links = BulkInsert::new(tx, "identity_links", &columns);
-        for &r in order {
+        for &r in &order {
             let key = &records[r as usize].key;
             for l in links_of(r as usize) {
                 links.push([
                     Value::Text(key.clone()),
                     Value::Integer(l.identifier_id),
-                    Value::Text(l.rule),
+                    Value::Text(l.rule()),
                     l.via_record.map_or(Value::Null, |v| Value::Text(v.into())),
                 ])?;
             }
@@ -760,8 +780,14 @@ fn write_links<'a>(
         )?;
         return Ok(());
     }
+    let index: FxHashMap<&str, u32> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.key.as_str(), i as u32))
+        .collect();
+    let mut had_rows = vec![false; records.len()];
     // The difference, gathered while reading, written after.
-    let mut upserts: Vec<(&str, Link)> = Vec::new();
+    let mut upserts: Vec<(u32, Link)> = Vec::new();
     let mut deletes: Vec<(String, i64)> = Vec::new();
     {
         let mut stmt = tx.prepare(
@@ -769,42 +795,50 @@ fn write_links<'a>(
              ORDER BY record_key, identifier_id",
         )?;
         let mut rows = stmt.query([])?;
-        let mut current = rows.next()?;
-        for &r in order {
-            let key = records[r as usize].key.as_str();
-            let mut wanted = links_of(r as usize).into_iter().peekable();
-            // Stored rows of records before this one are gone.
-            while let Some(row) = current
-                && row.get_ref(0)?.as_str()? < key
-            {
-                deletes.push((row.get(0)?, row.get(1)?));
-                current = rows.next()?;
-            }
-            while let Some(row) = current
-                && row.get_ref(0)?.as_str()? == key
-            {
-                let id: i64 = row.get(1)?;
-                while wanted.peek().is_some_and(|w| w.identifier_id < id) {
-                    upserts.push((key, wanted.next().expect("peeked")));
+        // The record whose stored rows are being read, and its wanted
+        // links not yet matched (by identifier, ascending).
+        let mut group: Option<(String, Option<u32>)> = None;
+        let mut wanted: std::iter::Peekable<std::vec::IntoIter<Link>> =
+            Vec::new().into_iter().peekable();
+        while let Some(row) = rows.next()? {
+            let key = row.get_ref(0)?.as_str()?;
+            if group.as_ref().is_none_or(|(k, _)| k != key) {
+                if let Some((_, Some(r))) = group {
+                    upserts.extend(wanted.by_ref().map(|w| (r, w)));
                 }
-                match wanted.peek() {
-                    Some(w) if w.identifier_id == id => {
-                        let w = wanted.next().expect("peeked");
-                        let same = row.get_ref(2)?.as_str()? == w.rule
-                            && row.get_ref(3)?.as_str_or_null()? == w.via_record;
-                        if !same {
-                            upserts.push((key, w));
-                        }
+                let r = index.get(key).copied();
+                if let Some(r) = r {
+                    had_rows[r as usize] = true;
+                    wanted = links_of(r as usize).into_iter().peekable();
+                }
+                group = Some((key.to_string(), r));
+            }
+            let id: i64 = row.get(1)?;
+            let Some((_, Some(r))) = &group else {
+                deletes.push((key.to_string(), id));
+                continue;
+            };
+            while wanted.peek().is_some_and(|w| w.identifier_id < id) {
+                upserts.push((*r, wanted.next().expect("peeked")));
+            }
+            match wanted.peek() {
+                Some(w) if w.identifier_id == id => {
+                    let w = wanted.next().expect("peeked");
+                    if !w.is(row.get_ref(2)?.as_str()?, row.get_ref(3)?.as_str_or_null()?) {
+                        upserts.push((*r, w));
                     }
-                    _ => deletes.push((key.to_string(), id)),
                 }
-                current = rows.next()?;
+                _ => deletes.push((key.to_string(), id)),
             }
-            upserts.extend(wanted.map(|w| (key, w)));
         }
-        while let Some(row) = current {
-            deletes.push((row.get(0)?, row.get(1)?));
-            current = rows.next()?;
+        if let Some((_, Some(r))) = group {
+            upserts.extend(wanted.map(|w| (r, w)));
+        }
+    }
+    // Records with no stored row yet: all their links are new.
+    for (r, had) in had_rows.iter().enumerate() {
+        if !had {
+            upserts.extend(links_of(r).into_iter().map(|w| (r as u32, w)));
         }
     }
     let mut del =
@@ -816,8 +850,13 @@ fn write_links<'a>(
         "INSERT OR REPLACE INTO identity_links (record_key, identifier_id, rule, via_record)
          VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for (k, l) in &upserts {
-        put.execute(params![k, l.identifier_id, l.rule, l.via_record])?;
+    for (r, l) in &upserts {
+        put.execute(params![
+            records[*r as usize].key,
+            l.identifier_id,
+            l.rule(),
+            l.via_record
+        ])?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! the counts against the clean tables; a live refresh after a steward
 //! decision only moves the events whose record changed customer.
 
+use crate::pipeline::progress::{Progress, check_cancelled};
 use anyhow::{Result, bail};
 use rusqlite::{Connection, OptionalExtension};
 
@@ -23,35 +24,25 @@ fn count(conn: &Connection, sql: &str) -> Result<i64> {
 /// Rebuild every event: web events, orders and refunds, CRM lifecycle
 /// changes, each with its record's customer360_id. Refuses when a clean
 /// record has no id (the resolve step is out of date).
-pub(super) fn rebuild(tx: &Connection) -> Result<EventCounts> {
+pub(super) fn rebuild(tx: &Connection, progress: &dyn Progress) -> Result<EventCounts> {
     tx.execute_batch("DROP INDEX IF EXISTS events_by_customer; DELETE FROM customer360_events;")?;
-    let web = tx.execute(
-        "INSERT INTO customer360_events (customer360_id, event_time, event_name, system, source,
-             record_id, record_key, session_id, device_id, cookie_id, user_id, order_id,
-             product_id, category, revenue, currency, anonymous, properties)
-         SELECT m.customer360_id, w.event_time, w.event_name, 'web', w.source, w.event_id,
-             m.record_key, w.session_id, w.device_id, w.cookie_id, w.user_id, w.order_id,
-             json_extract(w.properties, '$.product_id'), NULL,
-             json_extract(w.properties, '$.revenue'), json_extract(w.properties, '$.currency'),
-             w.user_id IS NULL, w.properties
-         FROM clean_web_events w
-         JOIN customer360_id_map m ON m.record_key = 'web:' || w.source || ':' || w.event_id",
-        [],
-    )? as u64;
-    let orders = tx.execute(
-        "INSERT INTO customer360_events (customer360_id, event_time, event_name, system, source,
-             record_id, record_key, user_id, order_id, product_id, category, revenue, currency,
-             anonymous, properties)
-         SELECT m.customer360_id, t.order_time, t.transaction_type, 'transactions', t.source,
-             t.order_id, m.record_key, t.customer_id, t.order_id, t.product_id, t.category,
-             t.revenue, t.currency, 0,
-             json_object('product_name', t.product_name, 'quantity', t.quantity,
-                         'unit_price', t.unit_price, 'email', t.email)
-         FROM clean_transactions t
-         JOIN customer360_id_map m
-           ON m.record_key = 'transactions:' || t.source || ':' || t.order_id || ':' || t.transaction_type",
-        [],
-    )? as u64;
+    // In ranges of rows, so that progress moves and a cancel is seen.
+    let max_web = count(tx, "SELECT coalesce(max(rowid), 0) FROM clean_web_events")?;
+    let max_tx = count(tx, "SELECT coalesce(max(rowid), 0) FROM clean_transactions")?;
+    progress.start("unify: events", (max_web + max_tx) as u64);
+    let in_ranges = |sql: &str, max: i64, before: i64| -> Result<u64> {
+        let (mut n, mut lo) = (0u64, 0i64);
+        while lo < max {
+            let hi = (lo + 262_144).min(max);
+            n += tx.execute(sql, [lo, hi])? as u64;
+            progress.update((before + hi) as u64);
+            check_cancelled(progress, "unify")?;
+            lo = hi;
+        }
+        Ok(n)
+    };
+    let web = in_ranges(WEB_EVENTS, max_web, 0)?;
+    let orders = in_ranges(ORDER_EVENTS, max_tx, max_web)?;
     let lifecycle =
         tx.execute(&format!("{LIFECYCLE_INSERT} WHERE 1 {LIFECYCLE_TIMED}"), [])? as u64;
     // What unify saw of each CRM record, to tell a changed one later.
@@ -74,6 +65,34 @@ pub(super) fn rebuild(tx: &Connection) -> Result<EventCounts> {
         lifecycle_untimed: lifecycle_all as u64 - lifecycle,
     })
 }
+
+/// The events of the clean web events with rowids in (?1, ?2].
+const WEB_EVENTS: &str = "INSERT INTO customer360_events (customer360_id, event_time, event_name,
+         system, source, record_id, record_key, session_id, device_id, cookie_id, user_id,
+         order_id, product_id, category, revenue, currency, anonymous, properties)
+     SELECT m.customer360_id, w.event_time, w.event_name, 'web', w.source, w.event_id,
+         m.record_key, w.session_id, w.device_id, w.cookie_id, w.user_id, w.order_id,
+         json_extract(w.properties, '$.product_id'), NULL,
+         json_extract(w.properties, '$.revenue'), json_extract(w.properties, '$.currency'),
+         w.user_id IS NULL, w.properties
+     FROM clean_web_events w
+     CROSS JOIN customer360_id_map m ON m.record_key = 'web:' || w.source || ':' || w.event_id
+     WHERE w.rowid > ?1 AND w.rowid <= ?2";
+
+/// The events (orders, refunds) of the clean transactions with rowids in
+/// (?1, ?2].
+const ORDER_EVENTS: &str = "INSERT INTO customer360_events (customer360_id, event_time, event_name,
+         system, source, record_id, record_key, user_id, order_id, product_id, category, revenue,
+         currency, anonymous, properties)
+     SELECT m.customer360_id, t.order_time, t.transaction_type, 'transactions', t.source,
+         t.order_id, m.record_key, t.customer_id, t.order_id, t.product_id, t.category,
+         t.revenue, t.currency, 0,
+         json_object('product_name', t.product_name, 'quantity', t.quantity,
+                     'unit_price', t.unit_price, 'email', t.email)
+     FROM clean_transactions t
+     CROSS JOIN customer360_id_map m
+       ON m.record_key = 'transactions:' || t.source || ':' || t.order_id || ':' || t.transaction_type
+     WHERE t.rowid > ?1 AND t.rowid <= ?2";
 
 /// The lifecycle event of CRM records (completed by a WHERE clause and
 /// [`LIFECYCLE_TIMED`]).
@@ -276,7 +295,7 @@ pub(super) fn append(tx: &Connection, covered: &Covered) -> Result<(EventCounts,
     }
     let mut run = |sql: &str, since: i64| -> Result<u64> {
         let mut stmt = tx.prepare(sql)?;
-        let mut rows = stmt.query([since])?;
+        let mut rows = stmt.query([since, i64::MAX])?;
         let mut n = 0u64;
         while let Some(r) = rows.next()? {
             touched.push(r.get(0)?);
@@ -285,34 +304,11 @@ pub(super) fn append(tx: &Connection, covered: &Covered) -> Result<(EventCounts,
         Ok(n)
     };
     let web = run(
-        "INSERT INTO customer360_events (customer360_id, event_time, event_name, system, source,
-             record_id, record_key, session_id, device_id, cookie_id, user_id, order_id,
-             product_id, category, revenue, currency, anonymous, properties)
-         SELECT m.customer360_id, w.event_time, w.event_name, 'web', w.source, w.event_id,
-             m.record_key, w.session_id, w.device_id, w.cookie_id, w.user_id, w.order_id,
-             json_extract(w.properties, '$.product_id'), NULL,
-             json_extract(w.properties, '$.revenue'), json_extract(w.properties, '$.currency'),
-             w.user_id IS NULL, w.properties
-         FROM clean_web_events w
-         CROSS JOIN customer360_id_map m ON m.record_key = 'web:' || w.source || ':' || w.event_id
-         WHERE w.rowid > ?1
-         RETURNING customer360_id",
+        &format!("{WEB_EVENTS} RETURNING customer360_id"),
         covered.web_rowid,
     )?;
     let orders = run(
-        "INSERT INTO customer360_events (customer360_id, event_time, event_name, system, source,
-             record_id, record_key, user_id, order_id, product_id, category, revenue, currency,
-             anonymous, properties)
-         SELECT m.customer360_id, t.order_time, t.transaction_type, 'transactions', t.source,
-             t.order_id, m.record_key, t.customer_id, t.order_id, t.product_id, t.category,
-             t.revenue, t.currency, 0,
-             json_object('product_name', t.product_name, 'quantity', t.quantity,
-                         'unit_price', t.unit_price, 'email', t.email)
-         FROM clean_transactions t
-         CROSS JOIN customer360_id_map m
-           ON m.record_key = 'transactions:' || t.source || ':' || t.order_id || ':' || t.transaction_type
-         WHERE t.rowid > ?1
-         RETURNING customer360_id",
+        &format!("{ORDER_EVENTS} RETURNING customer360_id"),
         covered.transactions_rowid,
     )?;
     check_appended(tx, covered, web, orders)?;

@@ -221,7 +221,7 @@ fn step(
     };
     progress.start("unify: events", 0);
     let (counts, touched) = match incremental_base(tx, texts, full)? {
-        None => (events::rebuild(tx)?, None),
+        None => (events::rebuild(tx, progress)?, None),
         Some(covered) => {
             let mut ids = identity_changes(tx)?;
             events::reassign(tx, &ids)?;
