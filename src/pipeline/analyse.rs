@@ -190,7 +190,7 @@ fn scan_events(
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         s.events += 1;
-        if s.events % 65_536 == 0 {
+        if s.events.is_multiple_of(65_536) {
             progress.update(s.events);
             check_cancelled(progress, "analyse")?;
         }
