@@ -110,7 +110,8 @@ const LIFECYCLE_TIMED: &str =
 
 /// CRM records (all, or those of batches after `since`) whose content
 /// differs from what unify last saw of them, as (source, customer id,
-/// record key); `unify_crm_seen` is brought up to date.
+/// record key); `unify_crm_seen` is brought up to date (with `since` None,
+/// the caller has emptied it).
 fn crm_changes(tx: &Connection, since: Option<i64>) -> Result<Vec<(String, String, String)>> {
     let mut stmt = tx.prepare(
         "SELECT * FROM clean_crm_customers WHERE batch_id > ?1 ORDER BY source, customer_id",
@@ -135,7 +136,11 @@ fn crm_changes(tx: &Connection, since: Option<i64>) -> Result<Vec<(String, Strin
         let content = i64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().expect("8 bytes"));
         let (s, c): (String, String) = (r.get(source)?, r.get(id)?);
         let key = format!("crm:{s}:{c}");
-        let old: Option<i64> = seen.query_row([&key], |r| r.get(0)).optional()?;
+        // A full rebuild has just cleared the table: nothing to look up.
+        let old: Option<i64> = match since {
+            Some(_) => seen.query_row([&key], |r| r.get(0)).optional()?,
+            None => None,
+        };
         if old != Some(content) {
             put.execute(rusqlite::params![key, content])?;
             out.push((s, c, key));
