@@ -219,10 +219,10 @@ fn step(
     let mut laps = Laps {
         clock: Instant::now(),
     };
-    progress.start("unify: events", 0);
     let (counts, touched) = match incremental_base(tx, texts, full)? {
         None => (events::rebuild(tx, progress)?, None),
         Some(covered) => {
+            progress.start("unify: events", 0);
             let mut ids = identity_changes(tx)?;
             events::reassign(tx, &ids)?;
             let (counts, appended) = events::append(tx, &covered)?;
