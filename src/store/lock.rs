@@ -269,13 +269,7 @@ pub fn busy_handler(db: PathBuf) -> impl FnMut(i32) -> bool + Send + 'static {
 /// When `err` is SQLite saying the database is busy or locked, what to tell
 /// the user instead.
 pub fn busy_hint(err: &anyhow::Error, db: Option<&Path>) -> Option<String> {
-    let busy = err.chain().any(|e| {
-        matches!(
-            e.downcast_ref::<rusqlite::Error>(),
-            Some(rusqlite::Error::SqliteFailure(f, _))
-                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
-    });
+    let busy = super::is_busy(err);
     if !busy {
         return None;
     }
@@ -284,8 +278,7 @@ pub fn busy_hint(err: &anyhow::Error, db: Option<&Path>) -> Option<String> {
         .or(last.as_deref())
         .map_or_else(|| "another c360 process".to_string(), writer_of);
     Some(format!(
-        "the workspace is busy: {who} held its write lock for more than {} s; nothing was changed, try again when it has finished",
-        MAX_WAIT.as_secs()
+        "the workspace is busy: {who} is writing it; nothing was changed, try again when it has finished"
     ))
 }
 

@@ -48,7 +48,7 @@ pub fn open(path: &Path) -> Result<Connection> {
     conn.busy_handler(Some(lock::busy_handler(path.to_path_buf())))?;
     check_header(&conn, path)?;
     lock::remember_db(path);
-    configure(&mut conn).with_context(|| format!("cannot open {}", path.display()))?;
+    configure_retrying(&mut conn).with_context(|| format!("cannot open {}", path.display()))?;
     migrate(&mut conn).with_context(|| format!("migrating {}", path.display()))?;
     Ok(conn)
 }
@@ -101,6 +101,37 @@ fn check_header(conn: &Connection, path: &Path) -> Result<()> {
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         Ok(_) => Ok(()),
     }
+}
+
+/// [`configure`], retried while SQLite says the database is busy. Two
+/// processes creating one workspace at once can meet in a deadlock SQLite
+/// resolves by failing one of them at once, without its busy handler (one
+/// holds a read lock while asking for the write lock the other is about to
+/// take to switch the new file to WAL); the pragmas are idempotent, so the
+/// loser retries once the winner is through.
+fn configure_retrying(conn: &mut Connection) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match configure(conn) {
+            Err(e) if is_busy(&e) && started.elapsed() < lock::MAX_WAIT => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether `err` is SQLite's "database is busy / locked".
+pub fn is_busy(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    })
 }
 
 fn configure(conn: &mut Connection) -> Result<()> {
