@@ -421,35 +421,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             workspace,
             headless,
             fresh,
-        } => {
-            let demo = c360::demo::prepare(&workspace, fresh, &progress)?;
-            if !headless {
-                if !std::io::stdout().is_terminal() {
-                    bail!("the workbench needs a terminal; use `c360 demo --headless` in scripts");
-                }
-                c360::tui::run(demo.workspace)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "Demo workspace {} ({})",
-                workspace.display(),
-                if demo.created {
-                    "built from sample_data/"
-                } else {
-                    "reused; --fresh starts over"
-                }
-            );
-            print_loads(&demo.loads);
-            for r in demo.reports.iter().filter(|r| r.loads.is_empty()) {
-                println!("{}: {} ({:.2}s)", r.step, r.message, r.seconds);
-            }
-            print_status(&demo.workspace)?;
-            let w = workspace.display();
-            println!(
-                "\nNext: c360 tui --workspace {w} | c360 explain --workspace {w} C360-00000001 | \
-                 c360 segment count --workspace {w} 'churn_risk >= 0.6' | c360 report --workspace {w}"
-            );
-        }
+        } => return demo(workspace, headless, fresh, &progress),
         Command::Tui { workspace } => {
             let ws = Workspace::open(&workspace)?;
             if !std::io::stdout().is_terminal() {
@@ -476,115 +448,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             source,
             strict,
             restage,
-        } => {
-            let ws = Workspace::open(&workspace)?;
-            let mut conn = store::open(&ws.db_path())?;
-            if let Some(name) = &source
-                && ws.source(name).is_none()
-            {
-                bail!(
-                    "no source named {name:?} in {} (sources: {})",
-                    workspace.join(workspace::CONFIG_FILE).display(),
-                    source_names(&ws)
-                );
-            }
-            if restage {
-                let reports = stage::restage_all(&mut conn, &ws, source.as_deref(), &progress)?;
-                print_restages(&reports, &workspace);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let reports = match source {
-                Some(name) => {
-                    let Some(src) = ws.source(&name) else {
-                        bail!(
-                            "no source named {name:?} in {} (sources: {})",
-                            workspace.join(workspace::CONFIG_FILE).display(),
-                            source_names(&ws)
-                        );
-                    };
-                    vec![stage::load_source(&mut conn, &ws, src, &progress)?]
-                }
-                None => {
-                    show_committed(c360::pipeline::run_step(&mut conn, &ws, "stage", &progress))?
-                        .loads
-                }
-            };
-            if print_loads(&reports) > 0 && strict {
-                eprintln!("--strict: a source had every row rejected");
-                return Ok(ExitCode::FAILURE);
-            }
-        }
+        } => return load(workspace, source, strict, restage, &progress),
         Command::Run {
             workspace,
             step,
             all,
             strict,
             full,
-        } => {
-            let ws = Workspace::open(&workspace)?;
-            let mode = if full {
-                c360::pipeline::Mode::Full
-            } else {
-                c360::pipeline::Mode::Incremental
-            };
-            let steps: Vec<&'static c360::pipeline::Step> = if all {
-                STEPS.iter().collect()
-            } else {
-                let name = step.unwrap_or_default();
-                match c360::pipeline::step(&name) {
-                    Some(s) => vec![s],
-                    None => bail!(
-                        "unknown step {name:?}; steps: {}",
-                        STEPS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-                    ),
-                }
-            };
-            let mut conn = store::open(&ws.db_path())?;
-            // `--all` holds the workspace across its steps: no other run
-            // slips in between them.
-            let _run = if all {
-                Some(c360::store::lock::lock_run(
-                    &ws.db_path(),
-                    "run all",
-                    &progress,
-                )?)
-            } else {
-                None
-            };
-            let mut missing = Vec::new();
-            let mut ran_load = false;
-            for step in steps {
-                if !step.available {
-                    missing.push(step.name);
-                    continue;
-                }
-                let is_load = matches!(step.name, "extract" | "stage");
-                if is_load && ran_load {
-                    continue;
-                }
-                ran_load |= is_load;
-                let report = show_committed(c360::pipeline::run_step_with(
-                    &mut conn, &ws, step.name, &progress, mode,
-                ))?;
-                if is_load {
-                    if print_loads(&report.loads) > 0 && strict {
-                        eprintln!("--strict: a source had every row rejected; later steps not run");
-                        return Ok(ExitCode::FAILURE);
-                    }
-                } else {
-                    println!(
-                        "{}: {} ({:.2}s)",
-                        report.step, report.message, report.seconds
-                    );
-                }
-            }
-            if !missing.is_empty() {
-                eprintln!("not available in this build yet: {}", missing.join(", "));
-                if !all {
-                    return Ok(ExitCode::from(2));
-                }
-            }
-        }
+        } => return run_steps(workspace, step, all, strict, full, &progress),
         Command::Status { workspace } => {
             let ws = Workspace::open(&workspace)?;
             print_status(&ws)?;
@@ -595,41 +466,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             reason,
             limit,
             after,
-        } => {
-            let ws = Workspace::open(&workspace)?;
-            let conn = store::open(&ws.db_path())?;
-            let counts = store::reject_counts(&conn, source.as_deref())?;
-            let total: u64 = counts.iter().map(|c| c.2).sum();
-            println!("{total} rejected rows");
-            for (src, why, n) in &counts {
-                println!("  {n:>8}  {:<16} {}", printable(src), printable(why));
-            }
-            if limit > 0 {
-                let rows =
-                    store::rejects_page(&conn, source.as_deref(), reason.as_deref(), after, limit)?;
-                for r in &rows {
-                    println!(
-                        "\n#{} {} batch {} row {}  {}{}\n  {}\n  raw: {}",
-                        r.reject_id,
-                        printable(&r.source),
-                        r.batch_id,
-                        r.row_num,
-                        printable(&r.reason),
-                        r.field
-                            .as_deref()
-                            .map(|f| format!(" ({})", printable(f)))
-                            .unwrap_or_default(),
-                        printable(&r.detail),
-                        printable(&truncate(&r.raw, 300))
-                    );
-                }
-                if let Some(last) = rows.last()
-                    && rows.len() == limit
-                {
-                    println!("\nmore: --after {}", last.reject_id);
-                }
-            }
-        }
+        } => rejects(workspace, source, reason, limit, after)?,
         Command::Generate {
             customers,
             out,
@@ -680,68 +517,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::fs::write(&out, &html)?;
             println!("wrote {} ({} KiB)", out.display(), html.len() / 1024);
         }
-        Command::Segment { workspace, what } => {
-            use c360::pipeline::export::{self, Format};
-            use c360::pipeline::segments;
-            let ws = Workspace::open(&workspace)?;
-            let conn = store::open(&ws.db_path())?;
-            let saved = segments::load(&ws.rules_dir())?;
-            let filter_of = |s: &str| -> String {
-                saved
-                    .iter()
-                    .find(|x| x.name == s)
-                    .map_or(s.to_string(), |x| x.filter.clone())
-            };
-            match what {
-                SegmentCmd::Count { filter } => {
-                    let e = segments::parse(&filter)
-                        .map_err(|e| anyhow::anyhow!("{filter}\n{}^\n{e}", " ".repeat(e.at)))?;
-                    println!("{}", segments::count_sql(&conn, &e)?);
-                }
-                SegmentCmd::Save {
-                    name,
-                    filter,
-                    description,
-                } => {
-                    let e = segments::parse(&filter)
-                        .map_err(|e| anyhow::anyhow!("{filter}\n{}^\n{e}", " ".repeat(e.at)))?;
-                    let n = segments::count_sql(&conn, &e)?;
-                    segments::save(
-                        &ws.rules_dir(),
-                        segments::Segment {
-                            name: name.clone(),
-                            filter,
-                            description,
-                        },
-                    )?;
-                    println!("saved segment {name:?} ({n} profiles) in rules/segments.toml");
-                }
-                SegmentCmd::List => {
-                    for s in &saved {
-                        let n = segments::count_sql(&conn, &segments::parse(&s.filter)?)?;
-                        println!("{:>10}  {:<24} {}", n, s.name, s.filter);
-                    }
-                }
-                SegmentCmd::Export {
-                    segment,
-                    out,
-                    format,
-                } => {
-                    let format = match format {
-                        Some(f) => Format::parse(&f)?,
-                        None => Format::from_path(&out).unwrap_or(Format::Parquet),
-                    };
-                    let r = export::export_segment(
-                        &conn,
-                        &filter_of(&segment),
-                        format,
-                        &out,
-                        &progress,
-                    )?;
-                    println!("{}", r.summary());
-                }
-            }
-        }
+        Command::Segment { workspace, what } => segment(workspace, what, &progress)?,
         Command::Export {
             workspace,
             table,
@@ -758,40 +534,306 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let report = export::export(&conn, &table, format, &out, &progress)?;
             println!("{}", report.summary());
         }
-        Command::Eval { workspace, truth } => {
-            let ws = Workspace::open(&workspace)?;
-            let conn = store::open(&ws.db_path())?;
-            let s = c360::pipeline::identity::resolve::eval_truth(&conn, &truth)?;
-            if s.records == 0 {
+        Command::Eval { workspace, truth } => eval(workspace, truth)?,
+        Command::Bench { what } => bench(what, &progress)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `c360 demo`: build (or reuse) the demo workspace, then open the workbench
+/// or, headless, print what each step did.
+fn demo(
+    workspace: PathBuf,
+    headless: bool,
+    fresh: bool,
+    progress: &ConsoleProgress,
+) -> Result<ExitCode> {
+    let demo = c360::demo::prepare(&workspace, fresh, progress)?;
+    if !headless {
+        if !std::io::stdout().is_terminal() {
+            bail!("the workbench needs a terminal; use `c360 demo --headless` in scripts");
+        }
+        c360::tui::run(demo.workspace)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Demo workspace {} ({})",
+        workspace.display(),
+        if demo.created {
+            "built from sample_data/"
+        } else {
+            "reused; --fresh starts over"
+        }
+    );
+    print_loads(&demo.loads);
+    for r in demo.reports.iter().filter(|r| r.loads.is_empty()) {
+        println!("{}: {} ({:.2}s)", r.step, r.message, r.seconds);
+    }
+    print_status(&demo.workspace)?;
+    let w = workspace.display();
+    println!(
+        "\nNext: c360 tui --workspace {w} | c360 explain --workspace {w} C360-00000001 | \
+         c360 segment count --workspace {w} 'churn_risk >= 0.6' | c360 report --workspace {w}"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `c360 load`: load every source (or one), or restage what is loaded.
+fn load(
+    workspace: PathBuf,
+    source: Option<String>,
+    strict: bool,
+    restage: bool,
+    progress: &ConsoleProgress,
+) -> Result<ExitCode> {
+    let ws = Workspace::open(&workspace)?;
+    let mut conn = store::open(&ws.db_path())?;
+    if let Some(name) = &source
+        && ws.source(name).is_none()
+    {
+        bail!(
+            "no source named {name:?} in {} (sources: {})",
+            workspace.join(workspace::CONFIG_FILE).display(),
+            source_names(&ws)
+        );
+    }
+    if restage {
+        let reports = stage::restage_all(&mut conn, &ws, source.as_deref(), progress)?;
+        print_restages(&reports, &workspace);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reports = match source {
+        Some(name) => {
+            let Some(src) = ws.source(&name) else {
                 bail!(
-                    "no record of the truth file has a customer360_id yet; run `c360 run --step resolve` first"
+                    "no source named {name:?} in {} (sources: {})",
+                    workspace.join(workspace::CONFIG_FILE).display(),
+                    source_names(&ws)
                 );
+            };
+            vec![stage::load_source(&mut conn, &ws, src, progress)?]
+        }
+        None => show_committed(c360::pipeline::run_step(&mut conn, &ws, "stage", progress))?.loads,
+    };
+    if print_loads(&reports) > 0 && strict {
+        eprintln!("--strict: a source had every row rejected");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `c360 run`: one step or all of them, incremental unless `--full`.
+fn run_steps(
+    workspace: PathBuf,
+    step: Option<String>,
+    all: bool,
+    strict: bool,
+    full: bool,
+    progress: &ConsoleProgress,
+) -> Result<ExitCode> {
+    let ws = Workspace::open(&workspace)?;
+    let mode = if full {
+        c360::pipeline::Mode::Full
+    } else {
+        c360::pipeline::Mode::Incremental
+    };
+    let steps: Vec<&'static c360::pipeline::Step> = if all {
+        STEPS.iter().collect()
+    } else {
+        let name = step.unwrap_or_default();
+        match c360::pipeline::step(&name) {
+            Some(s) => vec![s],
+            None => bail!(
+                "unknown step {name:?}; steps: {}",
+                STEPS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    };
+    let mut conn = store::open(&ws.db_path())?;
+    // `--all` holds the workspace across its steps: no other run
+    // slips in between them.
+    let _run = if all {
+        Some(c360::store::lock::lock_run(
+            &ws.db_path(),
+            "run all",
+            progress,
+        )?)
+    } else {
+        None
+    };
+    let mut missing = Vec::new();
+    let mut ran_load = false;
+    for step in steps {
+        if !step.available {
+            missing.push(step.name);
+            continue;
+        }
+        let is_load = matches!(step.name, "extract" | "stage");
+        if is_load && ran_load {
+            continue;
+        }
+        ran_load |= is_load;
+        let report = show_committed(c360::pipeline::run_step_with(
+            &mut conn, &ws, step.name, progress, mode,
+        ))?;
+        if is_load {
+            if print_loads(&report.loads) > 0 && strict {
+                eprintln!("--strict: a source had every row rejected; later steps not run");
+                return Ok(ExitCode::FAILURE);
             }
-            println!("records compared     {:>10}", s.records);
-            println!("true entities        {:>10}", s.true_entities);
-            println!("predicted customers  {:>10}", s.predicted_clusters);
-            println!("true pairs           {:>10}", s.true_pairs);
-            println!("predicted pairs      {:>10}", s.predicted_pairs);
-            println!("correct pairs        {:>10}", s.true_positive_pairs);
-            println!("precision            {:>10.4}", s.precision);
-            println!("recall               {:>10.4}", s.recall);
-            println!("F1                   {:>10.4}", s.f1);
+        } else {
+            println!(
+                "{}: {} ({:.2}s)",
+                report.step, report.message, report.seconds
+            );
         }
-        Command::Bench {
-            what: Bench::Standardise { dir },
+    }
+    if !missing.is_empty() {
+        eprintln!("not available in this build yet: {}", missing.join(", "));
+        if !all {
+            return Ok(ExitCode::from(2));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `c360 rejects`: counts per source and reason, then a page of rows.
+fn rejects(
+    workspace: PathBuf,
+    source: Option<String>,
+    reason: Option<String>,
+    limit: usize,
+    after: i64,
+) -> Result<()> {
+    let ws = Workspace::open(&workspace)?;
+    let conn = store::open(&ws.db_path())?;
+    let counts = store::reject_counts(&conn, source.as_deref())?;
+    let total: u64 = counts.iter().map(|c| c.2).sum();
+    println!("{total} rejected rows");
+    for (src, why, n) in &counts {
+        println!("  {n:>8}  {:<16} {}", printable(src), printable(why));
+    }
+    if limit > 0 {
+        let rows = store::rejects_page(&conn, source.as_deref(), reason.as_deref(), after, limit)?;
+        for r in &rows {
+            println!(
+                "\n#{} {} batch {} row {}  {}{}\n  {}\n  raw: {}",
+                r.reject_id,
+                printable(&r.source),
+                r.batch_id,
+                r.row_num,
+                printable(&r.reason),
+                r.field
+                    .as_deref()
+                    .map(|f| format!(" ({})", printable(f)))
+                    .unwrap_or_default(),
+                printable(&r.detail),
+                printable(&truncate(&r.raw, 300))
+            );
+        }
+        if let Some(last) = rows.last()
+            && rows.len() == limit
+        {
+            println!("\nmore: --after {}", last.reject_id);
+        }
+    }
+    Ok(())
+}
+
+/// `c360 segment`: count, save, list or export a segment.
+fn segment(workspace: PathBuf, what: SegmentCmd, progress: &ConsoleProgress) -> Result<()> {
+    use c360::pipeline::export::{self, Format};
+    use c360::pipeline::segments;
+    let ws = Workspace::open(&workspace)?;
+    let conn = store::open(&ws.db_path())?;
+    let saved = segments::load(&ws.rules_dir())?;
+    let filter_of = |s: &str| -> String {
+        saved
+            .iter()
+            .find(|x| x.name == s)
+            .map_or(s.to_string(), |x| x.filter.clone())
+    };
+    match what {
+        SegmentCmd::Count { filter } => {
+            let e = segments::parse(&filter)
+                .map_err(|e| anyhow::anyhow!("{filter}\n{}^\n{e}", " ".repeat(e.at)))?;
+            println!("{}", segments::count_sql(&conn, &e)?);
+        }
+        SegmentCmd::Save {
+            name,
+            filter,
+            description,
         } => {
-            println!("{}", c360::bench::bench_standardise(&dir, &progress)?);
-        }
-        Command::Bench {
-            what:
-                Bench::Resolve {
-                    dir,
-                    customers,
-                    seed,
-                    events_per_customer,
-                    orders_per_customer,
-                    drop_columns,
+            let e = segments::parse(&filter)
+                .map_err(|e| anyhow::anyhow!("{filter}\n{}^\n{e}", " ".repeat(e.at)))?;
+            let n = segments::count_sql(&conn, &e)?;
+            segments::save(
+                &ws.rules_dir(),
+                segments::Segment {
+                    name: name.clone(),
+                    filter,
+                    description,
                 },
+            )?;
+            println!("saved segment {name:?} ({n} profiles) in rules/segments.toml");
+        }
+        SegmentCmd::List => {
+            for s in &saved {
+                let n = segments::count_sql(&conn, &segments::parse(&s.filter)?)?;
+                println!("{:>10}  {:<24} {}", n, s.name, s.filter);
+            }
+        }
+        SegmentCmd::Export {
+            segment,
+            out,
+            format,
+        } => {
+            let format = match format {
+                Some(f) => Format::parse(&f)?,
+                None => Format::from_path(&out).unwrap_or(Format::Parquet),
+            };
+            let r = export::export_segment(&conn, &filter_of(&segment), format, &out, progress)?;
+            println!("{}", r.summary());
+        }
+    }
+    Ok(())
+}
+
+/// `c360 eval`: pairwise precision and recall against a truth file.
+fn eval(workspace: PathBuf, truth: PathBuf) -> Result<()> {
+    let ws = Workspace::open(&workspace)?;
+    let conn = store::open(&ws.db_path())?;
+    let s = c360::pipeline::identity::resolve::eval_truth(&conn, &truth)?;
+    if s.records == 0 {
+        bail!(
+            "no record of the truth file has a customer360_id yet; run `c360 run --step resolve` first"
+        );
+    }
+    println!("records compared     {:>10}", s.records);
+    println!("true entities        {:>10}", s.true_entities);
+    println!("predicted customers  {:>10}", s.predicted_clusters);
+    println!("true pairs           {:>10}", s.true_pairs);
+    println!("predicted pairs      {:>10}", s.predicted_pairs);
+    println!("correct pairs        {:>10}", s.true_positive_pairs);
+    println!("precision            {:>10.4}", s.precision);
+    println!("recall               {:>10.4}", s.recall);
+    println!("F1                   {:>10.4}", s.f1);
+    Ok(())
+}
+
+/// `c360 bench ...`: each benchmark prints its report.
+fn bench(what: Bench, progress: &ConsoleProgress) -> Result<()> {
+    match what {
+        Bench::Standardise { dir } => {
+            println!("{}", c360::bench::bench_standardise(&dir, progress)?);
+        }
+        Bench::Resolve {
+            dir,
+            customers,
+            seed,
+            events_per_customer,
+            orders_per_customer,
+            drop_columns,
         } => {
             let opts = c360::bench::ResolveBenchOptions {
                 dir,
@@ -801,31 +843,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 orders_per_customer,
                 drop_columns,
             };
-            println!("{}", c360::bench::bench_resolve(&opts, &progress)?);
+            println!("{}", c360::bench::bench_resolve(&opts, progress)?);
         }
-        Command::Bench {
-            what:
-                Bench::Unify {
-                    dir,
-                    customers,
-                    events_per_customer,
-                },
+        Bench::Unify {
+            dir,
+            customers,
+            events_per_customer,
         } => {
             println!(
                 "{}",
-                c360::bench::bench_unify(&dir, customers, events_per_customer, &progress)?
+                c360::bench::bench_unify(&dir, customers, events_per_customer, progress)?
             );
         }
-        Command::Bench {
-            what:
-                Bench::Pipeline {
-                    dir,
-                    customers,
-                    events_per_customer,
-                    orders_per_customer,
-                    seed,
-                    increment_pct,
-                },
+        Bench::Pipeline {
+            dir,
+            customers,
+            events_per_customer,
+            orders_per_customer,
+            seed,
+            increment_pct,
         } => {
             let opts = c360::bench::pipeline::PipelineBenchOptions {
                 dir,
@@ -837,28 +873,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             println!(
                 "{}",
-                c360::bench::pipeline::bench_pipeline(&opts, &progress)?
+                c360::bench::pipeline::bench_pipeline(&opts, progress)?
             );
         }
-        Command::Bench {
-            what: Bench::Analyse { dir },
-        } => {
-            println!("{}", c360::bench::bench_analyse(&dir, &progress)?);
+        Bench::Analyse { dir } => {
+            println!("{}", c360::bench::bench_analyse(&dir, progress)?);
         }
-        Command::Bench {
-            what: Bench::Tui { dir, rows },
-        } => {
-            println!("{}", c360::bench::bench_tui(&dir, rows, &progress)?);
+        Bench::Tui { dir, rows } => {
+            println!("{}", c360::bench::bench_tui(&dir, rows, progress)?);
         }
-        Command::Bench {
-            what:
-                Bench::Load {
-                    dir,
-                    customers,
-                    events_per_customer,
-                    seed,
-                    max_web_events,
-                },
+        Bench::Load {
+            dir,
+            customers,
+            events_per_customer,
+            seed,
+            max_web_events,
         } => {
             let report = c360::bench::bench_load(
                 &c360::bench::BenchOptions {
@@ -868,12 +897,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     seed,
                     max_web_events: Some(max_web_events),
                 },
-                &progress,
+                progress,
             )?;
             println!("{report}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn source_names(ws: &Workspace) -> String {
