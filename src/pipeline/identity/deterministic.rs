@@ -12,8 +12,8 @@ use crate::pipeline::schema::System;
 use crate::workspace::{ConfigError, line_of};
 use rayon::prelude::*;
 use regex::Regex;
+use rustc_hash::FxHashSet;
 use serde::Deserialize;
-use std::collections::HashSet;
 use toml::Spanned;
 
 /// One identifier kind and the fields that carry it.
@@ -295,7 +295,7 @@ impl Linked {
     pub fn attribute(&self, uf: &mut impl Join) -> Vec<(u32, usize, u32)> {
         let mut order: Vec<usize> = (0..self.attributed.len()).collect();
         order.sort_by_key(|&i| (self.attributed[i].3, i));
-        let mut customer: HashSet<u32> = HashSet::new();
+        let mut customer: FxHashSet<u32> = FxHashSet::default();
         for (r, &a) in self.has_anchor.iter().enumerate() {
             if a {
                 customer.insert(uf.find(r as u32));
@@ -382,7 +382,7 @@ pub fn link(
         let status = if junk {
             Status::Blocked
         } else {
-            let customers: HashSet<&str> = recs.iter().filter_map(|&r| anchor_of(r)).collect();
+            let customers: FxHashSet<&str> = recs.iter().filter_map(|&r| anchor_of(r)).collect();
             match rules.kinds[kind].max_customers {
                 Some(max) if Some(kind) != anchor && customers.len() > max => {
                     if rules.kinds[kind].nearest_login {

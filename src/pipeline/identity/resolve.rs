@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -478,11 +478,13 @@ fn cluster_records(
     fuzzy: Option<(&Scored, &Columns)>,
     rules: &IdentityRules,
 ) -> Clustering {
-    let wanted_keys: HashSet<&str> = decisions.keys().collect();
-    let index: HashMap<&str, u32> = records
+    // One lookup per record (5M on the bench world): Fx, not SipHash, and
+    // none at all without decisions.
+    let wanted_keys: FxHashSet<&str> = decisions.keys().collect();
+    let index: FxHashMap<&str, u32> = records
         .iter()
         .enumerate()
-        .filter(|(_, r)| wanted_keys.contains(r.key.as_str()))
+        .filter(|(_, r)| !wanted_keys.is_empty() && wanted_keys.contains(r.key.as_str()))
         .map(|(i, r)| (r.key.as_str(), i as u32))
         .collect();
     let idx = |k: &str| index.get(k).copied();
@@ -946,7 +948,7 @@ fn write_id_map(
     }
     if kept < previous.len() {
         // Records gone from the clean tables lose their row.
-        let current: HashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
+        let current: FxHashSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
         let mut del = tx.prepare("DELETE FROM customer360_id_map WHERE record_key = ?1")?;
         for key in previous.keys() {
             if !current.contains(key.as_str()) {
