@@ -269,8 +269,7 @@ pub fn busy_handler(db: PathBuf) -> impl FnMut(i32) -> bool + Send + 'static {
 /// When `err` is SQLite saying the database is busy or locked, what to tell
 /// the user instead.
 pub fn busy_hint(err: &anyhow::Error, db: Option<&Path>) -> Option<String> {
-    let busy = super::is_busy(err);
-    if !busy {
+    if !super::is_busy(err) {
         return None;
     }
     let last = LAST_DB.lock().unwrap_or_else(|e| e.into_inner()).clone();
