@@ -8,7 +8,7 @@ use crate::safe_text::{escape, escape_lines};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct ConsoleProgress {
     state: Mutex<State>,
@@ -21,6 +21,8 @@ struct State {
     total: u64,
     last_decile: u64,
     started: Instant,
+    /// The step's share done and time left, when estimated.
+    overall: Option<(f64, Option<Duration>)>,
 }
 
 impl ConsoleProgress {
@@ -37,12 +39,33 @@ impl ConsoleProgress {
                 total: 0,
                 last_decile: 0,
                 started: Instant::now(),
+                overall: None,
             }),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// "resolve 42 % done, about 28 s left": the step is the phase's first word.
+pub fn overall_text(phase: &str, share: f64, left: Option<Duration>) -> String {
+    let step = phase.split([' ', ':']).next().unwrap_or(phase);
+    let mut text = format!("{step} {:.0} % done", share * 100.0);
+    if let Some(left) = left.filter(|l| l.as_secs() >= 1) {
+        text.push_str(&format!(", about {} left", rough_duration(left)));
+    }
+    text
+}
+
+/// "28 s", "3 min", "1 h 05 min".
+pub fn rough_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..90 => format!("{s} s"),
+        90..3600 => format!("{} min", (s + 30) / 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
     }
 }
 
@@ -62,15 +85,23 @@ impl Progress for ConsoleProgress {
         s.total = total;
         s.last_decile = 0;
         s.started = Instant::now();
+        s.overall = None;
         if self.terminal {
             let bar = ProgressBar::new(total.max(1));
-            let style = ProgressStyle::with_template(
-                "{msg:>24} [{bar:40.cyan/blue}] {percent:>3}% {elapsed_precise} eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            // A phase without a known total has no percentage of its own.
+            let template = if total > 0 {
+                "{prefix:>24} [{bar:40.cyan/blue}] {percent:>3}% {elapsed_precise} eta {eta} {msg}"
+            } else {
+                "{prefix:>24} {spinner} {elapsed_precise} {msg}"
+            };
+            if total == 0 {
+                bar.enable_steady_tick(Duration::from_millis(200));
+            }
+            let style = ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
             bar.set_style(style);
-            bar.set_message(s.phase.clone());
+            bar.set_prefix(s.phase.clone());
             s.bar = Some(bar);
         } else {
             eprintln!("{}: started", s.phase);
@@ -95,6 +126,19 @@ impl Progress for ConsoleProgress {
         match &s.bar {
             Some(bar) => bar.println(msg),
             None => eprintln!("{msg}"),
+        }
+    }
+
+    fn overall(&self, share: f64, left: Option<Duration>) {
+        let mut s = self.lock();
+        let first = s.overall.is_none();
+        s.overall = Some((share, left));
+        let text = overall_text(&s.phase, share, left);
+        match &s.bar {
+            Some(bar) => bar.set_message(format!("· {text}")),
+            // Logs say it once a phase, beside its start.
+            None if first => eprintln!("{}: {text}", s.phase),
+            None => {}
         }
     }
 

@@ -424,3 +424,67 @@ fn a_decision_commits_even_when_its_live_refresh_fails() {
         int(&conn, "SELECT count(*) FROM customer360_profiles")
     );
 }
+
+/// Records every overall share a step run reports, with the phase it came in.
+#[derive(Default)]
+struct Overall(std::sync::Mutex<(String, Vec<(String, f64)>)>);
+
+impl c360::pipeline::progress::Progress for Overall {
+    fn start(&self, phase: &str, _total: u64) {
+        self.0.lock().unwrap().0 = phase.to_string();
+    }
+    fn update(&self, _done: u64) {}
+    fn message(&self, _msg: &str) {}
+    fn finish(&self) {}
+    fn overall(&self, share: f64, _left: Option<std::time::Duration>) {
+        let mut s = self.0.lock().unwrap();
+        let phase = s.0.clone();
+        s.1.push((phase, share));
+    }
+}
+
+#[test]
+fn a_step_run_records_its_phases_and_the_next_run_reports_its_overall_share() {
+    let (_dir, ws, mut conn) = demo();
+    // The demo's run recorded resolve's phases, wall and CPU seconds.
+    let json: String = conn
+        .query_row(
+            "SELECT phases FROM pipeline_runs WHERE step = 'resolve' AND status = 'ok'
+             ORDER BY run_id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let phases: Vec<pipeline::progress::PhaseTime> = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
+    for expected in [
+        "resolve: read crm",
+        "resolve: deterministic links",
+        "resolve: cluster",
+        "resolve: write the id map",
+    ] {
+        assert!(names.contains(&expected), "{expected} not in {names:?}");
+    }
+    assert!(
+        phases
+            .iter()
+            .all(|p| p.seconds >= 0.0 && p.cpu_seconds >= 0.0)
+    );
+
+    let sink = Overall::default();
+    let r = pipeline::run_step_with(&mut conn, &ws, "resolve", &sink, Mode::Full).unwrap();
+    assert_eq!(
+        r.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        names,
+        "the same phases, in the same order"
+    );
+    let shares = sink.0.lock().unwrap().1.clone();
+    assert_eq!(shares[0], ("resolve: read crm".to_string(), 0.0));
+    assert!(
+        shares.windows(2).all(|w| w[0].1 <= w[1].1),
+        "the share only grows: {shares:?}"
+    );
+    let last = shares.last().unwrap();
+    assert_eq!(last.0, "resolve: write lineage and candidates");
+    assert!(last.1 > 0.5 && last.1 < 1.0, "{shares:?}");
+}

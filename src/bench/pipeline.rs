@@ -27,16 +27,7 @@ pub struct PipelineBenchOptions {
     pub increment_pct: f64,
 }
 
-/// CPU seconds this process has used so far (user + system, all threads).
-pub fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return f64::NAN;
-    }
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
+pub use crate::pipeline::progress::cpu_seconds;
 
 /// One measured step run.
 pub struct Measured {
@@ -47,6 +38,8 @@ pub struct Measured {
     pub cpu_pct: f64,
     pub peak_mib: f64,
     pub message: String,
+    /// The step's phases: wall and CPU seconds.
+    pub phases: Vec<crate::pipeline::progress::PhaseTime>,
 }
 
 /// Run one step, measuring wall time, CPU use and peak memory.
@@ -70,6 +63,7 @@ pub fn measure_step(
         cpu_pct: 100.0 * (cpu_seconds() - cpu) / seconds.max(1e-9),
         peak_mib: peak_rss_mib().unwrap_or(f64::NAN),
         message: r.message,
+        phases: r.phases,
     })
 }
 
@@ -104,6 +98,32 @@ fn table(out: &mut String, title: &str, runs: &[Measured]) -> Result<()> {
     let total: f64 = runs.iter().map(|m| m.seconds).sum();
     let peak = runs.iter().map(|m| m.peak_mib).fold(0.0, f64::max);
     writeln!(out, "| **total** | | | **{total:.2}** | | {peak:.0} |")?;
+    Ok(())
+}
+
+/// Every phase of the runs that took at least 0.1 s, with its CPU use:
+/// whether both cores work in each heavy phase.
+fn phase_table(out: &mut String, runs: &[Measured]) -> Result<()> {
+    writeln!(
+        out,
+        "
+per phase (phases of 0.1 s or more):
+"
+    )?;
+    writeln!(out, "| step | phase | seconds | CPU (200 % = both cores) |")?;
+    writeln!(out, "|---|---|---:|---:|")?;
+    for m in runs {
+        for p in m.phases.iter().filter(|p| p.seconds >= 0.1) {
+            writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.0} % |",
+                m.step,
+                p.name,
+                p.seconds,
+                p.cpu_pct()
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -270,6 +290,7 @@ pub fn bench_pipeline(opts: &PipelineBenchOptions, progress: &dyn Progress) -> R
         mib(input)
     )?;
     table(&mut out, "### Full run (fresh workspace)", &full)?;
+    phase_table(&mut out, &full)?;
     let size = workspace_bytes(&ws);
     writeln!(
         out,
@@ -297,6 +318,7 @@ pub fn bench_pipeline(opts: &PipelineBenchOptions, progress: &dyn Progress) -> R
         ),
         &events,
     )?;
+    phase_table(&mut out, &events)?;
 
     // The changed CRM export: the whole file, 1 % of its rows new.
     let full_crm = data.join("crm_changed.csv");
@@ -321,6 +343,7 @@ pub fn bench_pipeline(opts: &PipelineBenchOptions, progress: &dyn Progress) -> R
         ),
         &crm,
     )?;
+    phase_table(&mut out, &crm)?;
     let pct = |runs: &[Measured]| {
         100.0 * runs.iter().map(|m| m.seconds).sum::<f64>() / full_total.max(1e-9)
     };

@@ -134,6 +134,7 @@ pub fn up_to_date(
         seconds,
         message,
         loads: Vec::new(),
+        phases: Vec::new(),
     }))
 }
 

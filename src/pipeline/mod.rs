@@ -21,7 +21,7 @@ pub mod unify;
 use crate::workspace::Workspace;
 use anyhow::{Result, bail};
 use progress::Progress;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::time::Instant;
 
 /// One pipeline step.
@@ -80,6 +80,8 @@ pub struct StepReport {
     pub seconds: f64,
     pub message: String,
     pub loads: Vec<stage::LoadReport>,
+    /// The phases as they ran (wall and CPU seconds); none when up to date.
+    pub phases: Vec<progress::PhaseTime>,
 }
 
 /// Run every available step in order (extract and stage run once, as the
@@ -168,10 +170,16 @@ pub fn run_step_with(
     {
         return Ok(report);
     }
+    let run_name = if matches!(step.name, "extract" | "stage") {
+        "load"
+    } else {
+        step.name
+    };
+    let timed = progress::StepProgress::new(progress, previous_phases(conn, run_name));
     // A cancel interrupts the step's SQL at once (see interrupt_on_cancel).
     let handle = conn.get_interrupt_handle();
     let result = progress::interrupt_on_cancel(handle, progress, || {
-        run_body(conn, ws, step.name, progress, mode)
+        run_body(conn, ws, step.name, &timed, mode)
     })
     .map_err(|e| {
         // An interrupted statement says only "interrupted": say why.
@@ -187,14 +195,10 @@ pub fn run_step_with(
         Err(e) if progress.is_cancelled() => ("cancelled", 0, 0, format!("{e:#}")),
         Err(e) => ("failed", 0, 0, format!("{e:#}")),
     };
-    let run_name = if matches!(step.name, "extract" | "stage") {
-        "load"
-    } else {
-        step.name
-    };
+    let phases = timed.phases();
     conn.execute(
-        "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO pipeline_runs (step, status, rows_in, rows_out, seconds, started_at, finished_at, message, phases)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             run_name,
             status,
@@ -203,7 +207,8 @@ pub fn run_step_with(
             seconds,
             started_at,
             crate::pipeline::timeparse::now_utc(),
-            message
+            message,
+            serde_json::to_string(&phases)?
         ],
     )?;
     let (_, _, _, loads) = result?;
@@ -217,7 +222,26 @@ pub fn run_step_with(
         seconds,
         message,
         loads,
+        phases,
     })
+}
+
+/// The phases of a step's last successful run that did its work (none
+/// before the first): what [`progress::StepProgress`] estimates from.
+fn previous_phases(conn: &Connection, run_name: &str) -> Vec<progress::PhaseTime> {
+    let json: Option<String> = conn
+        .query_row(
+            "SELECT phases FROM pipeline_runs
+             WHERE step = ?1 AND status = 'ok' AND phases IS NOT NULL AND phases != '[]'
+             ORDER BY run_id DESC LIMIT 1",
+            [run_name],
+            |r| r.get(0),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    json.and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default()
 }
 
 /// One step's work: (rows in, rows out, message, load reports).

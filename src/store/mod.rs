@@ -36,6 +36,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_unify_incremental",
         include_str!("migrations/0010_unify_incremental.sql"),
     ),
+    (
+        "0011_phase_times",
+        include_str!("migrations/0011_phase_times.sql"),
+    ),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

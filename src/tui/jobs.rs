@@ -83,8 +83,13 @@ impl JobKind {
 /// What a job reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobEvent {
-    Phase { name: String, total: u64 },
+    Phase {
+        name: String,
+        total: u64,
+    },
     Progress(u64),
+    /// The step's share done and time left (see `StepProgress`).
+    Overall(f64, Option<Duration>),
     Message(String),
     Done(Result<String, String>),
 }
@@ -100,6 +105,8 @@ pub struct Job {
     events: Receiver<JobEvent>,
     /// When the current phase started (for its ETA).
     phase_started: Instant,
+    /// The step's share done and time left, when the step estimates them.
+    pub overall: Option<(f64, Option<Duration>)>,
 }
 
 /// Forwards progress over a channel; throttles updates to changes.
@@ -128,6 +135,9 @@ impl Progress for ChannelProgress {
     fn finish(&self) {}
     fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
+    }
+    fn overall(&self, share: f64, left: Option<Duration>) {
+        let _ = self.tx.send(JobEvent::Overall(share, left));
     }
 }
 
@@ -234,6 +244,7 @@ impl Job {
             cancel,
             events: rx,
             phase_started: Instant::now(),
+            overall: None,
         }
     }
 
@@ -263,7 +274,20 @@ impl Job {
         if let Some(eta) = self.eta() {
             label.push_str(&format!(" · eta {}", short_duration(eta)));
         }
+        if let Some((share, left)) = self.overall {
+            label.push_str(" · ");
+            label.push_str(&crate::console::overall_text(&self.phase, share, left));
+        }
         label
+    }
+
+    /// What a progress bar shows: the step's share done when it is
+    /// estimated, else the current phase's.
+    pub fn bar_ratio(&self) -> f64 {
+        match self.overall {
+            Some((share, _)) => share.clamp(0.0, 1.0),
+            None => self.ratio(),
+        }
     }
 
     pub fn request_cancel(&self) {
@@ -308,12 +332,17 @@ impl Job {
         for e in &out {
             match e {
                 JobEvent::Phase { name, total } => {
+                    // A new step (of a run of every step) has no estimate yet.
+                    if step_of(name) != step_of(&self.phase) {
+                        self.overall = None;
+                    }
                     self.phase = name.clone();
                     self.total = *total;
                     self.done = 0;
                     self.phase_started = Instant::now();
                 }
                 JobEvent::Progress(d) => self.done = *d,
+                JobEvent::Overall(share, left) => self.overall = Some((*share, *left)),
                 _ => {}
             }
         }

@@ -280,7 +280,7 @@ fn draw_pipeline(frame: &mut Frame, app: &App, area: Rect) {
             Gauge::default()
                 .block(block("Progress", false))
                 .gauge_style(Style::new().fg(ACCENT))
-                .ratio(job.ratio())
+                .ratio(job.bar_ratio())
                 .label(label),
             job_area,
         );
@@ -1480,7 +1480,7 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         frame.render_widget(
             Gauge::default()
                 .gauge_style(Style::new().fg(ACCENT))
-                .ratio(job.ratio())
+                .ratio(job.bar_ratio())
                 .label(label),
             bar,
         );
