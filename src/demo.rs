@@ -1,8 +1,8 @@
 //! The demo workspace: `c360 demo` builds it from `sample_data/` when it is
 //! absent and reuses it (with its decisions) when present.
 
+use crate::pipeline::load::stage::LoadReport;
 use crate::pipeline::progress::Progress;
-use crate::pipeline::stage::LoadReport;
 use crate::workspace::{self, CONFIG_FILE, Workspace};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};

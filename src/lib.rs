@@ -9,6 +9,7 @@ pub mod console;
 pub mod demo;
 pub mod generate;
 pub mod pipeline;
+pub mod read;
 pub mod report;
 pub mod safe_text;
 pub mod store;

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 use c360::console::ConsoleProgress;
-use c360::pipeline::stage::{self, LoadReport};
+use c360::pipeline::load::stage::{self, LoadReport};
 use c360::pipeline::{STEPS, schema::System};
 use c360::store;
 use c360::workspace::{self, Workspace};
@@ -497,7 +497,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let conn = store::open(&ws.db_path())?;
             print!(
                 "{}",
-                printable_lines(&c360::pipeline::identity::resolve::explain(&conn, &who)?)
+                printable_lines(&c360::read::explain::explain(&conn, &who)?)
             );
         }
         Command::Review { workspace, what } => {
@@ -524,7 +524,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
             out,
         } => {
-            use c360::pipeline::export::{self, Format};
+            use c360::read::export::{self, Format};
             let ws = Workspace::open(&workspace)?;
             let conn = store::open(&ws.db_path())?;
             let format = match format {
@@ -742,8 +742,8 @@ fn rejects(
 
 /// `c360 segment`: count, save, list or export a segment.
 fn segment(workspace: PathBuf, what: SegmentCmd, progress: &ConsoleProgress) -> Result<()> {
-    use c360::pipeline::export::{self, Format};
-    use c360::pipeline::segments;
+    use c360::read::export::{self, Format};
+    use c360::read::segments;
     let ws = Workspace::open(&workspace)?;
     let conn = store::open(&ws.db_path())?;
     let saved = segments::load(&ws.rules_dir())?;
@@ -1025,23 +1025,15 @@ fn print_status(ws: &Workspace) -> Result<()> {
     }
     println!("\nPipeline");
     for step in STEPS {
-        let run_name = if matches!(step.name, "extract" | "stage") {
-            "load"
-        } else {
-            step.name
-        };
-        let last: Option<(String, String, String)> = conn
-            .query_row(
-                "SELECT status, coalesce(finished_at, ''), coalesce(message, '') FROM pipeline_runs
-                 WHERE step = ?1 ORDER BY run_id DESC LIMIT 1",
-                [run_name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .ok();
-        let state = match (step.available, last) {
+        let state = match (step.available, c360::pipeline::last_run(&conn, step.name)?) {
             (false, _) => "not available yet".to_string(),
             (true, None) => "not run".to_string(),
-            (true, Some((status, at, msg))) => format!("{status} at {at}: {msg}"),
+            (true, Some(run)) => format!(
+                "{} at {}: {}",
+                run.status,
+                run.finished_at.unwrap_or_default(),
+                run.message.unwrap_or_default()
+            ),
         };
         println!("  {:<12} {}", step.name, state);
     }
@@ -1071,150 +1063,27 @@ fn printable(s: &str) -> String {
 
 /// `c360 review ...`.
 fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
-    use c360::pipeline::identity::steward::{self, QueueFilter, QueueOrder};
-    // A candidate id or two record keys -> the pair.
-    let pair = |conn: &rusqlite::Connection,
-                first: &str,
-                second: Option<String>|
-     -> Result<(String, String)> {
-        match second {
-            Some(s) => Ok((first.to_string(), s)),
-            None => {
-                let id: i64 = first.parse().map_err(|_| {
-                    anyhow::anyhow!(
-                        "{first:?} is not a candidate id; give a candidate id or two record keys"
-                    )
-                })?;
-                let c = steward::candidate(conn, id)?;
-                Ok((c.row.left_key, c.row.right_key))
-            }
-        }
-    };
+    use c360::pipeline::identity::steward;
     match what {
         Review::List {
             filter,
             order,
             limit,
             offset,
-        } => {
-            let filter = match filter.as_str() {
-                "pending" => QueueFilter::Pending,
-                "review" => QueueFilter::AllReview,
-                "auto" => QueueFilter::AutoMerged,
-                "decided" => QueueFilter::Decided,
-                other => bail!("--filter {other:?}: use pending, review, auto or decided"),
-            };
-            let order = match order.as_str() {
-                "uncertainty" => QueueOrder::Uncertainty,
-                "score" => QueueOrder::Score,
-                other => bail!("--order {other:?}: use uncertainty or score"),
-            };
-            let counts = steward::queue_counts(conn)?;
-            println!(
-                "{} reviewed, {} to review, {} auto-merged, {} {} in force",
-                counts.reviewed,
-                counts.remaining,
-                counts.auto_merged,
-                counts.decisions,
-                if counts.decisions == 1 {
-                    "decision"
-                } else {
-                    "decisions"
-                }
-            );
-            println!(
-                "{:>8}  {:>6}  {:<8}  {:<26} {:<26} records",
-                "id", "prob", "decision", "left", "right"
-            );
-            for r in steward::queue(conn, filter, order, None, offset, limit)? {
-                println!(
-                    "{:>8}  {:>6.3}  {:<8}  {:<26} {:<26} {} / {}{}",
-                    r.candidate_id,
-                    r.probability,
-                    printable(r.decision.as_deref().unwrap_or("-")),
-                    printable(&truncate(&r.left_name, 25)),
-                    printable(&truncate(&r.right_name, 25)),
-                    printable(&r.left_key),
-                    printable(&r.right_key),
-                    if r.flags.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  [{}]", printable(&r.flags))
-                    }
-                );
-            }
-        }
-        Review::Show { candidate } => {
-            let c = steward::candidate(conn, candidate)?;
-            println!(
-                "candidate {}: {} / {}",
-                c.row.candidate_id,
-                printable(&c.row.left_key),
-                printable(&c.row.right_key)
-            );
-            println!(
-                "probability {:.4}  match weight {:+.2} = prior {:+.2} + evidence {:+.2}  band {}{}",
-                c.row.probability,
-                c.row.match_weight,
-                c.prior,
-                c.weight,
-                printable(&c.row.band),
-                if c.row.flags.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", printable(&c.row.flags))
-                }
-            );
-            println!("blocking rules: {}", printable(&c.blocking));
-            println!(
-                "customers now: {} ({} records) and {} ({} records)",
-                printable(&c.left_customer),
-                c.left_records,
-                printable(&c.right_customer),
-                c.right_records
-            );
-            for u in &c.comparisons {
-                println!(
-                    "  {:<12} {:>+7.2}  {}{}",
-                    printable(&u.name),
-                    u.weight,
-                    printable(&u.level),
-                    if u.tf { " (term frequency)" } else { "" }
-                );
-                for (name, level, l, r) in &u.members {
-                    println!(
-                        "      {:<12} {:<28} {:<30} {}",
-                        printable(name),
-                        printable(level),
-                        printable(&truncate(l.as_deref().unwrap_or("-"), 29)),
-                        printable(r.as_deref().unwrap_or("-"))
-                    );
-                }
-            }
-            if let Some(d) = c.row.decision {
-                println!("decision: {}", printable(&d));
-            }
-        }
+        } => review_list(conn, &filter, &order, limit, offset)?,
+        Review::Show { candidate } => review_show(conn, candidate)?,
         Review::Approve {
             first,
             second,
             reason,
             actor,
-        } => {
-            let (a, b) = pair(conn, &first, second)?;
-            let o = steward::decide_pair(conn, &a, &b, true, &actor, &reason)?;
-            println!("decision {}: {}", o.decision_id, printable(&o.message));
-        }
+        } => review_decide(conn, &first, second, true, &actor, &reason)?,
         Review::Reject {
             first,
             second,
             reason,
             actor,
-        } => {
-            let (a, b) = pair(conn, &first, second)?;
-            let o = steward::decide_pair(conn, &a, &b, false, &actor, &reason)?;
-            println!("decision {}: {}", o.decision_id, printable(&o.message));
-        }
+        } => review_decide(conn, &first, second, false, &actor, &reason)?,
         Review::Split {
             records,
             reason,
@@ -1231,51 +1100,175 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
             let o = steward::undo(conn, decision, &actor, &reason)?;
             println!("{}", printable(&o.message));
         }
-        Review::Decisions { limit } => {
-            let mut stmt = conn.prepare(
-                "SELECT d.decision_id, d.at, d.actor, d.action, coalesce(d.pair_left, ''), coalesce(d.pair_right, ''),
-                        d.reason, coalesce(d.undone_at, ''), (SELECT count(*) FROM decision_members m WHERE m.decision_id = d.decision_id)
-                 FROM steward_decisions d ORDER BY d.decision_id DESC LIMIT ?1",
-            )?;
-            println!(
-                "{:>6}  {:<20}  {:<10} {:<8} records  reason",
-                "id", "at", "actor", "action"
-            );
-            let rows = stmt.query_map([limit as i64], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                    r.get::<_, i64>(8)?,
-                ))
-            })?;
-            for row in rows {
-                let (id, at, actor, action, l, r, reason, undone, members) = row?;
-                let what = if l.is_empty() {
-                    format!("{members} records")
-                } else {
-                    format!("{l} / {r}")
-                };
-                println!(
-                    "{id:>6}  {}  {:<10} {:<8} {}  {}{}",
-                    printable(&at),
-                    printable(&actor),
-                    printable(&action),
-                    printable(&what),
-                    printable(&reason),
-                    if undone.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  (undone {})", printable(&undone))
-                    }
-                );
-            }
+        Review::Decisions { limit } => review_decisions(conn, limit)?,
+    }
+    Ok(())
+}
+
+/// `c360 review list`: the queue's counts, then one line per pair.
+fn review_list(
+    conn: &rusqlite::Connection,
+    filter: &str,
+    order: &str,
+    limit: u64,
+    offset: u64,
+) -> Result<()> {
+    use c360::pipeline::identity::steward::{self, QueueFilter, QueueOrder};
+    let filter = match filter {
+        "pending" => QueueFilter::Pending,
+        "review" => QueueFilter::AllReview,
+        "auto" => QueueFilter::AutoMerged,
+        "decided" => QueueFilter::Decided,
+        other => bail!("--filter {other:?}: use pending, review, auto or decided"),
+    };
+    let order = match order {
+        "uncertainty" => QueueOrder::Uncertainty,
+        "score" => QueueOrder::Score,
+        other => bail!("--order {other:?}: use uncertainty or score"),
+    };
+    let counts = steward::queue_counts(conn)?;
+    println!(
+        "{} reviewed, {} to review, {} auto-merged, {} {} in force",
+        counts.reviewed,
+        counts.remaining,
+        counts.auto_merged,
+        counts.decisions,
+        if counts.decisions == 1 {
+            "decision"
+        } else {
+            "decisions"
         }
+    );
+    println!(
+        "{:>8}  {:>6}  {:<8}  {:<26} {:<26} records",
+        "id", "prob", "decision", "left", "right"
+    );
+    for r in steward::queue(conn, filter, order, None, offset, limit)? {
+        println!(
+            "{:>8}  {:>6.3}  {:<8}  {:<26} {:<26} {} / {}{}",
+            r.candidate_id,
+            r.probability,
+            printable(r.decision.as_deref().unwrap_or("-")),
+            printable(&truncate(&r.left_name, 25)),
+            printable(&truncate(&r.right_name, 25)),
+            printable(&r.left_key),
+            printable(&r.right_key),
+            if r.flags.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", printable(&r.flags))
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `c360 review show`: a candidate pair and why it scored as it did.
+fn review_show(conn: &rusqlite::Connection, candidate: i64) -> Result<()> {
+    use c360::pipeline::identity::steward;
+    let c = steward::candidate(conn, candidate)?;
+    println!(
+        "candidate {}: {} / {}",
+        c.row.candidate_id,
+        printable(&c.row.left_key),
+        printable(&c.row.right_key)
+    );
+    println!(
+        "probability {:.4}  match weight {:+.2} = prior {:+.2} + evidence {:+.2}  band {}{}",
+        c.row.probability,
+        c.row.match_weight,
+        c.prior,
+        c.weight,
+        printable(&c.row.band),
+        if c.row.flags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", printable(&c.row.flags))
+        }
+    );
+    println!("blocking rules: {}", printable(&c.blocking));
+    println!(
+        "customers now: {} ({} records) and {} ({} records)",
+        printable(&c.left_customer),
+        c.left_records,
+        printable(&c.right_customer),
+        c.right_records
+    );
+    for u in &c.comparisons {
+        println!(
+            "  {:<12} {:>+7.2}  {}{}",
+            printable(&u.name),
+            u.weight,
+            printable(&u.level),
+            if u.tf { " (term frequency)" } else { "" }
+        );
+        for (name, level, l, r) in &u.members {
+            println!(
+                "      {:<12} {:<28} {:<30} {}",
+                printable(name),
+                printable(level),
+                printable(&truncate(l.as_deref().unwrap_or("-"), 29)),
+                printable(r.as_deref().unwrap_or("-"))
+            );
+        }
+    }
+    if let Some(d) = c.row.decision {
+        println!("decision: {}", printable(&d));
+    }
+    Ok(())
+}
+
+/// `c360 review approve|reject`: a candidate id, or two record keys.
+fn review_decide(
+    conn: &mut rusqlite::Connection,
+    first: &str,
+    second: Option<String>,
+    approve: bool,
+    actor: &str,
+    reason: &str,
+) -> Result<()> {
+    use c360::pipeline::identity::steward;
+    let (a, b) = match second {
+        Some(s) => (first.to_string(), s),
+        None => {
+            let id: i64 = first.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "{first:?} is not a candidate id; give a candidate id or two record keys"
+                )
+            })?;
+            let c = steward::candidate(conn, id)?;
+            (c.row.left_key, c.row.right_key)
+        }
+    };
+    let o = steward::decide_pair(conn, &a, &b, approve, actor, reason)?;
+    println!("decision {}: {}", o.decision_id, printable(&o.message));
+    Ok(())
+}
+
+/// `c360 review decisions`: the latest decisions, undone ones marked.
+fn review_decisions(conn: &rusqlite::Connection, limit: u64) -> Result<()> {
+    println!(
+        "{:>6}  {:<20}  {:<10} {:<8} records  reason",
+        "id", "at", "actor", "action"
+    );
+    for d in c360::pipeline::identity::steward::decision_log(conn, limit as usize)? {
+        let what = match &d.pair {
+            Some((l, r)) => format!("{l} / {r}"),
+            None => format!("{} records", d.members),
+        };
+        println!(
+            "{:>6}  {}  {:<10} {:<8} {}  {}{}",
+            d.decision_id,
+            printable(&d.at),
+            printable(&d.actor),
+            printable(&d.action),
+            printable(&what),
+            printable(&d.reason),
+            match &d.undone_at {
+                Some(at) => format!("  (undone {})", printable(at)),
+                None => String::new(),
+            }
+        );
     }
     Ok(())
 }

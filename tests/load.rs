@@ -5,8 +5,8 @@
 mod common;
 use common::*;
 
+use c360::pipeline::load::stage::{self, LoadReport};
 use c360::pipeline::progress::{CancelFlag, NoProgress};
-use c360::pipeline::stage::{self, LoadReport};
 use c360::store;
 use c360::workspace::Workspace;
 use rusqlite::Connection;

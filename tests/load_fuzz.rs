@@ -5,8 +5,8 @@
 //! committed, or rows read = staged + rejected and every row read is in the
 //! raw table.
 
+use c360::pipeline::load::stage;
 use c360::pipeline::progress::NoProgress;
-use c360::pipeline::stage;
 use c360::store;
 use c360::workspace::Workspace;
 use rand::{RngExt, SeedableRng};

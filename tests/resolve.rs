@@ -82,7 +82,7 @@ fn explain_lists_records_and_the_identifiers_that_join_them() {
          GROUP BY m.customer360_id, i.identifier_id HAVING count(*) >= 2 LIMIT 1",
     )
     .remove(0);
-    let text = resolve::explain(&conn, &id).unwrap();
+    let text = c360::read::explain::explain(&conn, &id).unwrap();
     assert!(text.starts_with(&id), "{text}");
     assert!(text.contains("Why they are one customer"), "{text}");
     assert!(
@@ -96,8 +96,14 @@ fn explain_lists_records_and_the_identifiers_that_join_them() {
         &format!("SELECT record_key FROM customer360_id_map WHERE customer360_id = '{id}' LIMIT 1"),
     )
     .remove(0);
-    assert!(resolve::explain(&conn, &key).unwrap().starts_with(&id));
-    let err = resolve::explain(&conn, "nobody").unwrap_err().to_string();
+    assert!(
+        c360::read::explain::explain(&conn, &key)
+            .unwrap()
+            .starts_with(&id)
+    );
+    let err = c360::read::explain::explain(&conn, "nobody")
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("neither a customer360_id nor a record key"),
         "{err}"
@@ -122,7 +128,7 @@ fn explain_shows_the_fuzzy_scores_and_the_steward_decisions() {
             parts.next().unwrap(),
         )
     };
-    let text = resolve::explain(&conn, &left).unwrap();
+    let text = c360::read::explain::explain(&conn, &left).unwrap();
     assert!(
         text.contains("Fuzzy matches between these records"),
         "{text}"
@@ -148,7 +154,7 @@ fn explain_shows_the_fuzzy_scores_and_the_steward_decisions() {
         "different people",
     )
     .unwrap();
-    let text = resolve::explain(&conn, &left).unwrap();
+    let text = c360::read::explain::explain(&conn, &left).unwrap();
     assert!(text.contains("Steward decisions:"), "{text}");
     assert!(
         text.lines()

@@ -7,7 +7,7 @@ mod common;
 
 use c360::pipeline::identity::steward;
 use c360::pipeline::progress::NoProgress;
-use c360::pipeline::{self, stage};
+use c360::pipeline::{self, load::stage};
 use c360::workspace::Workspace;
 use common::{demo, id_of, int, review_pair, strings};
 use rusqlite::Connection;

@@ -4,7 +4,7 @@ mod common;
 use common::render;
 
 use c360::pipeline::identity::steward::{QueueFilter, QueueOrder};
-use c360::pipeline::stage;
+use c360::pipeline::load::stage;
 use c360::store;
 use c360::tui::app::{App, BandRequest, Mode, Tab};
 use c360::tui::keymap::Action;
@@ -1050,7 +1050,7 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
     key(&mut app, KeyCode::Char('S'));
     keys(&mut app, "de regulars");
     key(&mut app, KeyCode::Enter);
-    let saved = c360::pipeline::segments::load(&app.ws.rules_dir()).unwrap();
+    let saved = c360::read::segments::load(&app.ws.rules_dir()).unwrap();
     assert_eq!(saved[0].name, "de regulars");
     assert_eq!(saved[0].filter, "country = \"DE\" and orders >= 3");
     let out = d.path().join("de.csv");

@@ -3,10 +3,10 @@
 //! re-runs, and exports read back.
 
 mod common;
-use c360::pipeline::export::{self, Format};
 use c360::pipeline::identity::steward;
 use c360::pipeline::progress::NoProgress;
 use c360::pipeline::{self, unify};
+use c360::read::export::{self, Format};
 use common::*;
 use polars::prelude::{DataType, ParquetReader, SerReader, TimeUnit};
 
@@ -396,7 +396,7 @@ fn exports_read_back_with_their_types() {
 
 #[test]
 fn customers_are_found_listed_and_explained() {
-    use c360::pipeline::customers::{self, ListFilter, Sort, TimelineFilter};
+    use c360::read::customers::{self, ListFilter, Sort, TimelineFilter};
     let (_dir, _ws, conn) = demo();
     // A known customer with CRM records, orders and web events.
     let (id, email, phone, name_key, crm_id): (String, String, String, String, String) = conn

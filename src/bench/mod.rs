@@ -5,8 +5,8 @@
 pub mod pipeline;
 
 use crate::generate::{self, GenerateOptions};
+use crate::pipeline::load::stage;
 use crate::pipeline::progress::Progress;
-use crate::pipeline::stage;
 use crate::store;
 use crate::workspace::Workspace;
 use anyhow::{Context, Result, bail};
@@ -709,10 +709,10 @@ pub fn bench_unify(
     writeln!(out, "\nseconds per phase\n{phases}")?;
     reset_peak_rss();
     let parquet = dir.join("events.parquet");
-    let r = crate::pipeline::export::export(
+    let r = crate::read::export::export(
         &conn,
         "customer360_events",
-        crate::pipeline::export::Format::Parquet,
+        crate::read::export::Format::Parquet,
         &parquet,
         progress,
     )?;
@@ -732,7 +732,7 @@ pub fn bench_unify(
 /// by each kind of key, list pages, and what selecting and opening a
 /// customer reads. Milliseconds, median and worst of the samples.
 pub fn bench_customer_queries(conn: &Connection) -> Result<String> {
-    use crate::pipeline::customers::{self, ListFilter, Sort, TimelineFilter};
+    use crate::read::customers::{self, ListFilter, Sort, TimelineFilter};
     let profiles: i64 = conn.query_row("SELECT count(*) FROM customer360_profiles", [], |r| {
         r.get(0)
     })?;
@@ -868,7 +868,7 @@ pub fn bench_analyse(dir: &Path, progress: &dyn Progress) -> Result<String> {
         t.elapsed().as_secs_f64(),
         peak_rss_mib().unwrap_or(f64::NAN)
     )?;
-    use crate::pipeline::segments;
+    use crate::read::segments;
     let mut cols = segments::Columns::new(&conn)?;
     writeln!(
         out,

@@ -1,19 +1,18 @@
-//! Pure data work: extract, stage (and later standardise, resolve, unify,
-//! analyse). No UI imports here.
+//! The pipeline's steps, one folder each: `load` (extract and stage),
+//! `standardise`, `identity` (resolve), `unify`, `analyse`; plus what they
+//! share (progress, schema, fingerprints, time parsing). No UI imports
+//! here; the queries that serve screens and exports live in
+//! [`crate::read`].
 //!
 //! Every step run, from the CLI or the TUI, goes through [`run_step`], which
 //! records a `pipeline_runs` row (rows in / out, seconds, status).
 
 pub mod analyse;
-pub mod customers;
-pub mod export;
-pub mod extract;
 pub mod fingerprint;
 pub mod identity;
+pub mod load;
 pub mod progress;
 pub mod schema;
-pub mod segments;
-pub mod stage;
 pub mod standardise;
 pub mod timeparse;
 pub mod unify;
@@ -79,7 +78,7 @@ pub struct StepReport {
     pub rows_out: u64,
     pub seconds: f64,
     pub message: String,
-    pub loads: Vec<stage::LoadReport>,
+    pub loads: Vec<load::stage::LoadReport>,
     /// The phases as they ran (wall and CPU seconds); none when up to date.
     pub phases: Vec<progress::PhaseTime>,
 }
@@ -226,6 +225,43 @@ pub fn run_step_with(
     })
 }
 
+/// A step's last run, as `pipeline_runs` records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastRun {
+    pub status: String,
+    pub rows_in: i64,
+    pub rows_out: i64,
+    pub seconds: f64,
+    pub finished_at: Option<String>,
+    pub message: Option<String>,
+}
+
+/// The last run of a step (`extract` and `stage` both mean the load).
+pub fn last_run(conn: &Connection, step: &str) -> Result<Option<LastRun>> {
+    let run_name = if matches!(step, "extract" | "stage") {
+        "load"
+    } else {
+        step
+    };
+    Ok(conn
+        .query_row(
+            "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
+             WHERE step = ?1 ORDER BY run_id DESC LIMIT 1",
+            [run_name],
+            |r| {
+                Ok(LastRun {
+                    status: r.get(0)?,
+                    rows_in: r.get(1)?,
+                    rows_out: r.get(2)?,
+                    seconds: r.get(3)?,
+                    finished_at: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// The phases of a step's last successful run that did its work (none
 /// before the first): what [`progress::StepProgress`] estimates from.
 fn previous_phases(conn: &Connection, run_name: &str) -> Vec<progress::PhaseTime> {
@@ -251,9 +287,9 @@ fn run_body(
     name: &str,
     progress: &dyn Progress,
     mode: Mode,
-) -> Result<(u64, u64, String, Vec<stage::LoadReport>)> {
+) -> Result<(u64, u64, String, Vec<load::stage::LoadReport>)> {
     match name {
-        "extract" | "stage" => stage::load_all(conn, ws, progress).map(|loads| {
+        "extract" | "stage" => load::stage::load_all(conn, ws, progress).map(|loads| {
             let fresh: Vec<_> = loads.iter().filter(|l| !l.already_loaded).collect();
             let read: u64 = fresh.iter().map(|l| l.rows_read).sum();
             let staged: u64 = fresh.iter().map(|l| l.rows_staged).sum();

@@ -3,7 +3,7 @@
 //! segment being built with its live count.
 
 use crate::pipeline::analyse::PERIODS;
-use crate::pipeline::segments::{self, Columns, collect_fields as collect};
+use crate::read::segments::{self, Columns, collect_fields as collect};
 use anyhow::Result;
 use rusqlite::Connection;
 

@@ -15,7 +15,7 @@ use crate::tui::paged::{Paged, Window};
 use crate::workspace::{Source, Workspace};
 use anyhow::Result;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -1030,18 +1030,6 @@ after:
     }
 
     fn step_rows(&self) -> Result<Vec<StepRow>> {
-        type Run = (String, i64, i64, f64, Option<String>, Option<String>);
-        let last_run = |name: &str| -> Result<Option<Run>> {
-            Ok(self
-                .conn
-                .query_row(
-                    "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
-                     WHERE step = ?1 ORDER BY run_id DESC LIMIT 1",
-                    [name],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-                )
-                .optional()?)
-        };
         let (read, staged, rejected): (i64, i64, i64) = self.conn.query_row(
             "SELECT coalesce(sum(rows_read),0), coalesce(sum(rows_staged),0), coalesce(sum(rows_rejected),0) FROM load_batches",
             [],
@@ -1075,23 +1063,28 @@ after:
                 continue;
             }
             let is_load = matches!(step.name, "extract" | "stage");
-            let last = last_run(if is_load { "load" } else { step.name })?;
+            let last = crate::pipeline::last_run(&self.conn, step.name)?;
             // Load counts are totals over all batches; other steps report
             // their last run.
             let (rows_in, rows_out) = match (step.name, &last) {
                 ("extract", _) if read > 0 => (None, Some(read as u64)),
                 ("stage", _) if read > 0 => (Some(read as u64), Some(staged as u64)),
-                (_, Some(l)) if !is_load && l.0 == "ok" => (Some(l.1 as u64), Some(l.2 as u64)),
+                (_, Some(l)) if !is_load && l.status == "ok" => {
+                    (Some(l.rows_in as u64), Some(l.rows_out as u64))
+                }
                 _ => (None, None),
             };
             let status = match &last {
                 _ if runs(step.name) => "running".to_string(),
-                Some(l) if l.0 != "ok" => l.0.clone(),
+                Some(l) if l.status != "ok" => l.status.clone(),
                 _ if is_load && read > 0 => "done".into(),
                 Some(_) => "done".into(),
                 None => "not run".into(),
             };
-            let mut message = last.as_ref().and_then(|l| l.5.clone()).unwrap_or_default();
+            let mut message = last
+                .as_ref()
+                .and_then(|l| l.message.clone())
+                .unwrap_or_default();
             if is_load {
                 message.push_str(&format!(
                     "\n\nAll loads so far: {read} read = {staged} staged + {rejected} rejected."
@@ -1102,8 +1095,8 @@ after:
                 status,
                 rows_in,
                 rows_out,
-                seconds: last.as_ref().map(|l| l.3),
-                last_run: last.as_ref().and_then(|l| l.4.clone()),
+                seconds: last.as_ref().map(|l| l.seconds),
+                last_run: last.as_ref().and_then(|l| l.finished_at.clone()),
                 message: Some(message),
             });
         }
@@ -1284,7 +1277,7 @@ after:
                     "events" => "customer360_events",
                     t => t,
                 };
-                if !crate::pipeline::export::TABLES.contains(&table) {
+                if !crate::read::export::TABLES.contains(&table) {
                     self.flash = Some(format!(
                         "cannot export {table:?}: export profiles [FILE] or export events [FILE]"
                     ));
@@ -1443,13 +1436,13 @@ impl App {
             self.flash = Some("a segment needs a name".into());
             return;
         }
-        let seg = crate::pipeline::segments::Segment {
+        let seg = crate::read::segments::Segment {
             name: name.to_string(),
             filter,
             description: String::new(),
         };
         self.flash = Some(
-            match crate::pipeline::segments::save(&self.ws.rules_dir(), seg) {
+            match crate::read::segments::save(&self.ws.rules_dir(), seg) {
                 Ok(()) => format!("saved segment {name:?} in rules/segments.toml"),
                 Err(e) => format!("{e:#}"),
             },
@@ -1473,7 +1466,7 @@ impl App {
             let Some(id) = self.customers.selected().map(|r| r.id.clone()) else {
                 return;
             };
-            match crate::pipeline::customers::view_text(&self.conn, &id) {
+            match crate::read::customers::view_text(&self.conn, &id) {
                 Ok(body) => {
                     self.mode = Mode::Detail {
                         title: format!("Customer {id}"),

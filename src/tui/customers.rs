@@ -1,10 +1,10 @@
 //! The Customers screen's state: a sorted, filtered (or searched) list of
 //! profiles fetched a page at a time by keyset, and the selected customer's
 //! golden record and timeline (also keyset-paged). Every read is one index
-//! walk (`pipeline::customers`), so the screen stays instant on a million
+//! walk (`read::customers`), so the screen stays instant on a million
 //! profiles; the 360 view opens as a scrollable text.
 
-use crate::pipeline::customers::{
+use crate::read::customers::{
     self, EventRow, ListFilter, ProfileRow, Sort, TimelineFilter, cursor_after,
 };
 use crate::tui::keymap::Action;

@@ -11,7 +11,7 @@
 
 use crate::pipeline::identity::steward;
 use crate::pipeline::progress::Progress;
-use crate::pipeline::{self, stage};
+use crate::pipeline::{self, load::stage};
 use crate::store;
 use crate::workspace::Workspace;
 use std::sync::Arc;
@@ -177,12 +177,12 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
         } => Ok(steward::decide_pair(&mut conn, left, right, *approve, ACTOR, reason)?.message),
         JobKind::Undo => Ok(steward::undo(&mut conn, None, ACTOR, "")?.message),
         JobKind::ExportSegment { filter, out } => {
-            use crate::pipeline::export::{self, Format};
+            use crate::read::export::{self, Format};
             let format = Format::from_path(out).unwrap_or(Format::Parquet);
             Ok(export::export_segment(&conn, filter, format, out, progress)?.summary())
         }
         JobKind::Export { table, out } => {
-            use crate::pipeline::export::{self, Format};
+            use crate::read::export::{self, Format};
             let format = Format::from_path(out).unwrap_or(Format::Parquet);
             Ok(export::export(&conn, table, format, out, progress)?.summary())
         }
@@ -205,7 +205,7 @@ pub fn catch<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
         Ok(r) => r,
         Err(payload) => Err(format!(
             "internal error: {}",
-            crate::pipeline::extract::panic_message(&*payload)
+            crate::pipeline::load::extract::panic_message(&*payload)
         )),
     }
 }

@@ -1334,7 +1334,7 @@ fn draw_customers(frame: &mut Frame, app: &App, area: Rect) {
     };
     let f = |name: &str| clean(v.field(name));
     let mut lines: Vec<Line> = Vec::new();
-    for (label, field, base) in crate::pipeline::customers::GOLDEN_FIELDS {
+    for (label, field, base) in crate::read::customers::GOLDEN_FIELDS {
         let value = f(field);
         let mut spans = vec![
             Span::raw(format!("{label:<10}")).bold(),

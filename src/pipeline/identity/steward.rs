@@ -841,6 +841,46 @@ pub struct QueueCounts {
     pub decisions: u64,
 }
 
+/// One steward decision, as the decision log shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedDecision {
+    pub decision_id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    /// The pair decided (none for a split).
+    pub pair: Option<(String, String)>,
+    pub reason: String,
+    pub undone_at: Option<String>,
+    /// The records a split moved.
+    pub members: i64,
+}
+
+/// The latest `limit` steward decisions, newest first (undone ones too).
+pub fn decision_log(conn: &Connection, limit: usize) -> Result<Vec<LoggedDecision>> {
+    let mut stmt = conn.prepare(
+        "SELECT d.decision_id, d.at, d.actor, d.action, d.pair_left, d.pair_right, d.reason,
+                d.undone_at,
+                (SELECT count(*) FROM decision_members m WHERE m.decision_id = d.decision_id)
+         FROM steward_decisions d ORDER BY d.decision_id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        let left: Option<String> = r.get(4)?;
+        let right: Option<String> = r.get(5)?;
+        Ok(LoggedDecision {
+            decision_id: r.get(0)?,
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            pair: left.zip(right),
+            reason: r.get(6)?,
+            undone_at: r.get(7)?,
+            members: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn queue_counts(conn: &Connection) -> Result<QueueCounts> {
     let one =
         |sql: &str| -> Result<u64> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };

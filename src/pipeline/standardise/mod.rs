@@ -319,14 +319,10 @@ where
     Ok((read, written, outcomes))
 }
 
-/// Run the step on a workspace (one transaction).
-pub fn run(
-    conn: &mut Connection,
-    ws: &Workspace,
-    progress: &dyn Progress,
-    full: bool,
-) -> Result<StandardiseReport> {
-    let rules = Rules::load(&ws.rules_dir())?;
+/// What standardising a row depends on besides the data: the rule files
+/// and the date orders (a source added later, or new data, leaves them as
+/// they are), as a fingerprint; and each source's settings.
+fn fingerprint_and_contexts(ws: &Workspace) -> (String, HashMap<String, SourceCtx>) {
     // What standardising a row depends on: the rule files and the date
     // orders (a source added later, or new data, leaves them as they are).
     let date_orders: Vec<String> = std::iter::once(format!("{:?}", ws.settings.date_order))
@@ -351,6 +347,53 @@ pub fn run(
             )
         })
         .collect();
+    (rules_fp, ctx)
+}
+
+/// Clear what this run rebuilds: everything for a full run (`since` None),
+/// else the rule outcomes (read back to add to) and the CRM records a new
+/// batch replaces. Returns the outcomes so far and the first staged rowid
+/// to standardise.
+fn clear_for(tx: &Connection, since: Option<i64>) -> Result<(Outcomes, i64)> {
+    let mut outcomes = match since {
+        Some(_) => read_outcomes(tx)?,
+        None => Outcomes::default(),
+    };
+    let since_rowid = match since {
+        Some(batch) => crate::pipeline::load::stage::row_key(batch + 1, 0),
+        None => {
+            tx.execute_batch(
+                "DELETE FROM clean_crm_customers; DELETE FROM clean_web_events; DELETE FROM clean_transactions;",
+            )?;
+            crate::store::versions::bump(tx, crate::store::versions::CLEAN_REBUILT)?;
+            i64::MIN
+        }
+    };
+    tx.execute_batch(
+        "DELETE FROM rule_outcomes; DELETE FROM rule_examples; DELETE FROM rule_unmapped;",
+    )?;
+    if since.is_some() {
+        // A CRM record in a new batch replaces its earlier version: the
+        // latest row per id is the one kept, as in a full run.
+        let replaced = tx.execute(
+            "DELETE FROM clean_crm_customers WHERE (source, customer_id) IN
+               (SELECT source, customer_id FROM stg_crm_customers WHERE rowid >= ?1)",
+            [since_rowid],
+        )? as u64;
+        outcomes.rules.entry("crm.dedup").or_default().changed += replaced;
+    }
+    Ok((outcomes, since_rowid))
+}
+
+/// Run the step on a workspace (one transaction).
+pub fn run(
+    conn: &mut Connection,
+    ws: &Workspace,
+    progress: &dyn Progress,
+    full: bool,
+) -> Result<StandardiseReport> {
+    let rules = Rules::load(&ws.rules_dir())?;
+    let (rules_fp, ctx) = fingerprint_and_contexts(ws);
     let ctx_of = |source: &str| {
         ctx.get(source).copied().unwrap_or(SourceCtx {
             date_order: ws.settings.date_order,
@@ -369,33 +412,7 @@ pub fn run(
     } else {
         incremental_since(&tx, &rules_fp)?
     };
-    let mut outcomes = match since {
-        Some(_) => read_outcomes(&tx)?,
-        None => Outcomes::default(),
-    };
-    let since_rowid = match since {
-        Some(batch) => crate::pipeline::stage::row_key(batch + 1, 0),
-        None => {
-            tx.execute_batch(
-                "DELETE FROM clean_crm_customers; DELETE FROM clean_web_events; DELETE FROM clean_transactions;",
-            )?;
-            crate::store::versions::bump(&tx, crate::store::versions::CLEAN_REBUILT)?;
-            i64::MIN
-        }
-    };
-    tx.execute_batch(
-        "DELETE FROM rule_outcomes; DELETE FROM rule_examples; DELETE FROM rule_unmapped;",
-    )?;
-    if since.is_some() {
-        // A CRM record in a new batch replaces its earlier version: the
-        // latest row per id is the one kept, as in a full run.
-        let replaced = tx.execute(
-            "DELETE FROM clean_crm_customers WHERE (source, customer_id) IN
-               (SELECT source, customer_id FROM stg_crm_customers WHERE rowid >= ?1)",
-            [since_rowid],
-        )? as u64;
-        outcomes.rules.entry("crm.dedup").or_default().changed += replaced;
-    }
+    let (mut outcomes, since_rowid) = clear_for(&tx, since)?;
 
     // Staged rows are read in rowid order (= batch, row: no sort needed).
     // CRM: latest first, so INSERT OR IGNORE keeps the latest row per id.
@@ -464,32 +481,25 @@ pub fn run(
     )?;
     crate::store::versions::bump(&tx, crate::store::versions::CLEAN)?;
     let (crm_out, web_out, tx_out) = if since.is_some() {
-        let n = |t: &str| -> Result<u64> {
-            Ok(tx.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64)
-        };
         (
-            n("clean_crm_customers")?,
-            n("clean_web_events")?,
-            n("clean_transactions")?,
+            crate::store::count(&tx, "clean_crm_customers")?,
+            crate::store::count(&tx, "clean_web_events")?,
+            crate::store::count(&tx, "clean_transactions")?,
         )
     } else {
         (crm_out, web_out, tx_out)
     };
     tx.commit()?;
-    let unknown_countries = outcomes
-        .unmapped
-        .iter()
-        .filter(|((rule, _), _)| *rule == "crm.country")
-        .map(|(_, n)| n)
-        .sum();
-    let unmapped_events = outcomes
-        .unmapped
-        .iter()
-        .filter(|((rule, _), _)| *rule == "web.event_name")
-        .map(|(_, n)| n)
-        .sum();
+    let unmapped = |rule: &str| -> u64 {
+        outcomes
+            .unmapped
+            .iter()
+            .filter(|((r, _), _)| *r == rule)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let (unknown_countries, unmapped_events) =
+        (unmapped("crm.country"), unmapped("web.event_name"));
     Ok(StandardiseReport {
         rows_in: crm_in + web_in + tx_in,
         rows_out: crm_out + web_out + tx_out,
@@ -716,39 +726,7 @@ fn clean_crm(
     let id = text(&r[3]).unwrap_or("").to_string();
     let mut flags: Vec<&'static str> = Vec::new();
 
-    // Names: tidy each; split a full name into missing first / last.
-    let name = |s: &str| people::name(s).value;
-    let mut first = tidy_field(o, "crm.name", &source, &id, "first_name", text(&r[4]), name);
-    let mut last = tidy_field(o, "crm.name", &source, &id, "last_name", text(&r[5]), name);
-    let full = text(&r[6]).map(|s| {
-        let (f, l) = people::split_full_name(s);
-        if first.is_none() && f.is_some() {
-            o.record(
-                "crm.name",
-                &source,
-                &id,
-                "first_name",
-                None,
-                f.as_deref(),
-                false,
-            );
-            first = f;
-        }
-        if last.is_none() && l.is_some() {
-            o.record(
-                "crm.name",
-                &source,
-                &id,
-                "last_name",
-                None,
-                l.as_deref(),
-                false,
-            );
-            last = l;
-        }
-        people::name(s).value
-    });
-
+    let (first, last, full) = crm_names(r, o, &source, &id);
     let (email, email_valid) = apply(
         o,
         "crm.email",
@@ -762,69 +740,9 @@ fn clean_crm(
     );
 
     // Country before phone: the phone is read in the record's country.
-    let (country, country_valid) = match text(&r[14]) {
-        None => (None, None),
-        Some(raw) if rules.country_nulls.contains(&raw.trim().to_lowercase()) => {
-            o.record(
-                "crm.country",
-                &source,
-                &id,
-                "country",
-                Some(raw),
-                None,
-                false,
-            );
-            (None, None)
-        }
-        Some(raw) => match rules.countries.code(raw) {
-            Some(code) => {
-                o.record(
-                    "crm.country",
-                    &source,
-                    &id,
-                    "country",
-                    Some(raw),
-                    Some(code),
-                    false,
-                );
-                (Some(code.to_string()), Some(true))
-            }
-            None => {
-                let kept = people::tidy(raw);
-                o.record(
-                    "crm.country",
-                    &source,
-                    &id,
-                    "country",
-                    Some(raw),
-                    Some(&kept),
-                    true,
-                );
-                o.unmapped("crm.country", &kept);
-                flags.push("unknown_country");
-                (Some(kept), Some(false))
-            }
-        },
-    };
+    let (country, country_valid) = crm_country(text(&r[14]), rules, o, &source, &id, &mut flags);
     let iso = country.as_deref().filter(|_| country_valid == Some(true));
-    let (phone, phone_valid) = match (text(&r[8]), phone) {
-        (Some(raw), Some(n)) => {
-            o.record(
-                "crm.phone",
-                &source,
-                &id,
-                "phone",
-                Some(raw),
-                Some(&n.value),
-                !n.valid,
-            );
-            if !n.valid {
-                flags.push("invalid_phone");
-            }
-            (Some(n.value), Some(n.valid))
-        }
-        _ => (None, None),
-    };
+    let (phone, phone_valid) = crm_phone(text(&r[8]), phone, o, &source, &id, &mut flags);
     let region = text(&r[13]).map(|raw| {
         let code = iso.and_then(|c| rules.countries.subdivision(c, raw));
         let after = code.map_or_else(|| people::tidy(raw), str::to_string);
@@ -921,6 +839,125 @@ fn clean_crm(
         },
     ]);
     (values, source, id)
+}
+
+/// A CRM record's names: each tidied; a full name split into the first
+/// and last names the record lacks.
+fn crm_names(
+    r: &[Sql],
+    o: &mut Outcomes,
+    source: &str,
+    id: &str,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let name = |s: &str| people::name(s).value;
+    let mut first = tidy_field(o, "crm.name", source, id, "first_name", text(&r[4]), name);
+    let mut last = tidy_field(o, "crm.name", source, id, "last_name", text(&r[5]), name);
+    let full = text(&r[6]).map(|s| {
+        let (f, l) = people::split_full_name(s);
+        if first.is_none() && f.is_some() {
+            o.record(
+                "crm.name",
+                source,
+                id,
+                "first_name",
+                None,
+                f.as_deref(),
+                false,
+            );
+            first = f;
+        }
+        if last.is_none() && l.is_some() {
+            o.record(
+                "crm.name",
+                source,
+                id,
+                "last_name",
+                None,
+                l.as_deref(),
+                false,
+            );
+            last = l;
+        }
+        people::name(s).value
+    });
+    (first, last, full)
+}
+
+/// A CRM record's country: its ISO code, or the tidied value flagged as
+/// unknown; (value, valid).
+fn crm_country(
+    raw: Option<&str>,
+    rules: &Rules,
+    o: &mut Outcomes,
+    source: &str,
+    id: &str,
+    flags: &mut Vec<&'static str>,
+) -> (Option<String>, Option<bool>) {
+    match raw {
+        None => (None, None),
+        Some(raw) if rules.country_nulls.contains(&raw.trim().to_lowercase()) => {
+            o.record("crm.country", source, id, "country", Some(raw), None, false);
+            (None, None)
+        }
+        Some(raw) => match rules.countries.code(raw) {
+            Some(code) => {
+                o.record(
+                    "crm.country",
+                    source,
+                    id,
+                    "country",
+                    Some(raw),
+                    Some(code),
+                    false,
+                );
+                (Some(code.to_string()), Some(true))
+            }
+            None => {
+                let kept = people::tidy(raw);
+                o.record(
+                    "crm.country",
+                    source,
+                    id,
+                    "country",
+                    Some(raw),
+                    Some(&kept),
+                    true,
+                );
+                o.unmapped("crm.country", &kept);
+                flags.push("unknown_country");
+                (Some(kept), Some(false))
+            }
+        },
+    }
+}
+
+/// A CRM record's phone as parsed (in its country), flagged when invalid.
+fn crm_phone(
+    raw: Option<&str>,
+    parsed: Option<people::Norm>,
+    o: &mut Outcomes,
+    source: &str,
+    id: &str,
+    flags: &mut Vec<&'static str>,
+) -> (Option<String>, Option<bool>) {
+    match (raw, parsed) {
+        (Some(raw), Some(n)) => {
+            o.record(
+                "crm.phone",
+                source,
+                id,
+                "phone",
+                Some(raw),
+                Some(&n.value),
+                !n.valid,
+            );
+            if !n.valid {
+                flags.push("invalid_phone");
+            }
+            (Some(n.value), Some(n.valid))
+        }
+        _ => (None, None),
+    }
 }
 
 fn clean_web(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {

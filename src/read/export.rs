@@ -232,7 +232,7 @@ pub fn export_segment(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<ExportReport> {
-    let cond = crate::pipeline::segments::condition(conn, filter)?;
+    let cond = crate::read::segments::condition(conn, filter)?;
     export_where(
         conn,
         "customer360_profiles",

@@ -675,7 +675,7 @@ pub fn view_text(conn: &Connection, id: &str) -> Result<String> {
         )?;
     }
     writeln!(out, "\nWhy these records are one customer")?;
-    let why = crate::pipeline::identity::resolve::explain(conn, id)?;
+    let why = crate::read::explain::explain(conn, id)?;
     for line in why.lines().skip_while(|l| !l.starts_with("Why")).skip(1) {
         writeln!(out, "{line}")?;
     }

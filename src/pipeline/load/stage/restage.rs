@@ -10,7 +10,7 @@
 //! steps after it follow from the versions the restage bumps.
 
 use super::{Outcome, Processed, RowWriter, Validator, row_key};
-use crate::pipeline::extract::{Input, RawText, Reparser, RowSink};
+use crate::pipeline::load::extract::{Input, RawText, Reparser, RowSink};
 use crate::pipeline::progress::Progress;
 use crate::store::ident;
 use crate::workspace::{Format, Source, Workspace};
@@ -292,7 +292,7 @@ impl RowSink for HeaderOnly {
         bail!("header read")
     }
 
-    fn row(&mut self, _row: crate::pipeline::extract::RawRow) -> Result<()> {
+    fn row(&mut self, _row: crate::pipeline::load::extract::RawRow) -> Result<()> {
         bail!("header read")
     }
 }

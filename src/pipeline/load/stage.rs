@@ -12,7 +12,7 @@
 
 mod restage;
 
-use crate::pipeline::extract::{Input, RawRow, RawText, Record, RowSink};
+use crate::pipeline::load::extract::{Input, RawRow, RawText, Record, RowSink};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::schema::{Field, FieldType, System, staging_columns};
 use crate::pipeline::timeparse::{format_utc, parse_timestamp};
@@ -28,7 +28,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 /// Reject reasons for values (row-level read problems use
-/// [`crate::pipeline::extract::BadRow::code`]).
+/// [`crate::pipeline::load::extract::BadRow::code`]).
 pub mod reason {
     pub const MISSING_VALUE: &str = "missing_value";
     pub const MISSING_IDENTIFIER: &str = "missing_identifier";
@@ -265,7 +265,7 @@ pub fn load_source(
                 "source {:?}: reading {} failed: the reader thread panicked ({}); the load was rolled back",
                 source.name,
                 location,
-                crate::pipeline::extract::panic_message(payload.as_ref())
+                crate::pipeline::load::extract::panic_message(payload.as_ref())
             ))
         });
         (written, read)
