@@ -12,7 +12,7 @@ use crate::pipeline::schema::System;
 use crate::workspace::{ConfigError, line_of};
 use rayon::prelude::*;
 use regex::Regex;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -327,6 +327,56 @@ impl Linked {
     }
 }
 
+/// (kind, value, record) triples in order, and the runs of one value.
+type Grouped<'a> = (Vec<(usize, &'a str, u32)>, Vec<(usize, usize)>);
+
+/// Every (identifier kind, value, record) of the records, sorted, and the
+/// runs of one value in it: the order a sort of the triples gives, but
+/// only the distinct values are compared as strings. Each value is hashed
+/// to its group (in first-seen order), the groups are sorted, and the
+/// triples are placed by a counting sort on their group's rank, which keeps
+/// the records of a group in ascending order.
+fn group_by_value(records: &[Vec<(usize, String)>]) -> Grouped<'_> {
+    let total: usize = records.iter().map(Vec::len).sum();
+    let mut group_of: FxHashMap<(usize, &str), u32> = FxHashMap::default();
+    let mut groups: Vec<(usize, &str)> = Vec::new();
+    let mut member: Vec<(u32, u32)> = Vec::with_capacity(total);
+    for (i, ids) in records.iter().enumerate() {
+        for (k, v) in ids {
+            let g = *group_of.entry((*k, v.as_str())).or_insert_with(|| {
+                groups.push((*k, v.as_str()));
+                (groups.len() - 1) as u32
+            });
+            member.push((g, i as u32));
+        }
+    }
+    drop(group_of);
+    let mut order: Vec<u32> = (0..groups.len() as u32).collect();
+    order.par_sort_unstable_by(|&a, &b| groups[a as usize].cmp(&groups[b as usize]));
+    let mut rank = vec![0u32; groups.len()];
+    for (r, &g) in order.iter().enumerate() {
+        rank[g as usize] = r as u32;
+    }
+    // Counting sort: where each rank's run starts.
+    let mut start = vec![0usize; groups.len() + 1];
+    for &(g, _) in &member {
+        start[rank[g as usize] as usize + 1] += 1;
+    }
+    for r in 0..groups.len() {
+        start[r + 1] += start[r];
+    }
+    let runs: Vec<(usize, usize)> = start.windows(2).map(|w| (w[0], w[1])).collect();
+    let mut next = start;
+    let mut flat: Vec<(usize, &str, u32)> = vec![(0, "", 0); total];
+    for (g, rec) in member {
+        let r = rank[g as usize] as usize;
+        let (k, v) = groups[g as usize];
+        flat[next[r]] = (k, v, rec);
+        next[r] += 1;
+    }
+    (flat, runs)
+}
+
 /// Link records by shared identifiers. `records[i]` lists record i's
 /// identifiers as (index into `rules.kinds`, value); `times[i]` is its time
 /// in ms (events), used to give anonymous records on a shared device to the
@@ -337,21 +387,7 @@ pub fn link(
     rules: &IdentityRules,
 ) -> Linked {
     let anchor = rules.kinds.iter().position(|k| k.kind == rules.anchor);
-    // (identifier kind, value, record), sorted: each run is one value.
-    let mut flat: Vec<(usize, &str, u32)> = records
-        .iter()
-        .enumerate()
-        .flat_map(|(i, ids)| ids.iter().map(move |(k, v)| (*k, v.as_str(), i as u32)))
-        .collect();
-    flat.par_sort_unstable();
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    let mut start = 0;
-    for i in 1..=flat.len() {
-        if i == flat.len() || (flat[i].0, flat[i].1) != (flat[start].0, flat[start].1) {
-            runs.push((start, i));
-            start = i;
-        }
-    }
+    let (flat, runs) = group_by_value(records);
     let anchor_of = |r: u32| -> Option<&str> {
         let a = anchor?;
         records[r as usize]
@@ -447,6 +483,48 @@ pub fn link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grouping_by_value_gives_the_order_of_a_sort_of_the_triples() {
+        // Values repeated across and within records, kinds interleaved.
+        let records: Vec<Vec<(usize, String)>> = (0..500u32)
+            .map(|i| {
+                let mut ids = vec![
+                    (0, format!("v{}", (i * 7919) % 37)),
+                    (1, format!("v{}", i % 11)),
+                    (0, format!("w{}", i / 3)),
+                ];
+                if i % 5 == 0 {
+                    ids.push((1, format!("v{}", i % 11)));
+                }
+                ids
+            })
+            .collect();
+        let mut sorted: Vec<(usize, &str, u32)> = records
+            .iter()
+            .enumerate()
+            .flat_map(|(i, ids)| ids.iter().map(move |(k, v)| (*k, v.as_str(), i as u32)))
+            .collect();
+        sorted.sort_unstable();
+        let (flat, runs) = group_by_value(&records);
+        assert_eq!(flat, sorted);
+        assert_eq!(runs.first().map(|r| r.0), Some(0));
+        assert_eq!(runs.last().map(|r| r.1), Some(flat.len()));
+        for w in runs.windows(2) {
+            assert_eq!(w[0].1, w[1].0);
+        }
+        for &(s, e) in &runs {
+            assert!(
+                flat[s..e]
+                    .iter()
+                    .all(|x| (x.0, x.1) == (flat[s].0, flat[s].1))
+            );
+            if e < flat.len() {
+                assert_ne!((flat[e].0, flat[e].1), (flat[s].0, flat[s].1));
+            }
+        }
+        assert_eq!(group_by_value(&[]), (Vec::new(), Vec::new()));
+    }
 
     const RULES: &str = r#"
 anchor = "customer_id"
