@@ -24,7 +24,7 @@
 //! Nothing here touches SQLite: the resolve step feeds records in with
 //! [`Columns::push`] and writes what [`score`] returns.
 
-use super::deterministic::RawFuzzy;
+use super::deterministic::{RawCompare, RawFuzzy};
 use crate::pipeline::schema::System;
 use crate::workspace::{ConfigError, line_of};
 use rand::{RngExt, SeedableRng};
@@ -187,6 +187,71 @@ pub struct FuzzyRules {
     pub nicknames: HashMap<String, Vec<u32>>,
 }
 
+/// A comparison's method with its thresholds, checked.
+fn method_of(
+    c: &RawCompare,
+    err: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<Method, ConfigError> {
+    let thresholds = |default: &[f64]| -> Result<Vec<f64>, ConfigError> {
+        let t = c.thresholds.clone().unwrap_or_else(|| default.to_vec());
+        if t.windows(2).any(|w| w[0] < w[1]) || t.iter().any(|x| !(0.0..=1.0).contains(x)) {
+            return Err(err(
+                c.method.span().start,
+                format!(
+                    "field `fuzzy.compare.thresholds` of {:?}: need similarities between 0 and 1, highest first",
+                    c.name
+                ),
+            ));
+        }
+        Ok(t)
+    };
+    Ok(match c.method.get_ref().as_str() {
+        "exact" => Method::Exact,
+        "name" => Method::Name(thresholds(&[0.92, 0.8])?),
+        "jaro_winkler" => Method::JaroWinkler(thresholds(&[0.92, 0.8])?),
+        "levenshtein" => {
+            let t = c.thresholds.clone().unwrap_or_else(|| vec![1.0, 2.0]);
+            Method::Levenshtein(t.iter().map(|x| x.max(0.0) as usize).collect())
+        }
+        "date" => Method::Date,
+        "phone" => Method::Phone,
+        "email" => Method::Email,
+        other => {
+            return Err(err(
+                c.method.span().start,
+                format!(
+                    "field `fuzzy.compare.method` of {:?}: {other:?} is not one of exact, name, jaro_winkler, levenshtein, date, phone, email",
+                    c.name
+                ),
+            ));
+        }
+    })
+}
+
+/// A blocking key's transform (`field:initial`, `:first3`, `:year`).
+fn transform_of(
+    t: Option<&str>,
+    k: &toml::Spanned<String>,
+    name: &str,
+    err: &dyn Fn(usize, String) -> ConfigError,
+) -> Result<Transform, ConfigError> {
+    Ok(match t {
+        None => Transform::Whole,
+        Some("initial") => Transform::Initial,
+        Some("first3") => Transform::First3,
+        Some("year") => Transform::Year,
+        Some(other) => {
+            return Err(err(
+                k.span().start,
+                format!(
+                    "field `fuzzy.blocking.keys` of {:?}: {other:?} is not a key transform (initial, first3, year)",
+                    name
+                ),
+            ));
+        }
+    })
+}
+
 impl FuzzyRules {
     pub(super) fn from_raw(raw: RawFuzzy, text: &str, file: &str) -> Result<Self, ConfigError> {
         let err = |offset: usize, message: String| ConfigError {
@@ -277,40 +342,7 @@ impl FuzzyRules {
         };
         let mut comparisons = Vec::new();
         for c in &raw.compare {
-            let thresholds = |default: &[f64]| -> Result<Vec<f64>, ConfigError> {
-                let t = c.thresholds.clone().unwrap_or_else(|| default.to_vec());
-                if t.windows(2).any(|w| w[0] < w[1]) || t.iter().any(|x| !(0.0..=1.0).contains(x)) {
-                    return Err(err(
-                        c.method.span().start,
-                        format!(
-                            "field `fuzzy.compare.thresholds` of {:?}: need similarities between 0 and 1, highest first",
-                            c.name
-                        ),
-                    ));
-                }
-                Ok(t)
-            };
-            let method = match c.method.get_ref().as_str() {
-                "exact" => Method::Exact,
-                "name" => Method::Name(thresholds(&[0.92, 0.8])?),
-                "jaro_winkler" => Method::JaroWinkler(thresholds(&[0.92, 0.8])?),
-                "levenshtein" => {
-                    let t = c.thresholds.clone().unwrap_or_else(|| vec![1.0, 2.0]);
-                    Method::Levenshtein(t.iter().map(|x| x.max(0.0) as usize).collect())
-                }
-                "date" => Method::Date,
-                "phone" => Method::Phone,
-                "email" => Method::Email,
-                other => {
-                    return Err(err(
-                        c.method.span().start,
-                        format!(
-                            "field `fuzzy.compare.method` of {:?}: {other:?} is not one of exact, name, jaro_winkler, levenshtein, date, phone, email",
-                            c.name
-                        ),
-                    ));
-                }
-            };
+            let method = method_of(c, &err)?;
             let field = field_index(&c.field, "fuzzy.compare.field", Some(method.norm()))?;
             comparisons.push(Comparison {
                 name: c.name.clone(),
@@ -334,21 +366,7 @@ impl FuzzyRules {
                     Some((n, t)) => (n.to_string(), Some(t)),
                     None => (k.get_ref().clone(), None),
                 };
-                let transform = match t {
-                    None => Transform::Whole,
-                    Some("initial") => Transform::Initial,
-                    Some("first3") => Transform::First3,
-                    Some("year") => Transform::Year,
-                    Some(other) => {
-                        return Err(err(
-                            k.span().start,
-                            format!(
-                                "field `fuzzy.blocking.keys` of {:?}: {other:?} is not a key transform (initial, first3, year)",
-                                b.name
-                            ),
-                        ));
-                    }
-                };
+                let transform = transform_of(t, k, &b.name, &err)?;
                 let spanned = toml::Spanned::new(k.span(), name);
                 keys.push((
                     field_index(&spanned, "fuzzy.blocking.keys", None)?,

@@ -657,17 +657,29 @@ fn write_identifier_rows<'l>(
         shared: 0,
     };
     type Stored = (i64, i64, String, Option<i64>);
-    let mut existing: FxHashMap<(String, String), Stored> = FxHashMap::default();
+    // The stored identifiers by kind (as the rules number them) and value;
+    // those of a kind the rules no longer have are deleted.
+    let kind_index: FxHashMap<&str, usize> = rules
+        .kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.kind.as_str(), i))
+        .collect();
+    let mut existing: Vec<FxHashMap<String, Stored>> =
+        vec![FxHashMap::default(); rules.kinds.len()];
+    let mut orphans: Vec<i64> = Vec::new();
     {
         let mut stmt = tx.prepare(
             "SELECT identifier_id, kind, value, records, status, customers FROM identifiers",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            existing.insert(
-                (r.get(1)?, r.get(2)?),
-                (r.get(0)?, r.get(3)?, r.get(4)?, r.get(5)?),
-            );
+            match kind_index.get(r.get_ref(1)?.as_str()?) {
+                Some(&k) => {
+                    existing[k].insert(r.get(2)?, (r.get(0)?, r.get(3)?, r.get(4)?, r.get(5)?));
+                }
+                None => orphans.push(r.get(0)?),
+            }
         }
     }
     let mut next_id: i64 = tx.query_row(
@@ -675,7 +687,7 @@ fn write_identifier_rows<'l>(
         [],
         |r| r.get(0),
     )?;
-    let first_run = existing.is_empty();
+    let first_run = existing.iter().all(FxHashMap::is_empty) && orphans.is_empty();
     let columns = [
         "identifier_id",
         "kind",
@@ -711,7 +723,7 @@ fn write_identifier_rows<'l>(
         }
         let kind = &rules.kinds[stat.kind].kind;
         let wanted = (stat.records as i64, status, customers);
-        let id = match existing.remove(&(kind.clone(), stat.value.clone())) {
+        let id = match existing[stat.kind].remove(stat.value.as_str()) {
             Some((id, records, st, cu)) => {
                 if (records, st.as_str(), cu) != wanted {
                     update.execute(params![id, wanted.0, wanted.1, wanted.2])?;
@@ -737,7 +749,8 @@ fn write_identifier_rows<'l>(
     if !first_run {
         let mut del_links = tx.prepare("DELETE FROM identity_links WHERE identifier_id = ?1")?;
         let mut del = tx.prepare("DELETE FROM identifiers WHERE identifier_id = ?1")?;
-        for (id, ..) in existing.values() {
+        let gone = existing.iter().flat_map(|m| m.values().map(|v| v.0));
+        for id in gone.chain(orphans) {
             del_links.execute([id])?;
             del.execute([id])?;
         }
