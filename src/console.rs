@@ -21,8 +21,8 @@ struct State {
     total: u64,
     last_decile: u64,
     started: Instant,
-    /// The step's share done and time left, when estimated.
-    overall: Option<(f64, Option<Duration>)>,
+    /// Whether the step's share was logged for this phase yet.
+    overall_logged: bool,
 }
 
 impl ConsoleProgress {
@@ -39,7 +39,7 @@ impl ConsoleProgress {
                 total: 0,
                 last_decile: 0,
                 started: Instant::now(),
-                overall: None,
+                overall_logged: false,
             }),
         }
     }
@@ -85,7 +85,7 @@ impl Progress for ConsoleProgress {
         s.total = total;
         s.last_decile = 0;
         s.started = Instant::now();
-        s.overall = None;
+        s.overall_logged = false;
         if self.terminal {
             let bar = ProgressBar::new(total.max(1));
             // A phase without a known total has no percentage of its own.
@@ -131,8 +131,7 @@ impl Progress for ConsoleProgress {
 
     fn overall(&self, share: f64, left: Option<Duration>) {
         let mut s = self.lock();
-        let first = s.overall.is_none();
-        s.overall = Some((share, left));
+        let first = !std::mem::replace(&mut s.overall_logged, true);
         let text = overall_text(&s.phase, share, left);
         match &s.bar {
             Some(bar) => bar.set_message(format!("· {text}")),

@@ -149,18 +149,8 @@ pub fn run_step_with(
         bail!("step {:?} is not available in this build yet", step.name);
     }
     // Pipeline runs never interleave: a second one waits for the first.
-    let _run = crate::store::lock::lock_run(
-        &ws.db_path(),
-        &format!(
-            "run {}",
-            if matches!(step.name, "extract" | "stage") {
-                "load"
-            } else {
-                step.name
-            }
-        ),
-        progress,
-    )?;
+    let run_name = run_name(step.name);
+    let _run = crate::store::lock::lock_run(&ws.db_path(), &format!("run {run_name}"), progress)?;
     let started = Instant::now();
     let started_at = crate::pipeline::timeparse::now_utc();
     let fingerprint = fingerprint::of_step(conn, ws, step.name)?;
@@ -169,11 +159,6 @@ pub fn run_step_with(
     {
         return Ok(report);
     }
-    let run_name = if matches!(step.name, "extract" | "stage") {
-        "load"
-    } else {
-        step.name
-    };
     let timed = progress::StepProgress::new(progress, previous_phases(conn, run_name));
     // A cancel interrupts the step's SQL at once (see interrupt_on_cancel).
     let handle = conn.get_interrupt_handle();
@@ -225,6 +210,16 @@ pub fn run_step_with(
     })
 }
 
+/// The name a step's runs have in `pipeline_runs` and the run lock:
+/// `extract` and `stage` both mean the load.
+pub fn run_name(step: &str) -> &str {
+    if matches!(step, "extract" | "stage") {
+        "load"
+    } else {
+        step
+    }
+}
+
 /// A step's last run, as `pipeline_runs` records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastRun {
@@ -238,16 +233,11 @@ pub struct LastRun {
 
 /// The last run of a step (`extract` and `stage` both mean the load).
 pub fn last_run(conn: &Connection, step: &str) -> Result<Option<LastRun>> {
-    let run_name = if matches!(step, "extract" | "stage") {
-        "load"
-    } else {
-        step
-    };
     Ok(conn
         .query_row(
             "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
              WHERE step = ?1 ORDER BY run_id DESC LIMIT 1",
-            [run_name],
+            [run_name(step)],
             |r| {
                 Ok(LastRun {
                     status: r.get(0)?,
