@@ -24,7 +24,13 @@ pub const DEFAULT_RULES: &[(&str, &str)] = &[
     ("countries.toml", include_str!("../rules/countries.toml")),
     ("events.toml", include_str!("../rules/events.toml")),
     ("people.toml", include_str!("../rules/people.toml")),
+    ("orders.toml", include_str!("../rules/orders.toml")),
     ("identity.toml", include_str!("../rules/identity.toml")),
+    ("nicknames.csv", include_str!("../rules/nicknames.csv")),
+    (
+        "nicknames.LICENSE.txt",
+        include_str!("../rules/nicknames.LICENSE.txt"),
+    ),
     (
         "survivorship.toml",
         include_str!("../rules/survivorship.toml"),
@@ -276,12 +282,34 @@ struct RawSource {
     format: Format,
     timezone: Option<Spanned<String>>,
     date_order: Option<DateOrder>,
+    default_region: Option<Spanned<String>>,
+    #[serde(default)]
+    fields: BTreeMap<Spanned<String>, RawFieldOptions>,
     #[serde(default)]
     csv: Option<CsvOptions>,
     #[serde(default)]
     http: Option<HttpOptions>,
     #[serde(default)]
     mapping: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// `[sources.fields.<core field>]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFieldOptions {
+    #[serde(default)]
+    formats: Vec<Spanned<String>>,
+    on_error: Option<Spanned<String>>,
+}
+
+/// How one core field of a source is read beyond its column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldOptions {
+    /// Explicit date / time layouts (chrono `strftime`), tried first.
+    pub formats: Vec<String>,
+    /// A bad value is kept empty and flagged instead of rejecting the row
+    /// (`on_error = "flag"`; optional fields only).
+    pub flag_errors: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +322,7 @@ struct RawSettings {
     timezone: Option<Spanned<String>>,
     #[serde(default)]
     date_order: DateOrder,
+    default_region: Option<Spanned<String>>,
 }
 
 fn default_db() -> String {
@@ -310,6 +339,7 @@ impl Default for RawSettings {
             batch_size: default_batch(),
             timezone: None,
             date_order: DateOrder::default(),
+            default_region: None,
         }
     }
 }
@@ -330,6 +360,9 @@ pub struct Settings {
     pub batch_size: usize,
     pub timezone: chrono_tz::Tz,
     pub date_order: DateOrder,
+    /// The country (ISO alpha-2) of phone numbers written without a country
+    /// code, where a record has no country of its own.
+    pub default_region: Option<String>,
 }
 
 /// One validated source.
@@ -349,11 +382,15 @@ pub struct Source {
     pub format: Format,
     pub timezone: chrono_tz::Tz,
     pub date_order: DateOrder,
+    /// [`Settings::default_region`] for this source.
+    pub default_region: Option<String>,
     pub csv: CsvOptions,
     pub http: HttpOptions,
     /// Core field -> column (or dotted JSON path; `a|b` = first non-empty).
     /// Fields not named here default to a column of the same name.
     pub mapping: BTreeMap<String, String>,
+    /// `[sources.fields.<field>]`: formats and error handling per field.
+    pub fields: BTreeMap<String, FieldOptions>,
 }
 
 impl Source {
@@ -420,6 +457,9 @@ impl Source {
             text.push_str(field.name);
             text.push('=');
             text.push_str(&self.column_for(field.name));
+            if let Some(o) = self.fields.get(field.name) {
+                text.push_str(&format!("{:?}{}", o.formats, o.flag_errors));
+            }
         }
         blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
     }
@@ -540,26 +580,24 @@ pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// Parse and validate the text of a `c360.toml`. `file` is used in errors.
-pub fn parse_config(text: &str, file: &str) -> Result<(Settings, Vec<Source>), ConfigError> {
-    let err = |offset: usize, message: String| ConfigError {
-        file: file.to_string(),
-        line: line_of(text, offset),
-        message,
-    };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map(|s| s.start).unwrap_or(0);
-        let line = text
-            .lines()
-            .nth(line_of(text, offset) - 1)
-            .unwrap_or("")
-            .trim();
-        err(offset, format!("{} (in `{line}`)", e.message().trim_end()))
-    })?;
+/// Where a config error is: the file and its text, to name the line.
+struct At<'t> {
+    file: &'t str,
+    text: &'t str,
+}
 
-    let parse_tz = |tz: &Spanned<String>| -> Result<chrono_tz::Tz, ConfigError> {
+impl At<'_> {
+    fn err(&self, offset: usize, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            line: line_of(self.text, offset),
+            message,
+        }
+    }
+
+    fn time_zone(&self, tz: &Spanned<String>) -> Result<chrono_tz::Tz, ConfigError> {
         tz.get_ref().parse::<chrono_tz::Tz>().map_err(|_| {
-            err(
+            self.err(
                 tz.span().start,
                 format!(
                     "field `timezone`: unknown IANA time zone {:?} (e.g. \"UTC\", \"Europe/Berlin\", \"America/New_York\")",
@@ -567,205 +605,344 @@ pub fn parse_config(text: &str, file: &str) -> Result<(Settings, Vec<Source>), C
                 ),
             )
         })
-    };
+    }
 
-    let settings_tz = match &raw.settings.timezone {
-        Some(tz) => parse_tz(tz)?,
+    /// A phone region: an ISO 3166-1 alpha-2 code the phone library knows.
+    fn region(&self, region: &Spanned<String>) -> Result<String, ConfigError> {
+        let code = region.get_ref().trim().to_uppercase();
+        if code.parse::<phonenumber::country::Id>().is_err() {
+            return Err(self.err(
+                region.span().start,
+                format!(
+                    "field `default_region`: {:?} is not an ISO 3166-1 alpha-2 country code (e.g. \"US\", \"GB\", \"DE\")",
+                    region.get_ref()
+                ),
+            ));
+        }
+        Ok(code)
+    }
+}
+
+/// Parse and validate the text of a `c360.toml`. `file` is used in errors.
+pub fn parse_config(text: &str, file: &str) -> Result<(Settings, Vec<Source>), ConfigError> {
+    let at = At { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        let line = text
+            .lines()
+            .nth(line_of(text, offset) - 1)
+            .unwrap_or("")
+            .trim();
+        at.err(offset, format!("{} (in `{line}`)", e.message().trim_end()))
+    })?;
+    let settings = parse_settings(&at, raw.settings)?;
+    let mut sources: Vec<Source> = Vec::new();
+    for rs in raw.sources {
+        if sources.iter().any(|s| &s.name == rs.name.get_ref()) {
+            return Err(at.err(
+                rs.name.span().start,
+                format!(
+                    "field `name`: source {:?} is defined twice",
+                    rs.name.get_ref()
+                ),
+            ));
+        }
+        sources.push(parse_source(&at, &settings, rs)?);
+    }
+    Ok((settings, sources))
+}
+
+fn parse_settings(at: &At, raw: RawSettings) -> Result<Settings, ConfigError> {
+    let timezone = match &raw.timezone {
+        Some(tz) => at.time_zone(tz)?,
         None => chrono_tz::UTC,
     };
-    if *raw.settings.batch_size.get_ref() == 0 {
-        return Err(err(
-            raw.settings.batch_size.span().start,
+    if *raw.batch_size.get_ref() == 0 {
+        return Err(at.err(
+            raw.batch_size.span().start,
             "field `settings.batch_size`: must be at least 1".into(),
         ));
     }
-    let settings = Settings {
-        database: raw.settings.database,
-        batch_size: raw.settings.batch_size.into_inner(),
-        timezone: settings_tz,
-        date_order: raw.settings.date_order,
-    };
+    let default_region = raw
+        .default_region
+        .as_ref()
+        .map(|r| at.region(r))
+        .transpose()?;
+    Ok(Settings {
+        database: raw.database,
+        batch_size: raw.batch_size.into_inner(),
+        timezone,
+        date_order: raw.date_order,
+        default_region,
+    })
+}
 
-    let mut sources: Vec<Source> = Vec::new();
-    for rs in raw.sources {
-        let name = rs.name.get_ref().clone();
-        let name_at = rs.name.span().start;
-        if name.is_empty()
-            || name.len() > 48
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            || name.starts_with(|c: char| c.is_ascii_digit())
-        {
-            return Err(err(
+/// One `[[sources]]` table, checked.
+fn parse_source(at: &At, settings: &Settings, rs: RawSource) -> Result<Source, ConfigError> {
+    let name = rs.name.get_ref().clone();
+    let name_at = rs.name.span().start;
+    if name.is_empty()
+        || name.len() > 48
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(at.err(
+            name_at,
+            format!(
+                "field `name`: source name {name:?} must be 1-48 characters of a-z, 0-9 and _, not starting with a digit (it names the table raw_<name>)"
+            ),
+        ));
+    }
+    let location = rs.location.get_ref().trim().to_string();
+    if location.is_empty() {
+        return Err(at.err(
+            rs.location.span().start,
+            format!("source {name:?}: field `location` is empty"),
+        ));
+    }
+    let is_http = location.starts_with("http://") || location.starts_with("https://");
+    if is_http && matches!(rs.format, Format::Csv | Format::Parquet) {
+        return Err(at.err(
+            rs.location.span().start,
+            format!(
+                "source {name:?}: field `format`: REST sources must be json, ndjson or segment, not {}",
+                rs.format
+            ),
+        ));
+    }
+    if rs.format == Format::Segment && rs.system != System::Web {
+        return Err(at.err(
+            name_at,
+            format!(
+                "source {name:?}: field `format`: \"segment\" is the web-event spec; system must be \"web\", not {:?}",
+                rs.system.as_str()
+            ),
+        ));
+    }
+    let csv = rs.csv.clone().unwrap_or_default();
+    if rs.format == Format::Csv {
+        check_csv(&csv, &name).map_err(|m| at.err(name_at, m))?;
+    }
+    let mapping = parse_mapping(at, &name, rs.system, &rs.mapping)?;
+    let fields = parse_field_options(at, &name, rs.system, &rs.fields)?;
+    let timezone = match &rs.timezone {
+        Some(tz) => at.time_zone(tz)?,
+        None => settings.timezone,
+    };
+    let default_region = match &rs.default_region {
+        Some(r) => Some(at.region(r)?),
+        None => settings.default_region.clone(),
+    };
+    let mut http = rs.http.clone().unwrap_or_default();
+    let headers = parse_headers(at, &name, &mut http)?;
+    if !is_http && !headers.is_empty() {
+        return Err(at.err(
+            name_at,
+            format!(
+                "source {name:?}: field `http.headers`: only REST (http:// or https://) sources send headers"
+            ),
+        ));
+    }
+    for (field, v) in [
+        ("max_page_bytes", http.max_page_bytes),
+        ("max_total_bytes", http.max_total_bytes),
+        ("timeout_seconds", http.timeout_seconds),
+    ] {
+        if v == Some(0) {
+            return Err(at.err(
                 name_at,
+                format!("source {name:?}: field `http.{field}`: must be at least 1"),
+            ));
+        }
+    }
+    let shown = if is_http {
+        redact_url(&location)
+    } else {
+        location.clone()
+    };
+    Ok(Source {
+        name,
+        system: rs.system,
+        fetch_url: Secret(location),
+        location: shown,
+        headers,
+        format: rs.format,
+        timezone,
+        date_order: rs.date_order.unwrap_or(settings.date_order),
+        default_region,
+        csv,
+        http,
+        mapping,
+        fields,
+    })
+}
+
+/// `[sources.fields.<field>]`: a core field of the system; formats that
+/// chrono can read; `on_error` "flag" (optional fields only) or "reject".
+fn parse_field_options(
+    at: &At,
+    name: &str,
+    system: System,
+    raw: &BTreeMap<Spanned<String>, RawFieldOptions>,
+) -> Result<BTreeMap<String, FieldOptions>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (field, opts) in raw {
+        let Some(core) = system.field(field.get_ref()) else {
+            let known: Vec<&str> = system.fields().iter().map(|f| f.name).collect();
+            return Err(at.err(
+                field.span().start,
                 format!(
-                    "field `name`: source name {name:?} must be 1-48 characters of a-z, 0-9 and _, not starting with a digit (it names the table raw_<name>)"
+                    "source {name:?}: field `fields.{}`: not a core field of {system} (core fields: {})",
+                    field.get_ref(),
+                    known.join(", ")
                 ),
             ));
-        }
-        if sources.iter().any(|s| s.name == name) {
-            return Err(err(
-                name_at,
-                format!("field `name`: source {name:?} is defined twice"),
-            ));
-        }
-        let location = rs.location.get_ref().trim().to_string();
-        if location.is_empty() {
-            return Err(err(
-                rs.location.span().start,
-                format!("source {name:?}: field `location` is empty"),
-            ));
-        }
-        let is_http = location.starts_with("http://") || location.starts_with("https://");
-        if is_http && matches!(rs.format, Format::Csv | Format::Parquet) {
-            return Err(err(
-                rs.location.span().start,
-                format!(
-                    "source {name:?}: field `format`: REST sources must be json, ndjson or segment, not {}",
-                    rs.format
-                ),
-            ));
-        }
-        if rs.format == Format::Segment && rs.system != System::Web {
-            return Err(err(
-                name_at,
-                format!(
-                    "source {name:?}: field `format`: \"segment\" is the web-event spec; system must be \"web\", not {:?}",
-                    rs.system.as_str()
-                ),
-            ));
-        }
-        let csv = rs.csv.unwrap_or_default();
-        if rs.format == Format::Csv {
-            if csv.delimiter.len() != 1 {
-                return Err(err(
-                    name_at,
-                    format!(
-                        "source {name:?}: field `csv.delimiter` must be one ASCII character, got {:?}",
-                        csv.delimiter
-                    ),
-                ));
-            }
-            if csv.quote.len() != 1 {
-                return Err(err(
-                    name_at,
-                    format!(
-                        "source {name:?}: field `csv.quote` must be one ASCII character, got {:?}",
-                        csv.quote
-                    ),
-                ));
-            }
-            if !csv.has_header && csv.columns.is_empty() {
-                return Err(err(
-                    name_at,
-                    format!(
-                        "source {name:?}: field `csv.columns` must list the column names when `has_header = false`"
-                    ),
-                ));
-            }
-        }
-        let mut mapping = BTreeMap::new();
-        for (field, column) in rs.mapping {
-            let field_name = field.get_ref();
-            if rs.system.field(field_name).is_none() {
-                let known: Vec<&str> = rs.system.fields().iter().map(|f| f.name).collect();
-                return Err(err(
-                    field.span().start,
-                    format!(
-                        "source {name:?}: field `mapping.{field_name}`: {field_name:?} is not a core field of {} (core fields: {})",
-                        rs.system,
-                        known.join(", ")
-                    ),
-                ));
-            }
-            if column.get_ref().trim().is_empty() {
-                return Err(err(
-                    column.span().start,
-                    format!("source {name:?}: field `mapping.{field_name}`: empty column name"),
-                ));
-            }
-            mapping.insert(field_name.clone(), column.get_ref().trim().to_string());
-        }
-        let timezone = match &rs.timezone {
-            Some(tz) => parse_tz(tz)?,
-            None => settings.timezone,
         };
-        let mut http = rs.http.unwrap_or_default();
-        let mut headers = Vec::new();
-        for (header, value) in std::mem::take(&mut http.headers) {
-            let at = value.span().start;
-            let valid_name = !header.is_empty()
-                && header
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !valid_name {
-                return Err(err(
-                    at,
+        for f in &opts.formats {
+            let bad = chrono::format::StrftimeItems::new(f.get_ref())
+                .any(|i| matches!(i, chrono::format::Item::Error));
+            if bad || f.get_ref().trim().is_empty() {
+                return Err(at.err(
+                    f.span().start,
                     format!(
-                        "source {name:?}: field `http.headers`: {header:?} is not a valid header name"
+                        "source {name:?}: field `fields.{}.formats`: {:?} is not a date/time format (chrono strftime, e.g. \"%d.%m.%Y %H:%M\")",
+                        core.name,
+                        f.get_ref()
                     ),
                 ));
             }
-            let value = match value.get_ref().strip_prefix("env:") {
-                Some(var) if var.trim().is_empty() => {
-                    return Err(err(
-                        at,
-                        format!(
-                            "source {name:?}: field `http.headers.{header}`: `env:` needs a variable name (e.g. \"env:CRM_TOKEN\")"
-                        ),
-                    ));
-                }
-                Some(var) => HeaderValue::Env(var.trim().to_string()),
-                None => HeaderValue::Literal(Secret(value.into_inner())),
-            };
-            headers.push(HttpHeader {
-                name: header,
-                value,
-                file: file.to_string(),
-                line: line_of(text, at),
-            });
         }
-        if !is_http && !headers.is_empty() {
-            return Err(err(
-                name_at,
+        let flag_errors = match opts.on_error.as_ref().map(|o| (o.get_ref().as_str(), o)) {
+            None | Some(("reject", _)) => false,
+            Some(("flag", o)) if core.required => {
+                return Err(at.err(
+                    o.span().start,
+                    format!(
+                        "source {name:?}: field `fields.{}.on_error`: {} is required; a row without a good value is rejected (only optional fields can be flagged)",
+                        core.name, core.name
+                    ),
+                ));
+            }
+            Some(("flag", _)) => true,
+            Some((other, o)) => {
+                return Err(at.err(
+                    o.span().start,
+                    format!(
+                        "source {name:?}: field `fields.{}.on_error`: {other:?} is not \"reject\" or \"flag\"",
+                        core.name
+                    ),
+                ));
+            }
+        };
+        out.insert(
+            core.name.to_string(),
+            FieldOptions {
+                formats: opts.formats.iter().map(|f| f.get_ref().clone()).collect(),
+                flag_errors,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The CSV options of a source, checked; the message names the field.
+fn check_csv(csv: &CsvOptions, name: &str) -> Result<(), String> {
+    if csv.delimiter.len() != 1 {
+        return Err(format!(
+            "source {name:?}: field `csv.delimiter` must be one ASCII character, got {:?}",
+            csv.delimiter
+        ));
+    }
+    if csv.quote.len() != 1 {
+        return Err(format!(
+            "source {name:?}: field `csv.quote` must be one ASCII character, got {:?}",
+            csv.quote
+        ));
+    }
+    if !csv.has_header && csv.columns.is_empty() {
+        return Err(format!(
+            "source {name:?}: field `csv.columns` must list the column names when `has_header = false`"
+        ));
+    }
+    Ok(())
+}
+
+/// `[sources.mapping]`: core field -> column, each field a core field of
+/// the system and each column named.
+fn parse_mapping(
+    at: &At,
+    name: &str,
+    system: System,
+    raw: &BTreeMap<Spanned<String>, Spanned<String>>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut mapping = BTreeMap::new();
+    for (field, column) in raw {
+        let field_name = field.get_ref();
+        if system.field(field_name).is_none() {
+            let known: Vec<&str> = system.fields().iter().map(|f| f.name).collect();
+            return Err(at.err(
+                field.span().start,
                 format!(
-                    "source {name:?}: field `http.headers`: only REST (http:// or https://) sources send headers"
+                    "source {name:?}: field `mapping.{field_name}`: {field_name:?} is not a core field of {system} (core fields: {})",
+                    known.join(", ")
                 ),
             ));
         }
-        for (field, v) in [
-            ("max_page_bytes", http.max_page_bytes),
-            ("max_total_bytes", http.max_total_bytes),
-            ("timeout_seconds", http.timeout_seconds),
-        ] {
-            if v == Some(0) {
-                return Err(err(
-                    name_at,
-                    format!("source {name:?}: field `http.{field}`: must be at least 1"),
+        if column.get_ref().trim().is_empty() {
+            return Err(at.err(
+                column.span().start,
+                format!("source {name:?}: field `mapping.{field_name}`: empty column name"),
+            ));
+        }
+        mapping.insert(field_name.clone(), column.get_ref().trim().to_string());
+    }
+    Ok(mapping)
+}
+
+/// `[sources.http] headers`: valid names; `env:NAME` values read at fetch
+/// time.
+fn parse_headers(
+    at: &At,
+    name: &str,
+    http: &mut HttpOptions,
+) -> Result<Vec<HttpHeader>, ConfigError> {
+    let mut headers = Vec::new();
+    for (header, value) in std::mem::take(&mut http.headers) {
+        let offset = value.span().start;
+        let valid_name = !header.is_empty()
+            && header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            return Err(at.err(
+                offset,
+                format!(
+                    "source {name:?}: field `http.headers`: {header:?} is not a valid header name"
+                ),
+            ));
+        }
+        let value = match value.get_ref().strip_prefix("env:") {
+            Some(var) if var.trim().is_empty() => {
+                return Err(at.err(
+                    offset,
+                    format!(
+                        "source {name:?}: field `http.headers.{header}`: `env:` needs a variable name (e.g. \"env:CRM_TOKEN\")"
+                    ),
                 ));
             }
-        }
-        let shown = if is_http {
-            redact_url(&location)
-        } else {
-            location.clone()
+            Some(var) => HeaderValue::Env(var.trim().to_string()),
+            None => HeaderValue::Literal(Secret(value.into_inner())),
         };
-        sources.push(Source {
-            name,
-            system: rs.system,
-            fetch_url: Secret(location),
-            location: shown,
-            headers,
-            format: rs.format,
-            timezone,
-            date_order: rs.date_order.unwrap_or(settings.date_order),
-            csv,
-            http,
-            mapping,
+        headers.push(HttpHeader {
+            name: header,
+            value,
+            file: at.file.to_string(),
+            line: line_of(at.text, offset),
         });
     }
-    Ok((settings, sources))
+    Ok(headers)
 }
 
 #[cfg(test)]

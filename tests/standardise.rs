@@ -196,11 +196,13 @@ fn a_bad_rule_file_names_file_line_and_field() {
     let clean_before = int(&conn, "SELECT count(*) FROM clean_web_events");
     let events = ws.rules_dir().join("events.toml");
     let text = std::fs::read_to_string(&events).unwrap();
-    std::fs::write(&events, text.replace("\"^checkout\"", "\"^checkout(\"")).unwrap();
+    let broken = text.replace("\"^begin_?checkout\"", "\"^begin_?checkout(\"");
+    assert_ne!(broken, text);
+    std::fs::write(&events, broken).unwrap();
     let err = pipeline::run_step(&mut conn, &ws, "standardise", &NoProgress).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("events.toml:") && msg.contains("events.checkout.patterns"),
+        msg.contains("events.toml:") && msg.contains("events.begin_checkout.patterns"),
         "{msg}"
     );
     let line: usize = msg
@@ -219,7 +221,7 @@ fn a_bad_rule_file_names_file_line_and_field() {
         .unwrap()
         .to_string();
     assert!(
-        bad_line.contains("^checkout("),
+        bad_line.contains("^begin_?checkout("),
         "line {line} is {bad_line:?}"
     );
     // The failed run is recorded and the clean tables are untouched.
@@ -244,6 +246,16 @@ fn email_rules() -> &'static EmailRules {
     })
 }
 
+/// The repository's rule set, read once.
+fn repo_rules() -> &'static c360::pipeline::standardise::rules::Rules {
+    static RULES: std::sync::OnceLock<c360::pipeline::standardise::rules::Rules> =
+        std::sync::OnceLock::new();
+    RULES.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        c360::pipeline::standardise::rules::Rules::load(&dir).unwrap()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
 
@@ -258,10 +270,13 @@ proptest! {
 
     #[test]
     fn names_places_and_codes_are_idempotent(s in "[ a-zA-ZäöüÉß'-]{0,30}") {
-        for f in [people::name, people::city, people::postcode, people::lifecycle, people::currency] {
+        for f in [people::name, people::city, people::postcode, people::currency] {
             let once = f(&s);
             prop_assert_eq!(&f(&once.value).value, &once.value);
         }
+        let lifecycle = &repo_rules().lifecycle;
+        let once = people::lifecycle(&s, lifecycle);
+        prop_assert_eq!(&people::lifecycle(&once.value, lifecycle).value, &once.value);
     }
 
     #[test]

@@ -13,13 +13,21 @@ use std::time::Instant;
 
 /// Bump when a step's logic changes what it writes, so that workspaces built
 /// by an older binary are redone once.
-const LOGIC_VERSION: u32 = 1;
+const LOGIC_VERSION: u32 = 2;
 
 /// Inputs of a step: the table versions it reads and the rule files.
 fn inputs(step: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     Some(match step {
-        "standardise" => (&[STAGED], &["countries.toml", "events.toml", "people.toml"]),
-        "resolve" => (&[CLEAN], &["identity.toml"]),
+        "standardise" => (
+            &[STAGED],
+            &[
+                "countries.toml",
+                "events.toml",
+                "people.toml",
+                "orders.toml",
+            ],
+        ),
+        "resolve" => (&[CLEAN], &["identity.toml", "nicknames.csv"]),
         "unify" => (&[CLEAN, IDENTITY], &["survivorship.toml", "profiles.toml"]),
         "analyse" => (&[PROFILES], &["profiles.toml"]),
         _ => return None,

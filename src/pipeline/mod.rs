@@ -11,11 +11,13 @@ pub mod analyse;
 pub mod fingerprint;
 pub mod identity;
 pub mod load;
+pub mod money;
 pub mod progress;
 pub mod schema;
 pub mod standardise;
 pub mod timeparse;
 pub mod unify;
+pub mod zones;
 
 use crate::workspace::Workspace;
 use anyhow::{Result, bail};

@@ -124,7 +124,12 @@ const CRM_FIELDS: &[Field] = &[
     f("lifecycle_status", Text, false),
     f("created_at", Timestamp, false),
     f("updated_at", Timestamp, false),
+    TIMEZONE,
 ];
+
+/// A row's own time zone for its naive times (IANA, Windows or Rails
+/// names, offsets); without one, the source's `timezone`.
+const TIMEZONE: Field = f("timezone", Text, false);
 
 const WEB_FIELDS: &[Field] = &[
     f("event_id", Text, true),
@@ -138,6 +143,11 @@ const WEB_FIELDS: &[Field] = &[
     f("page_url", Text, false),
     f("order_id", Text, false),
     f("properties", JsonObject, false),
+    // Identities an event carries (Segment `identify` traits, `alias`).
+    f("email", Text, false),
+    f("phone", Text, false),
+    f("previous_id", Text, false),
+    TIMEZONE,
 ];
 
 const TRANSACTION_FIELDS: &[Field] = &[
@@ -153,6 +163,10 @@ const TRANSACTION_FIELDS: &[Field] = &[
     f("currency", Text, false),
     f("revenue", Number, true),
     f("transaction_type", Text, false),
+    TIMEZONE,
+    // What was refunded of a partly refunded order (Shopify's "Refunded
+    // Amount"): netted from its revenue.
+    f("refunded_amount", Number, false),
 ];
 
 /// The column names of a staging table, in order: provenance columns, then
@@ -192,4 +206,13 @@ pub const SEGMENT_MAPPING: &[(&str, &str)] = &[
     ("page_url", "context.page.url|properties.url"),
     ("order_id", "properties.order_id|properties.orderId"),
     ("properties", "properties"),
+    // `identify` calls carry the person's traits; analytics.js and
+    // RudderStack also copy them into `context.traits` on every call.
+    ("email", "traits.email|context.traits.email"),
+    ("phone", "traits.phone|context.traits.phone"),
+    // `alias` calls: the id the user had before (an anonymous id or an
+    // earlier user id).
+    ("previous_id", "previousId|previous_id"),
+    // Legacy SDKs send a naive time and the device's zone.
+    ("timezone", "context.timezone|timezone"),
 ];

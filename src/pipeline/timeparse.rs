@@ -7,6 +7,10 @@
 //! from the source's `date_order` unless one part is over 12). Naive times are
 //! read in the source's IANA zone: in the autumn overlap the earlier instant
 //! is taken; a time inside the spring gap is moved forward by the gap.
+//! Dates and times in words (`Mar 5, 2024 2:22 PM`) are read by [`words`];
+//! a source may list explicit formats per field for anything else.
+
+mod words;
 
 use crate::workspace::DateOrder;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
@@ -25,11 +29,31 @@ pub fn now_utc() -> String {
 
 /// Parse `text` to UTC. `tz` and `order` apply only to naive values.
 pub fn parse_timestamp(text: &str, tz: Tz, order: DateOrder) -> Option<DateTime<Utc>> {
+    parse_timestamp_with(text, tz, order, &[])
+}
+
+/// [`parse_timestamp`], trying the `formats` (chrono `strftime` layouts,
+/// e.g. `%d.%m.%Y %H.%M`; with `%z` the text carries its offset) first.
+pub fn parse_timestamp_with(
+    text: &str,
+    tz: Tz,
+    order: DateOrder,
+    formats: &[String],
+) -> Option<DateTime<Utc>> {
     let s = text.trim();
     if s.is_empty() {
         return None;
     }
+    for fmt in formats {
+        if let Some(ts) = with_format(s, fmt, tz) {
+            return Some(ts);
+        }
+    }
     if s.bytes().all(|b| b.is_ascii_digit()) {
+        if s.len() == 8 {
+            // 20240305: a compact date.
+            return local_to_utc(parse_numeric_date(s, order)?.and_time(NaiveTime::MIN), tz);
+        }
         return parse_epoch(s);
     }
     if let Ok(ts) = DateTime::parse_from_rfc3339(s) {
@@ -56,8 +80,41 @@ pub fn parse_timestamp(text: &str, tz: Tz, order: DateOrder) -> Option<DateTime<
     if let Ok(ts) = DateTime::parse_from_rfc2822(s) {
         return Some(ts.with_timezone(&Utc));
     }
-    let naive = parse_naive(s, order)?;
-    local_to_utc(naive, tz)
+    if let Some(naive) = parse_naive(s, order) {
+        return local_to_utc(naive, tz);
+    }
+    let (naive, offset) = words::parse(s, order)?;
+    match offset {
+        Some(minutes) => {
+            Some(Utc.from_utc_datetime(&(naive - chrono::Duration::minutes(minutes.into()))))
+        }
+        None => local_to_utc(naive, tz),
+    }
+}
+
+/// `s` read with one explicit format: with an offset (`%z`, `%:z`), as a
+/// date and time, or as a date alone (midnight), naive ones in `tz`.
+fn with_format(s: &str, fmt: &str, tz: Tz) -> Option<DateTime<Utc>> {
+    if fmt.contains("%z") || fmt.contains("%:z") || fmt.contains("%#z") {
+        return DateTime::parse_from_str(s, fmt)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+    }
+    if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
+        return local_to_utc(naive, tz);
+    }
+    let date = NaiveDate::parse_from_str(s, fmt).ok()?;
+    local_to_utc(date.and_time(NaiveTime::MIN), tz)
+}
+
+/// A calendar date with one of the explicit `formats` first, then as
+/// [`parse_date`] reads it.
+pub fn parse_date_with(s: &str, order: DateOrder, formats: &[String]) -> Option<NaiveDate> {
+    let s = s.trim();
+    formats
+        .iter()
+        .find_map(|fmt| NaiveDate::parse_from_str(s, fmt).ok())
+        .or_else(|| parse_date(s, order))
 }
 
 fn parse_epoch(s: &str) -> Option<DateTime<Utc>> {
@@ -106,7 +163,7 @@ pub fn parse_naive(s: &str, order: DateOrder) -> Option<NaiveDateTime> {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    let date = parse_date(date_part, order)?;
+    let date = parse_numeric_date(date_part, order)?;
     let time = match time_part {
         Some(t) if !t.trim().is_empty() => parse_time(t)?,
         _ => NaiveTime::MIN,
@@ -114,8 +171,14 @@ pub fn parse_naive(s: &str, order: DateOrder) -> Option<NaiveDateTime> {
     Some(date.and_time(time))
 }
 
-/// A calendar date in ISO, slash or dot layouts.
+/// A calendar date in ISO, slash, dot or compact layouts, or in words
+/// (`May 23, 1959`, `20 Sep 1975`; a time after it is ignored).
 pub fn parse_date(s: &str, order: DateOrder) -> Option<NaiveDate> {
+    parse_numeric_date(s, order).or_else(|| words::parse(s, order).map(|(t, _)| t.date()))
+}
+
+/// A calendar date in ISO, slash, dot or compact (`20240305`) layouts.
+fn parse_numeric_date(s: &str, order: DateOrder) -> Option<NaiveDate> {
     let s = s.trim();
     for fmt in ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(s, fmt) {

@@ -14,15 +14,26 @@ use std::collections::BTreeMap;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Funnel steps, in order (canonical event names; purchases from orders
-/// count too).
+/// Funnel steps, in order (canonical event names, GA4's; purchases from
+/// orders count too).
 pub const FUNNEL: [&str; 5] = [
     "page_view",
-    "product_view",
+    "view_item",
     "add_to_cart",
-    "checkout",
+    "begin_checkout",
     "purchase",
 ];
+
+/// The funnel step of a canonical event name: the step's own name, or the
+/// name an earlier rule set gave it (`product_view`, `checkout`).
+fn funnel_step(name: &str) -> Option<usize> {
+    let name = match name {
+        "product_view" => "view_item",
+        "checkout" => "begin_checkout",
+        n => n,
+    };
+    FUNNEL.iter().position(|f| *f == name)
+}
 
 /// Funnel periods: (label, days before "now"; 0 = all time).
 pub const PERIODS: [(&str, i64); 4] = [("30d", 30), ("90d", 90), ("365d", 365), ("all", 0)];
@@ -214,7 +225,7 @@ fn scan_events(
             month_cache = (day, month_index(&dt(ms)));
         }
         let month = month_cache.1;
-        if system == "transactions" {
+        if system == "transactions" && name != "void" {
             let revenue = match r.get_ref(4)? {
                 rusqlite::types::ValueRef::Real(x) => x,
                 rusqlite::types::ValueRef::Integer(i) => i as f64,
@@ -237,7 +248,7 @@ fn scan_events(
         s.active_week.insert((week, c));
         s.active_month.insert((month, c));
         // Funnel bits: step k in period p.
-        if let Some(k) = FUNNEL.iter().position(|f| *f == name) {
+        if let Some(k) = funnel_step(name) {
             let age = now - ms;
             for (p, (_, d)) in PERIODS.iter().enumerate() {
                 if *d == 0 || (0..=d * DAY_MS).contains(&age) {

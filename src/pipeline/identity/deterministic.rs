@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use regex::Regex;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use toml::Spanned;
 
 /// One identifier kind and the fields that carry it.
@@ -27,6 +28,10 @@ pub struct IdentifierKind {
     /// Over its limit, give each anonymous record to the customer logged in
     /// nearest in time on the same value (devices, cookies).
     pub nearest_login: bool,
+    /// Most distinct customers one value may connect among the records of
+    /// one system (`max_per_system = { crm = 1 }`: a phone two CRM records
+    /// share is a household line; it links nobody).
+    pub max_per_system: Vec<(System, usize)>,
 }
 
 /// The deterministic rules of `rules/identity.toml`.
@@ -65,6 +70,8 @@ pub(super) struct RawFuzzy {
     pub em_iterations: Option<usize>,
     #[serde(default)]
     pub nicknames: Vec<Vec<String>>,
+    /// A CSV of (name, relationship, nickname) rows in `rules/`.
+    pub nicknames_file: Option<String>,
     pub compare: Vec<RawCompare>,
     pub blocking: Vec<RawBlocking>,
 }
@@ -96,6 +103,8 @@ struct RawKind {
     max_customers: Option<usize>,
     #[serde(default)]
     shared: Option<Spanned<String>>,
+    #[serde(default)]
+    max_per_system: BTreeMap<Spanned<String>, usize>,
 }
 
 impl IdentityRules {
@@ -125,50 +134,11 @@ impl IdentityRules {
                 )
             })?);
         }
-        let mut kinds = Vec::new();
-        for k in raw.identifiers {
-            let mut fields = Vec::new();
-            for f in &k.fields {
-                let parsed = f.get_ref().split_once('.').and_then(|(sys, field)| {
-                    let system = System::ALL.into_iter().find(|s| s.as_str() == sys)?;
-                    system.field(field)?;
-                    Some((system, field.to_string()))
-                });
-                match parsed {
-                    Some(p) => fields.push(p),
-                    None => {
-                        return Err(err(
-                            f.span().start,
-                            format!(
-                                "field `identifiers.fields` of kind {:?}: {:?} is not <system>.<core field> (e.g. \"crm.email\", \"web.user_id\")",
-                                k.kind,
-                                f.get_ref()
-                            ),
-                        ));
-                    }
-                }
-            }
-            let nearest_login = match &k.shared {
-                None => false,
-                Some(s) if s.get_ref() == "nearest_login" => true,
-                Some(s) => {
-                    return Err(err(
-                        s.span().start,
-                        format!(
-                            "field `identifiers.shared` of kind {:?}: {:?} is not \"nearest_login\"",
-                            k.kind,
-                            s.get_ref()
-                        ),
-                    ));
-                }
-            };
-            kinds.push(IdentifierKind {
-                kind: k.kind,
-                fields,
-                max_customers: k.max_customers,
-                nearest_login,
-            });
-        }
+        let kinds = raw
+            .identifiers
+            .into_iter()
+            .map(|k| parse_kind(k, &err))
+            .collect::<Result<Vec<_>, _>>()?;
         if !kinds.iter().any(|k| k.kind == raw.anchor) {
             return Err(err(
                 0,
@@ -203,6 +173,72 @@ impl IdentityRules {
             fuzzy,
         })
     }
+}
+
+/// One `[[identifiers]]` table, checked.
+fn parse_kind(
+    k: RawKind,
+    err: &impl Fn(usize, String) -> ConfigError,
+) -> Result<IdentifierKind, ConfigError> {
+    let mut fields = Vec::new();
+    for f in &k.fields {
+        let parsed = f.get_ref().split_once('.').and_then(|(sys, field)| {
+            let system = System::ALL.into_iter().find(|s| s.as_str() == sys)?;
+            system.field(field)?;
+            Some((system, field.to_string()))
+        });
+        match parsed {
+            Some(p) => fields.push(p),
+            None => {
+                return Err(err(
+                    f.span().start,
+                    format!(
+                        "field `identifiers.fields` of kind {:?}: {:?} is not <system>.<core field> (e.g. \"crm.email\", \"web.user_id\")",
+                        k.kind,
+                        f.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+    let nearest_login = match &k.shared {
+        None => false,
+        Some(s) if s.get_ref() == "nearest_login" => true,
+        Some(s) => {
+            return Err(err(
+                s.span().start,
+                format!(
+                    "field `identifiers.shared` of kind {:?}: {:?} is not \"nearest_login\"",
+                    k.kind,
+                    s.get_ref()
+                ),
+            ));
+        }
+    };
+    let mut max_per_system = Vec::new();
+    for (sys, max) in &k.max_per_system {
+        let Some(system) = System::ALL
+            .into_iter()
+            .find(|s| s.as_str() == sys.get_ref())
+        else {
+            return Err(err(
+                sys.span().start,
+                format!(
+                    "field `identifiers.max_per_system` of kind {:?}: {:?} is not a system (crm, web, transactions)",
+                    k.kind,
+                    sys.get_ref()
+                ),
+            ));
+        };
+        max_per_system.push((system, *max));
+    }
+    Ok(IdentifierKind {
+        kind: k.kind,
+        fields,
+        max_customers: k.max_customers,
+        nearest_login,
+        max_per_system,
+    })
 }
 
 /// The blocked patterns as one set. Each pattern compiled alone already,
@@ -377,25 +413,73 @@ fn group_by_value(records: &[Vec<(usize, String)>]) -> Grouped<'_> {
     (flat, runs)
 }
 
+/// The customers the links made so far: clusters of records, each a
+/// customer once it holds a record with an anchor (a customer id).
+struct SoFar {
+    uf: UnionFind,
+    /// Per root: does its cluster hold an anchor?
+    anchored: Vec<bool>,
+}
+
+impl SoFar {
+    fn join(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.uf.find(a), self.uf.find(b));
+        if self.uf.union(ra, rb) {
+            let root = self.uf.find(ra);
+            self.anchored[root as usize] = self.anchored[ra as usize] || self.anchored[rb as usize];
+        }
+    }
+
+    /// The record's customer (its cluster's root) if its cluster is one.
+    fn customer(&mut self, r: u32) -> Option<u32> {
+        let root = self.uf.find(r);
+        self.anchored[root as usize].then_some(root)
+    }
+
+    /// The distinct customers among `recs` (those of `system` only, if given).
+    fn customers(&mut self, recs: &[u32], systems: &[System], system: Option<System>) -> usize {
+        let mut seen: FxHashSet<u32> = FxHashSet::default();
+        for &r in recs {
+            if system.is_some_and(|s| systems.get(r as usize) != Some(&s)) {
+                continue;
+            }
+            if let Some(c) = self.customer(r) {
+                seen.insert(c);
+            }
+        }
+        seen.len()
+    }
+}
+
 /// Link records by shared identifiers. `records[i]` lists record i's
 /// identifiers as (index into `rules.kinds`, value); `times[i]` is its time
 /// in ms (events), used to give anonymous records on a shared device to the
 /// login nearest in time. `times` may be shorter than `records` (no time).
+/// `systems[i]` is record i's system, for the per-system limits (records
+/// past its end count for no system).
+///
+/// Kinds apply in priority order: the anchor (customer ids) first, then the
+/// others in file order. A limit counts the customers a value would join
+/// as the links of the kinds before it made them, so a device's limit sees
+/// that its events reach two people through an order id or an e-mail, not
+/// only through the user ids seen on it.
 pub fn link(
     records: &[Vec<(usize, String)>],
     times: &[Option<i64>],
+    systems: &[System],
     rules: &IdentityRules,
 ) -> Linked {
     let anchor = rules.kinds.iter().position(|k| k.kind == rules.anchor);
     let (flat, runs) = group_by_value(records);
-    let anchor_of = |r: u32| -> Option<&str> {
-        let a = anchor?;
-        records[r as usize]
-            .iter()
-            .find(|(k, _)| *k == a)
-            .map(|(_, v)| v.as_str())
-    };
+    let has_anchor: Vec<bool> = records
+        .iter()
+        .map(|ids| anchor.is_some_and(|a| ids.iter().any(|(k, _)| *k == a)))
+        .collect();
     let time_of = |r: u32| times.get(r as usize).copied().flatten();
+    let mut so_far = SoFar {
+        uf: UnionFind::new(records.len()),
+        anchored: has_anchor.clone(),
+    };
     let mut edges = Vec::new();
     let mut attributed = Vec::new();
     // Junk checks (regexes) on every distinct value, in parallel.
@@ -403,59 +487,44 @@ pub fn link(
         .par_iter()
         .map(|&(s, _)| rules.is_blocked(flat[s].1))
         .collect();
+    // Runs are in (kind, value) order: the anchor's first, then the rest.
+    let order = (0..runs.len())
+        .filter(|&i| Some(flat[runs[i].0].0) == anchor)
+        .chain((0..runs.len()).filter(|&i| Some(flat[runs[i].0].0) != anchor));
     let mut identifiers = Vec::new();
     let mut singletons = 0u64;
-    for (&(s, e), junk) in runs.iter().zip(junk) {
+    for i in order {
+        let ((s, e), junk) = (runs[i], junk[i]);
         if e - s == 1 && !junk {
             // One record: links nothing, limits cannot apply.
             singletons += 1;
             continue;
         }
         let recs: Vec<u32> = flat[s..e].iter().map(|x| x.2).collect();
-        let recs = &recs;
-        let key = (flat[s].0, flat[s].1);
-        let (kind, value) = key;
+        let (kind, value) = (flat[s].0, flat[s].1);
+        let rule = &rules.kinds[kind];
         let status = if junk {
             Status::Blocked
         } else {
-            let customers: FxHashSet<&str> = recs.iter().filter_map(|&r| anchor_of(r)).collect();
-            match rules.kinds[kind].max_customers {
-                Some(max) if Some(kind) != anchor && customers.len() > max => {
-                    if rules.kinds[kind].nearest_login {
-                        let mut logins: Vec<(i64, u32)> = recs
-                            .iter()
-                            .filter(|&&r| anchor_of(r).is_some())
-                            .filter_map(|&r| Some((time_of(r)?, r)))
-                            .collect();
-                        logins.sort_unstable();
-                        for &r in recs {
-                            if anchor_of(r).is_some() {
-                                continue;
-                            }
-                            let Some(t) = time_of(r) else { continue };
-                            let at = logins.partition_point(|l| l.0 < t);
-                            let before = at.checked_sub(1).map(|i| logins[i]);
-                            let after = logins.get(at).copied();
-                            let nearest = match (before, after) {
-                                (Some(b), Some(a)) => Some(if t - b.0 <= a.0 - t { b } else { a }),
-                                (x, y) => x.or(y),
-                            };
-                            if let Some((lt, login)) = nearest {
-                                attributed.push((r, kind, login, (t - lt).abs()));
-                            }
-                        }
-                        Status::Shared {
-                            customers: customers.len(),
-                        }
+            let customers = so_far.customers(&recs, systems, None);
+            let over_in_a_system = rule
+                .max_per_system
+                .iter()
+                .any(|&(sys, max)| so_far.customers(&recs, systems, Some(sys)) > max);
+            match rule.max_customers {
+                _ if over_in_a_system => Status::OverLimit { customers },
+                Some(max) if Some(kind) != anchor && customers > max => {
+                    if rule.nearest_login {
+                        attributed.extend(nearest_logins(&recs, kind, &mut so_far, &time_of));
+                        Status::Shared { customers }
                     } else {
-                        Status::OverLimit {
-                            customers: customers.len(),
-                        }
+                        Status::OverLimit { customers }
                     }
                 }
                 _ => {
                     for w in recs.windows(2) {
                         edges.push((w[0], w[1]));
+                        so_far.join(w[0], w[1]);
                     }
                     Status::Linked
                 }
@@ -468,9 +537,6 @@ pub fn link(
             status,
         });
     }
-    let has_anchor = (0..records.len() as u32)
-        .map(|r| anchor_of(r).is_some())
-        .collect();
     Linked {
         edges,
         identifiers,
@@ -478,6 +544,40 @@ pub fn link(
         attributed,
         has_anchor,
     }
+}
+
+/// On a shared value: each record not yet of a customer, with the record
+/// of a customer nearest to it in time, (record, kind, login, distance).
+fn nearest_logins(
+    recs: &[u32],
+    kind: usize,
+    so_far: &mut SoFar,
+    time_of: &impl Fn(u32) -> Option<i64>,
+) -> Vec<(u32, usize, u32, i64)> {
+    let mut logins: Vec<(i64, u32)> = Vec::new();
+    let mut anonymous = Vec::new();
+    for &r in recs {
+        match (so_far.customer(r), time_of(r)) {
+            (Some(_), Some(t)) => logins.push((t, r)),
+            (None, Some(t)) => anonymous.push((r, t)),
+            _ => {}
+        }
+    }
+    logins.sort_unstable();
+    let mut out = Vec::new();
+    for (r, t) in anonymous {
+        let at = logins.partition_point(|l| l.0 < t);
+        let before = at.checked_sub(1).map(|i| logins[i]);
+        let after = logins.get(at).copied();
+        let nearest = match (before, after) {
+            (Some(b), Some(a)) => Some(if t - b.0 <= a.0 - t { b } else { a }),
+            (x, y) => x.or(y),
+        };
+        if let Some((lt, login)) = nearest {
+            out.push((r, kind, login, (t - lt).abs()));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -562,7 +662,7 @@ max_customers = 1
             rec(&[(0, "C1")]),                   // web event of user C1
             rec(&[(0, "C9")]),                   // someone else
         ];
-        let linked = link(&records, &[], &r);
+        let linked = link(&records, &[], &[], &r);
         assert_eq!(linked.clusters(records.len()), vec![vec![0, 1, 2], vec![3]]);
     }
 
@@ -575,7 +675,7 @@ max_customers = 1
             rec(&[(0, "C3"), (1, "unknown")]),
             rec(&[(0, "C4"), (1, "UNKNOWN")]),
         ];
-        let linked = link(&records, &[], &r);
+        let linked = link(&records, &[], &[], &r);
         assert_eq!(linked.clusters(records.len()).len(), 4);
         assert!(
             linked
@@ -599,7 +699,7 @@ max_customers = 1
         // A device used by one person, also anonymously: links.
         records.push(rec(&[(0, "C20"), (2, "dev-2")]));
         records.push(rec(&[(2, "dev-2")]));
-        let linked = link(&records, &[], &r);
+        let linked = link(&records, &[], &[], &r);
         let clusters = linked.clusters(records.len());
         assert_eq!(clusters.len(), 7, "{clusters:?}");
         assert!(clusters.contains(&vec![6, 7]));
@@ -634,7 +734,7 @@ max_customers = 1
             rec(&[(0, "A")]),                // 5: A elsewhere
         ];
         let times = [Some(100), Some(1000), Some(150), Some(900), None, None];
-        let linked = link(&records, &times, &r);
+        let linked = link(&records, &times, &[], &r);
         assert_eq!(
             linked.clusters(records.len()),
             vec![vec![0, 2, 5], vec![1, 3], vec![4]],

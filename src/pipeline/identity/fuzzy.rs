@@ -185,6 +185,9 @@ pub struct FuzzyRules {
     pub blocking: Vec<BlockingRule>,
     /// Name -> nickname groups it belongs to.
     pub nicknames: HashMap<String, Vec<u32>>,
+    /// `nicknames_file`: more groups, read from `rules/` by
+    /// [`FuzzyRules::add_nicknames`].
+    pub nicknames_file: Option<String>,
 }
 
 /// A comparison's method with its thresholds, checked.
@@ -423,6 +426,7 @@ impl FuzzyRules {
             comparisons,
             blocking,
             nicknames,
+            nicknames_file: raw.nicknames_file.clone(),
         };
         // Levels are bytes, and NULL (255) means "no value".
         for unit in rules.units() {
@@ -753,6 +757,45 @@ impl Columns {
     }
 }
 
+impl FuzzyRules {
+    /// Add the nickname groups of a CSV of `name,relationship,nickname`
+    /// rows (a header row is allowed; relationship `has_nickname`): each
+    /// name with its nicknames is one group. Errors name the file and line.
+    pub fn add_nicknames(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let mut group_of: HashMap<String, u32> = HashMap::new();
+        let mut next = self.nicknames.values().flatten().max().map_or(0, |g| g + 1);
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("name1,")) {
+                continue;
+            }
+            let parts: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [name, relation, nickname] = parts[..] else {
+                return Err(ConfigError {
+                    file: file.into(),
+                    line: i + 1,
+                    message: format!("expected name,relationship,nickname, found {line:?}"),
+                });
+            };
+            if relation != "has_nickname" {
+                continue;
+            }
+            let (name, nickname) = (fold(name), fold(nickname));
+            let g = *group_of.entry(name.clone()).or_insert_with(|| {
+                next += 1;
+                next - 1
+            });
+            for n in [name, nickname] {
+                let groups = self.nicknames.entry(n).or_default();
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------- comparing
 
 fn nickname_or_initial(a: &str, b: &str, nick: &HashMap<String, Vec<u32>>) -> bool {
@@ -787,10 +830,28 @@ pub fn capped(s: &str) -> &str {
 /// [`MAX_COMPARED_CHARS`] characters (two long values differing only
 /// after those are near, never exact).
 pub fn compare(method: &Method, a: &str, b: &str, nick: &HashMap<String, Vec<u32>>) -> u8 {
-    if a == b {
+    if a == b || (matches!(method, Method::Phone) && same_number(a, b)) {
         return 0;
     }
     compare_different(method, capped(a), capped(b), nick)
+}
+
+/// Two phone numbers' digits that are one number written with and
+/// without its country code (`18908289758`, `8908289758`), or nationally
+/// with a trunk zero (`49301234567`, `0301234567`): numbers the phone
+/// library could not validate are still compared this way.
+fn same_number(a: &str, b: &str) -> bool {
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    let national = short.strip_prefix('0').unwrap_or(short);
+    [short, national].iter().any(|s| {
+        let cut = long.len() - s.len();
+        s.len() >= 7
+            && (1..=3).contains(&cut)
+            && long.ends_with(s)
+            && long[..cut]
+                .parse::<u16>()
+                .is_ok_and(|code| phonenumber::metadata::DATABASE.by_code(&code).is_some())
+    })
 }
 
 /// The level of two values known to differ (never 0, "exact").
@@ -1543,6 +1604,10 @@ mod tests {
         assert_eq!(compare(&Method::Phone, "33612345678", "33612345679", &n), 1);
         assert_eq!(compare(&Method::Phone, "33612345678", "4915112345", &n), 2);
         assert_eq!(compare(&Method::Phone, "33612345678", "3361234567", &n), 1);
+        // With and without the country code, or a trunk zero: one number.
+        assert_eq!(compare(&Method::Phone, "18908289758", "8908289758", &n), 0);
+        assert_eq!(compare(&Method::Phone, "49301234567", "0301234567", &n), 0);
+        assert_eq!(compare(&Method::Phone, "18908289758", "908289758", &n), 1);
         assert_eq!(compare(&Method::Email, "ann@x.com", "ann@y.org", &n), 1);
         assert_eq!(
             compare(&Method::Email, "ann.lee@x.com", "annlee@x.com", &n),

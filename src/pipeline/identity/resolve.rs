@@ -78,7 +78,20 @@ pub fn load_rules(ws: &Workspace) -> Result<IdentityRules> {
             path.display()
         )
     })?;
-    Ok(IdentityRules::parse(&text, &path.display().to_string())?)
+    let mut rules = IdentityRules::parse(&text, &path.display().to_string())?;
+    if let Some(fuzzy) = rules.fuzzy.as_mut()
+        && let Some(name) = fuzzy.nicknames_file.clone()
+    {
+        let path = ws.rules_dir().join(&name);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} (named by `fuzzy.nicknames_file` in identity.toml)",
+                path.display()
+            )
+        })?;
+        fuzzy.add_nicknames(&text, &path.display().to_string())?;
+    }
+    Ok(rules)
 }
 
 /// One record of the step.
@@ -144,7 +157,9 @@ pub fn run_with(
     check_cancelled(progress, "resolve")?;
 
     progress.start("resolve: deterministic links", 0);
-    let linked = link(&ids, &times, &rules);
+    let systems: Vec<System> = records.iter().map(|r| r.system).collect();
+    let linked = link(&ids, &times, &systems, &rules);
+    drop(systems);
     drop(times);
     laps.lap("deterministic links");
     progress.finish();

@@ -10,12 +10,13 @@
 //! Reading and validating run on a worker thread; the calling thread only
 //! writes to SQLite, so both cores are busy on a large load.
 
+mod mapping;
 mod restage;
 
 use crate::pipeline::load::extract::{Input, RawRow, RawText, Record, RowSink};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::schema::{Field, FieldType, System, staging_columns};
-use crate::pipeline::timeparse::{format_utc, parse_timestamp};
+use crate::pipeline::timeparse::{format_utc, parse_timestamp_with};
 use crate::store::{self, BulkInsert, ident};
 use crate::workspace::{Source, Workspace};
 use anyhow::{Context, Result, anyhow, bail};
@@ -36,6 +37,7 @@ pub mod reason {
     pub const BAD_NUMBER: &str = "bad_number";
     pub const BAD_INTEGER: &str = "bad_integer";
     pub const BAD_JSON: &str = "bad_json";
+    pub const BAD_TIMEZONE: &str = "bad_timezone";
 }
 
 /// What one load did.
@@ -487,16 +489,18 @@ impl<'c> RowWriter<'c> {
     }
 }
 
-/// Where a core field's value comes from.
-enum Getter {
-    Column(usize),
-    Path(Vec<String>),
-}
-
-struct FieldPlan {
-    field: &'static Field,
-    /// Alternatives, first non-empty wins. Empty: the source lacks the field.
-    getters: Vec<Getter>,
+/// One row as it is checked: its typed values, why it would be rejected,
+/// which fields had a value, the JSON keys used and the bad values flagged
+/// (`on_error = "flag"`).
+#[derive(Default)]
+struct Checked<'p> {
+    values: Vec<Sql>,
+    problems: Vec<(String, &'static str, String)>,
+    present: HashSet<&'p str>,
+    used_keys: HashSet<&'p str>,
+    flagged: Vec<(&'static str, String)>,
+    /// The currency an amount named (`$12.00`), for a row without one.
+    currency: Option<String>,
 }
 
 /// Reads rows, validates them against the source's mapping and sends them to
@@ -507,7 +511,7 @@ struct Validator<'a> {
     batch: Vec<Processed>,
     batch_size: usize,
     progress: &'a dyn Progress,
-    plan: Vec<FieldPlan>,
+    plan: Vec<mapping::FieldPlan>,
     columns: Vec<String>,
     /// Tabular: columns no core field uses (kept in `extra`).
     extra_columns: Vec<usize>,
@@ -523,18 +527,7 @@ impl<'a> Validator<'a> {
         progress: &'a dyn Progress,
     ) -> Self {
         // JSON plans are known up front; tabular ones wait for the header.
-        let plan = source
-            .system
-            .fields()
-            .iter()
-            .map(|field| {
-                let getters = alternatives(&source.column_for(field.name))
-                    .into_iter()
-                    .map(|path| Getter::Path(path.split('.').map(str::to_string).collect()))
-                    .collect();
-                FieldPlan { field, getters }
-            })
-            .collect();
+        let plan = mapping::json_plan(source);
         Validator {
             source,
             sender,
@@ -563,14 +556,14 @@ impl<'a> Validator<'a> {
 
     /// A read row's outcome: rejected when it could not be read, else
     /// validated against the mapping.
-    fn outcome(&self, record: &Record) -> Outcome {
+    fn outcome(&self, record: &Record, row_num: u64) -> Outcome {
         match record {
             Record::Bad { kind, detail } => Outcome::Rejected {
                 field: None,
                 reason: kind.code(),
                 detail: detail.clone(),
             },
-            record => self.validate(record),
+            record => self.validate(record, row_num),
         }
     }
 
@@ -585,134 +578,42 @@ impl<'a> Validator<'a> {
             .map_err(|_| anyhow!("load of {} stopped", self.source.name))
     }
 
-    /// The field's value and, for JSON records, the top-level key it came from.
-    fn value_of<'r>(
-        &self,
-        plan: &'r FieldPlan,
-        record: &Record,
-    ) -> Option<(FieldValue, Option<&'r str>)> {
-        for getter in &plan.getters {
-            let v = match (getter, record) {
-                (Getter::Column(i), Record::Row(values)) => values
-                    .get(*i)
-                    .and_then(|v| v.as_deref())
-                    .map(|s| FieldValue::Text(s.to_string())),
-                (Getter::Path(parts), Record::Json(map)) => {
-                    let mut cur = map.get(&parts[0]);
-                    for key in &parts[1..] {
-                        cur = cur.and_then(|v| v.as_object()).and_then(|o| o.get(key));
-                    }
-                    cur.and_then(FieldValue::from_json)
-                }
-                _ => None,
-            };
-            if let Some(v) = v
-                && !v.is_blank()
-            {
-                let key = match getter {
-                    Getter::Path(parts) => Some(parts[0].as_str()),
-                    Getter::Column(_) => None,
-                };
-                return Some((v, key));
-            }
-        }
-        None
-    }
-
-    fn validate(&self, record: &Record) -> Outcome {
-        let mut values = Vec::with_capacity(self.plan.len() + 4);
-        let mut problems: Vec<(String, &'static str, String)> = Vec::new();
-        let mut present: HashSet<&str> = HashSet::new();
-        let mut used_keys: HashSet<&str> = HashSet::new();
+    fn validate(&self, record: &Record, row_num: u64) -> Outcome {
+        let mut row = Checked {
+            values: Vec::with_capacity(self.plan.len() + 4),
+            ..Checked::default()
+        };
+        let tz = self.row_zone(record, row_num, &mut row);
+        let mut currency_at = None;
         for plan in &self.plan {
-            let field = plan.field;
-            let value = self.value_of(plan, record).map(|(v, key)| {
-                present.insert(field.name);
-                used_keys.extend(key);
+            if plan.field.name == "currency" {
+                currency_at = Some(row.values.len());
+            }
+            let value = mapping::value_of(plan, record, row_num).map(|(v, keys)| {
+                row.present.insert(plan.field.name);
+                row.used_keys.extend(keys);
                 v
             });
-            match (value, field.ty) {
-                (None, ty) => {
-                    if field.required {
-                        problems.push((
-                            field.name.into(),
-                            reason::MISSING_VALUE,
-                            format!("required field {} is empty", field.name),
-                        ));
-                    }
-                    values.push(Sql::Null);
-                    if ty == FieldType::Timestamp {
-                        values.push(Sql::Null);
-                    }
-                }
-                (Some(v), FieldType::Text) => values.push(Sql::Text(v.into_text())),
-                (Some(v), FieldType::Timestamp) => {
-                    let text = v.into_text();
-                    match parse_timestamp(&text, self.source.timezone, self.source.date_order) {
-                        Some(ts) => values.push(Sql::Text(format_utc(&ts))),
-                        None => {
-                            problems.push((
-                                field.name.into(),
-                                reason::BAD_TIMESTAMP,
-                                format!("{}: {:?} is not a timestamp", field.name, text),
-                            ));
-                            values.push(Sql::Null);
-                        }
-                    }
-                    values.push(Sql::Text(text));
-                }
-                (Some(v), FieldType::Number) => {
-                    let text = v.into_text();
-                    match parse_number(&text) {
-                        Some(n) => values.push(Sql::Real(n)),
-                        None => {
-                            problems.push((
-                                field.name.into(),
-                                reason::BAD_NUMBER,
-                                format!("{}: {:?} is not a number", field.name, text),
-                            ));
-                            values.push(Sql::Null);
-                        }
-                    }
-                }
-                (Some(v), FieldType::Integer) => {
-                    let text = v.into_text();
-                    match parse_integer(&text) {
-                        Some(n) => values.push(Sql::Integer(n)),
-                        None => {
-                            problems.push((
-                                field.name.into(),
-                                reason::BAD_INTEGER,
-                                format!("{}: {:?} is not a whole number", field.name, text),
-                            ));
-                            values.push(Sql::Null);
-                        }
-                    }
-                }
-                (Some(v), FieldType::JsonObject) => match v.into_json_object() {
-                    Ok(json) => values.push(Sql::Text(json)),
-                    Err(detail) => {
-                        problems.push((
-                            field.name.into(),
-                            reason::BAD_JSON,
-                            format!("{}: {detail}", field.name),
-                        ));
-                        values.push(Sql::Null);
-                    }
-                },
-            }
+            self.typed(plan.field, value, tz, &mut row);
+        }
+        // `$12.00` in a source without a currency column: USD.
+        if let (Some(at), Some(code)) = (currency_at, row.currency.take())
+            && row.values[at] == Sql::Null
+        {
+            row.values[at] = Sql::Text(code);
         }
         for group in self.source.system.required_any() {
-            if !group.iter().any(|f| present.contains(f)) {
-                problems.push((
+            if !group.iter().any(|f| row.present.contains(f)) {
+                row.problems.push((
                     group.join("|"),
                     reason::MISSING_IDENTIFIER,
                     format!("none of {} has a value", group.join(", ")),
                 ));
             }
         }
-        if let Some((field, reason, _)) = problems.first() {
-            let detail = problems
+        if let Some((field, reason, _)) = row.problems.first() {
+            let detail = row
+                .problems
                 .iter()
                 .map(|p| p.2.as_str())
                 .collect::<Vec<_>>()
@@ -723,14 +624,158 @@ impl<'a> Validator<'a> {
                 detail,
             };
         }
-        values.push(self.extra(record, &used_keys));
-        Outcome::Staged(values)
+        let extra = self.extra(record, &row.used_keys, &row.flagged);
+        row.values.push(extra);
+        Outcome::Staged(row.values)
+    }
+
+    /// The zone of the row's naive times: its own `timezone` value (IANA,
+    /// Windows or Rails names, offsets), else the source's. A value that
+    /// names no zone is a bad value of the `timezone` field.
+    fn row_zone(&self, record: &Record, row_num: u64, row: &mut Checked<'_>) -> chrono_tz::Tz {
+        let Some(plan) = self.plan.iter().find(|p| p.field.name == "timezone") else {
+            return self.source.timezone;
+        };
+        let Some((v, _)) = mapping::value_of(plan, record, row_num) else {
+            return self.source.timezone;
+        };
+        let text = v.into_text();
+        match crate::pipeline::zones::zone(&text) {
+            Some(tz) => tz,
+            None => {
+                self.bad(
+                    plan.field,
+                    reason::BAD_TIMEZONE,
+                    format!("timezone: {text:?} is not a time zone (IANA, Windows or Rails name, or an offset)"),
+                    &text,
+                    row,
+                );
+                self.source.timezone
+            }
+        }
+    }
+
+    /// A bad value: the row's rejection reason, or (`on_error = "flag"`)
+    /// kept empty and listed in the row's `extra._invalid`.
+    fn bad(
+        &self,
+        field: &'static Field,
+        reason: &'static str,
+        detail: String,
+        text: &str,
+        row: &mut Checked<'_>,
+    ) {
+        if self
+            .source
+            .fields
+            .get(field.name)
+            .is_some_and(|o| o.flag_errors)
+        {
+            row.flagged.push((field.name, format!("{reason}: {text}")));
+        } else {
+            row.problems.push((field.name.into(), reason, detail));
+        }
+    }
+
+    /// One field's value, typed, appended to the row (a timestamp is
+    /// followed by its original text).
+    fn typed(
+        &self,
+        field: &'static Field,
+        value: Option<FieldValue>,
+        tz: chrono_tz::Tz,
+        row: &mut Checked<'_>,
+    ) {
+        let Some(v) = value else {
+            if field.required {
+                row.problems.push((
+                    field.name.into(),
+                    reason::MISSING_VALUE,
+                    format!("required field {} is empty", field.name),
+                ));
+            }
+            row.values.push(Sql::Null);
+            if field.ty == FieldType::Timestamp {
+                row.values.push(Sql::Null);
+            }
+            return;
+        };
+        let formats = self
+            .source
+            .fields
+            .get(field.name)
+            .map_or(&[][..], |o| &o.formats[..]);
+        let (parsed, problem) = match field.ty {
+            FieldType::Text => (Sql::Text(v.into_text()), None),
+            FieldType::Timestamp => {
+                let text = v.into_text();
+                let parsed = parse_timestamp_with(&text, tz, self.source.date_order, formats)
+                    .map(|ts| Sql::Text(format_utc(&ts)));
+                if parsed.is_none() {
+                    self.bad(
+                        field,
+                        reason::BAD_TIMESTAMP,
+                        format!("{}: {text:?} is not a timestamp", field.name),
+                        &text,
+                        row,
+                    );
+                }
+                row.values.push(parsed.unwrap_or(Sql::Null));
+                row.values.push(Sql::Text(text));
+                return;
+            }
+            FieldType::Number => {
+                let text = v.into_text();
+                match parse_number_and_currency(&text) {
+                    Some((n, currency)) => {
+                        if row.currency.is_none() {
+                            row.currency = currency;
+                        }
+                        (Sql::Real(n), None)
+                    }
+                    None => (
+                        Sql::Null,
+                        Some((reason::BAD_NUMBER, "is not a number", text)),
+                    ),
+                }
+            }
+            FieldType::Integer => {
+                let text = v.into_text();
+                match parse_integer(&text) {
+                    Some(n) => (Sql::Integer(n), None),
+                    None => (
+                        Sql::Null,
+                        Some((reason::BAD_INTEGER, "is not a whole number", text)),
+                    ),
+                }
+            }
+            FieldType::JsonObject => match v.into_json_object() {
+                Ok(json) => (Sql::Text(json), None),
+                Err(detail) => (Sql::Null, Some((reason::BAD_JSON, "", detail))),
+            },
+        };
+        if let Some((reason, what, text)) = problem {
+            let detail = if what.is_empty() {
+                format!("{}: {text}", field.name)
+            } else {
+                format!("{}: {text:?} {what}", field.name)
+            };
+            self.bad(field, reason, detail, &text, row);
+        }
+        row.values.push(parsed);
     }
 
     /// Unmapped columns, or the top-level keys of a JSON record that gave no
     /// core field its value, as a JSON object (NULL when there are none).
-    fn extra(&self, record: &Record, used_keys: &HashSet<&str>) -> Sql {
+    fn extra(&self, record: &Record, used_keys: &HashSet<&str>, flagged: &[(&str, String)]) -> Sql {
         let mut extra = serde_json::Map::new();
+        if !flagged.is_empty() {
+            let invalid: serde_json::Map<String, Value> = flagged
+                .iter()
+                .map(|(f, v)| (f.to_string(), Value::String(v.clone())))
+                .collect();
+            extra.insert("_invalid".into(), Value::Object(invalid));
+        }
         match record {
             Record::Row(values) => {
                 for &i in &self.extra_columns {
@@ -764,35 +809,7 @@ impl RowSink for Validator<'_> {
     }
 
     fn columns(&mut self, columns: &[String]) -> Result<()> {
-        let source = self.source;
-        let mut used = vec![false; columns.len()];
-        let mut plan = Vec::new();
-        for field in source.system.fields() {
-            let spec = source.column_for(field.name);
-            let mut getters = Vec::new();
-            for alt in alternatives(&spec) {
-                let found = columns
-                    .iter()
-                    .position(|c| c == &alt)
-                    .or_else(|| columns.iter().position(|c| c.eq_ignore_ascii_case(&alt)));
-                if let Some(i) = found {
-                    used[i] = true;
-                    getters.push(Getter::Column(i));
-                }
-            }
-            if getters.is_empty() && field.required {
-                bail!(
-                    "source {:?} ({}): required column {:?} (core field {}) is missing; the file has columns: {}. Map it in c360.toml under [sources.mapping] as {} = \"<column>\". Nothing of this source was loaded.",
-                    source.name,
-                    source.location,
-                    spec,
-                    field.name,
-                    columns.join(", "),
-                    field.name
-                );
-            }
-            plan.push(FieldPlan { field, getters });
-        }
+        let (plan, used) = mapping::tabular_plan(self.source, columns)?;
         self.plan = plan;
         self.columns = columns.to_vec();
         self.extra_columns = (0..columns.len()).filter(|&i| !used[i]).collect();
@@ -807,7 +824,7 @@ impl RowSink for Validator<'_> {
                 u32::MAX
             );
         }
-        let outcome = self.outcome(&row.record);
+        let outcome = self.outcome(&row.record, row.row_num);
         self.batch.push(Processed {
             row_num: row.row_num,
             raw: row.raw,
@@ -830,18 +847,8 @@ impl RowSink for Validator<'_> {
     }
 }
 
-/// `a|b|c` -> ["a", "b", "c"] (a column literally named with `|` still works
-/// when listed alone).
-fn alternatives(spec: &str) -> Vec<String> {
-    let mut alts = vec![spec.to_string()];
-    if spec.contains('|') {
-        alts.extend(spec.split('|').map(|s| s.trim().to_string()));
-    }
-    alts
-}
-
 /// A field's value as read: text, or JSON for nested values.
-enum FieldValue {
+pub(crate) enum FieldValue {
     Text(String),
     Json(Value),
 }
@@ -886,25 +893,20 @@ impl FieldValue {
     }
 }
 
-/// Decimal numbers: `12`, `-3.5`, `1e3`, `1,234.50` (thousands commas).
+/// Decimal numbers: `12`, `-3.5`, `1e3`, and amounts as exports write
+/// them (`1,234.50`, `$1,234.50`, `1.234,50 €`, `(12.00)`: see
+/// [`crate::pipeline::money`]).
 pub fn parse_number(text: &str) -> Option<f64> {
+    parse_number_and_currency(text).map(|(n, _)| n)
+}
+
+/// [`parse_number`] and the currency the text names, if any.
+pub fn parse_number_and_currency(text: &str) -> Option<(f64, Option<String>)> {
     let t = text.trim();
-    let n = match t.parse::<f64>() {
-        Ok(n) => n,
-        Err(_) => {
-            let int_part = t.split('.').next()?;
-            let groups: Vec<&str> = int_part.trim_start_matches('-').split(',').collect();
-            let grouped = groups.len() > 1
-                && !groups[0].is_empty()
-                && groups[0].len() <= 3
-                && groups[1..].iter().all(|g| g.len() == 3);
-            if !grouped {
-                return None;
-            }
-            t.replace(',', "").parse().ok()?
-        }
-    };
-    n.is_finite().then_some(n)
+    match t.parse::<f64>() {
+        Ok(n) => n.is_finite().then_some((n, None)),
+        Err(_) => crate::pipeline::money::parse_money(t),
+    }
 }
 
 /// Whole numbers; `3.0` counts, `3.5` does not.
@@ -931,7 +933,11 @@ mod tests {
         assert_eq!(parse_number("12.5"), Some(12.5));
         assert_eq!(parse_number(" -3 "), Some(-3.0));
         assert_eq!(parse_number("1,234.50"), Some(1234.5));
-        assert_eq!(parse_number("12,5"), None);
+        assert_eq!(parse_number("12,5"), Some(12.5));
+        assert_eq!(
+            parse_number_and_currency("$1,234.50"),
+            Some((1234.5, Some("USD".into())))
+        );
         assert_eq!(parse_number("abc"), None);
         assert_eq!(parse_number("NaN"), None);
         assert_eq!(parse_number("inf"), None);
@@ -939,11 +945,5 @@ mod tests {
         assert_eq!(parse_integer("3.0"), Some(3));
         assert_eq!(parse_integer("3.5"), None);
         assert_eq!(parse_integer("x"), None);
-    }
-
-    #[test]
-    fn alternatives_keep_the_whole_spec_first() {
-        assert_eq!(alternatives("a"), vec!["a"]);
-        assert_eq!(alternatives("a|b"), vec!["a|b", "a", "b"]);
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod country;
 pub mod events;
+pub mod orders;
 pub mod people;
 pub mod rules;
 
@@ -44,7 +45,11 @@ pub const RULES: &[(&str, &str, &str)] = &[
         "email",
         "trim, lowercase, syntax check, per-domain rules (rules/people.toml)",
     ),
-    ("crm.phone", "phone", "to E.164 using the record's country"),
+    (
+        "crm.phone",
+        "phone",
+        "to E.164 using the record's country, else the source's default_region",
+    ),
     (
         "crm.country",
         "country",
@@ -68,7 +73,7 @@ pub const RULES: &[(&str, &str, &str)] = &[
     (
         "crm.lifecycle",
         "lifecycle_status",
-        "lowercase; values outside lead/prospect/active/lapsed/churned flagged",
+        "to the lifecycle model (rules/people.toml: HubSpot and Salesforce stages); other values flagged",
     ),
     (
         "crm.timestamps",
@@ -90,6 +95,12 @@ pub const RULES: &[(&str, &str, &str)] = &[
         "event_time",
         "to UTC ISO 8601 (at staging, per-source zone)",
     ),
+    ("web.email", "email", "identify traits: as crm.email"),
+    (
+        "web.phone",
+        "phone",
+        "identify traits: to E.164 using the source's default_region",
+    ),
     (
         "tx.dedup",
         "clean_transactions",
@@ -99,12 +110,17 @@ pub const RULES: &[(&str, &str, &str)] = &[
     (
         "tx.refund",
         "transaction_type, revenue, quantity",
-        "refunds (type refund/return) get negative revenue and quantity",
+        "by status (rules/orders.toml): refund rows negative; refunded orders 0, partly refunded netted once; voided / pending not revenue",
     ),
     (
         "tx.currency",
         "currency",
         "upper-case ISO 4217 code; other values flagged",
+    ),
+    (
+        "tx.currency_rate",
+        "revenue, unit_price, currency",
+        "to the reporting currency with the rates of rules/orders.toml (original amount and currency kept); no rate: 0, flagged",
     ),
     (
         "tx.timestamps",
@@ -208,8 +224,13 @@ impl Outcomes {
 
 /// Per-source settings the normalisers need.
 #[derive(Clone, Copy)]
-struct SourceCtx {
+struct SourceCtx<'w> {
     date_order: DateOrder,
+    /// The country of phone numbers written without a country code, where
+    /// the record has no country of its own.
+    region: Option<&'w str>,
+    /// `[sources.fields.birth_date] formats`.
+    birth_formats: &'w [String],
 }
 
 fn text(v: &Sql) -> Option<&str> {
@@ -322,15 +343,33 @@ where
 /// What standardising a row depends on besides the data: the rule files
 /// and the date orders (a source added later, or new data, leaves them as
 /// they are), as a fingerprint; and each source's settings.
-fn fingerprint_and_contexts(ws: &Workspace) -> (String, HashMap<String, SourceCtx>) {
-    // What standardising a row depends on: the rule files and the date
-    // orders (a source added later, or new data, leaves them as they are).
-    let date_orders: Vec<String> = std::iter::once(format!("{:?}", ws.settings.date_order))
+fn fingerprint_and_contexts(ws: &Workspace) -> (String, HashMap<String, SourceCtx<'_>>) {
+    // What standardising a row depends on: the rule files, the date orders
+    // and the phone regions (a source added later, or new data, leaves them
+    // as they are).
+    let settings = (
+        ws.settings.date_order,
+        ws.settings.default_region.as_deref(),
+    );
+    let birth_formats =
+        |s: &crate::workspace::Source| s.fields.get("birth_date").map(|o| o.formats.clone());
+    let date_orders: Vec<String> = std::iter::once(format!("{settings:?}"))
         .chain(
             ws.sources
                 .iter()
-                .filter(|s| s.date_order != ws.settings.date_order)
-                .map(|s| format!("{}={:?}", s.name, s.date_order)),
+                .filter(|s| {
+                    (s.date_order, s.default_region.as_deref()) != settings
+                        || birth_formats(s).is_some()
+                })
+                .map(|s| {
+                    format!(
+                        "{}={:?}/{:?}/{:?}",
+                        s.name,
+                        s.date_order,
+                        s.default_region,
+                        birth_formats(s)
+                    )
+                }),
         )
         .collect();
     let rules_fp =
@@ -343,6 +382,11 @@ fn fingerprint_and_contexts(ws: &Workspace) -> (String, HashMap<String, SourceCt
                 s.name.clone(),
                 SourceCtx {
                     date_order: s.date_order,
+                    region: s.default_region.as_deref(),
+                    birth_formats: s
+                        .fields
+                        .get("birth_date")
+                        .map_or(&[][..], |o| &o.formats[..]),
                 },
             )
         })
@@ -397,6 +441,8 @@ pub fn run(
     let ctx_of = |source: &str| {
         ctx.get(source).copied().unwrap_or(SourceCtx {
             date_order: ws.settings.date_order,
+            region: ws.settings.default_region.as_deref(),
+            birth_formats: &[],
         })
     };
     let tx = conn.transaction()?;
@@ -442,15 +488,20 @@ pub fn run(
         "stg_web_events",
         since_rowid,
         "SELECT source, batch_id, row_num, event_id, event_name, event_time, event_time_raw, event_type,
-                user_id, cookie_id, device_id, session_id, page_url, order_id, properties, extra
+                user_id, cookie_id, device_id, session_id, page_url, order_id, properties, extra,
+                email, phone, previous_id
          FROM stg_web_events WHERE rowid >= ?1 ORDER BY rowid",
         "INSERT OR IGNORE INTO clean_web_events (source, batch_id, row_num, event_id, event_name,
            event_name_raw, event_mapped, event_time, event_type, user_id, cookie_id, device_id,
-           session_id, page_url, order_id, properties, extra)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+           session_id, page_url, order_id, properties, extra, email, phone, previous_id)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
         progress,
         "web.dedup",
-        |rows, o| rows.iter().map(|r| clean_web(r, &rules, o)).collect(),
+        |rows, o| {
+            rows.iter()
+                .map(|r| clean_web(r, &rules, ctx_of(text(&r[0]).unwrap_or("")), o))
+                .collect()
+        },
     )?;
     outcomes.merge(o);
 
@@ -462,12 +513,12 @@ pub fn run(
         since_rowid,
         "SELECT source, batch_id, row_num, order_id, customer_id, email, order_time, order_time_raw,
                 product_id, product_name, category, quantity, unit_price, currency, revenue,
-                transaction_type, extra
+                transaction_type, extra, refunded_amount
          FROM stg_transactions WHERE rowid >= ?1 ORDER BY rowid",
         "INSERT OR IGNORE INTO clean_transactions (source, batch_id, row_num, order_id, transaction_type,
            customer_id, email, email_valid, order_time, product_id, product_name, category, quantity,
-           unit_price, currency, revenue, extra, flags)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+           unit_price, currency, revenue, extra, flags, original_revenue, original_currency)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
         progress,
         "tx.dedup",
         |rows, o| rows.iter().map(|r| clean_transaction(r, &rules, o)).collect(),
@@ -696,22 +747,32 @@ fn iso_country<'r>(r: &[Sql], rules: &'r Rules) -> Option<&'r str> {
 /// A chunk of CRM rows. Phones are parsed grouped by country first: the
 /// phone library keeps a small cache of compiled patterns shared by all
 /// regions, and switching region on every row would recompile them.
-fn clean_crm_rows(
+fn clean_crm_rows<'w>(
     rows: &[Vec<Sql>],
     rules: &Rules,
-    ctx_of: &(dyn Fn(&str) -> SourceCtx + Sync),
+    ctx_of: &(dyn for<'s> Fn(&'s str) -> SourceCtx<'w> + Sync),
     o: &mut Outcomes,
 ) -> Vec<CleanRow> {
-    let isos: Vec<Option<&str>> = rows.iter().map(|r| iso_country(r, rules)).collect();
+    let ctxs: Vec<SourceCtx> = rows
+        .iter()
+        .map(|r| ctx_of(text(&r[0]).unwrap_or("")))
+        .collect();
+    // The record's own country, else its source's default region.
+    let regions: Vec<Option<&str>> = rows
+        .iter()
+        .zip(&ctxs)
+        .map(|(r, c)| iso_country(r, rules).or(c.region))
+        .collect();
     let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| isos[i]);
+    order.sort_by_key(|&i| regions[i]);
     let mut phones: Vec<Option<people::Norm>> = vec![None; rows.len()];
     for i in order {
-        phones[i] = text(&rows[i][8]).map(|p| people::phone(p, isos[i]));
+        phones[i] = text(&rows[i][8]).map(|p| people::phone(p, regions[i]));
     }
     rows.iter()
         .zip(phones)
-        .map(|(r, phone)| clean_crm(r, rules, ctx_of(text(&r[0]).unwrap_or("")), phone, o))
+        .zip(ctxs)
+        .map(|((r, phone), ctx)| clean_crm(r, rules, ctx, phone, o))
         .collect()
 }
 
@@ -786,7 +847,7 @@ fn clean_crm(
         &id,
         "birth_date",
         text(&r[9]),
-        |s| people::birth_date(s, ctx.date_order),
+        |s| people::birth_date(s, ctx.date_order, ctx.birth_formats),
         &mut flags,
         "invalid_birth_date",
     );
@@ -797,7 +858,7 @@ fn clean_crm(
         &id,
         "lifecycle_status",
         text(&r[15]),
-        people::lifecycle,
+        |s| people::lifecycle(s, &rules.lifecycle),
         &mut flags,
         "unknown_lifecycle",
     );
@@ -960,7 +1021,7 @@ fn crm_phone(
     }
 }
 
-fn clean_web(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
+fn clean_web(r: &[Sql], rules: &Rules, ctx: SourceCtx, o: &mut Outcomes) -> CleanRow {
     let source = text(&r[0]).unwrap_or("").to_string();
     let id = text(&r[3]).unwrap_or("").to_string();
     let raw_name = text(&r[4]).unwrap_or("").to_string();
@@ -1006,7 +1067,49 @@ fn clean_web(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         r[14].clone(),
         r[15].clone(),
     ]);
+    values.extend(web_identities(r, rules, ctx, o, &source, &id));
     (values, source, id)
+}
+
+/// The e-mail and phone an event carries (identify traits), normalised as
+/// the CRM's are, and its previous id (alias), trimmed.
+fn web_identities(
+    r: &[Sql],
+    rules: &Rules,
+    ctx: SourceCtx,
+    o: &mut Outcomes,
+    source: &str,
+    id: &str,
+) -> [Sql; 3] {
+    let mut flags = Vec::new();
+    let (email, _) = apply(
+        o,
+        "web.email",
+        source,
+        id,
+        "email",
+        text(&r[16]),
+        |s| people::email(s, &rules.email),
+        &mut flags,
+        "invalid_email",
+    );
+    let (phone, _) = apply(
+        o,
+        "web.phone",
+        source,
+        id,
+        "phone",
+        text(&r[17]),
+        |s| people::phone(s, ctx.region),
+        &mut flags,
+        "invalid_phone",
+    );
+    let previous = text(&r[18]).map(str::trim).filter(|s| !s.is_empty());
+    [
+        opt(email),
+        opt(phone),
+        previous.map_or(Sql::Null, |s| Sql::Text(s.to_string())),
+    ]
 }
 
 fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
@@ -1024,35 +1127,7 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         &mut flags,
         "invalid_email",
     );
-    let raw_type = text(&r[15]).map(|s| s.trim().to_lowercase());
-    let refund = matches!(
-        raw_type.as_deref(),
-        Some("refund" | "return" | "refunded" | "returned")
-    );
-    let ttype = if refund { "refund" } else { "purchase" };
-    let revenue = match &r[14] {
-        Sql::Real(x) => *x,
-        Sql::Integer(i) => *i as f64,
-        _ => 0.0,
-    };
-    let quantity = match &r[11] {
-        Sql::Integer(q) => Some(*q),
-        _ => None,
-    };
-    let (revenue_out, quantity_out) = if refund {
-        (-revenue.abs(), quantity.map(|q| -q.abs()))
-    } else {
-        (revenue, quantity)
-    };
-    o.record(
-        "tx.refund",
-        &source,
-        &id,
-        "revenue",
-        Some(&format!("{} {revenue}", raw_type.as_deref().unwrap_or("-"))),
-        Some(&format!("{ttype} {revenue_out}")),
-        false,
-    );
+    let (kind, revenue, quantity) = order_status(r, rules, o, &source, &id, &mut flags);
     let (currency, _) = apply(
         o,
         "tx.currency",
@@ -1064,6 +1139,21 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         &mut flags,
         "invalid_currency",
     );
+    let time = text(&r[6]).unwrap_or("");
+    let (revenue_out, currency_out, rate) = convert(
+        revenue,
+        currency.as_deref(),
+        time,
+        rules,
+        o,
+        &source,
+        &id,
+        &mut flags,
+    );
+    let unit_price = match (&r[12], rate) {
+        (Sql::Real(p), Some(rate)) => Sql::Real(p * rate),
+        (p, _) => p.clone(),
+    };
     record_timestamp(
         o,
         "tx.timestamps",
@@ -1075,7 +1165,7 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
     );
     let mut values = provenance(r);
     values.extend([
-        Sql::Text(ttype.into()),
+        Sql::Text(kind.transaction_type().into()),
         r[4].clone(),
         opt(email),
         flag_value(email_valid),
@@ -1083,9 +1173,9 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         r[8].clone(),
         r[9].clone(),
         r[10].clone(),
-        quantity_out.map_or(Sql::Null, Sql::Integer),
-        r[12].clone(),
-        opt(currency),
+        quantity.map_or(Sql::Null, Sql::Integer),
+        unit_price,
+        opt(currency_out),
         Sql::Real(revenue_out),
         r[16].clone(),
         if flags.is_empty() {
@@ -1093,8 +1183,100 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
         } else {
             Sql::Text(flags.join(","))
         },
+        Sql::Real(revenue),
+        opt(currency),
     ]);
     (values, source, id)
+}
+
+/// The order's kind by its status (`rules/orders.toml`), and its revenue
+/// and quantity netted accordingly, in the order's own currency.
+fn order_status(
+    r: &[Sql],
+    rules: &Rules,
+    o: &mut Outcomes,
+    source: &str,
+    id: &str,
+    flags: &mut Vec<&'static str>,
+) -> (orders::OrderKind, f64, Option<i64>) {
+    use orders::OrderKind::*;
+    let number = |v: &Sql| match v {
+        Sql::Real(x) => Some(*x),
+        Sql::Integer(i) => Some(*i as f64),
+        _ => None,
+    };
+    let status = text(&r[15]);
+    let (kind, known) = rules.orders.kind(status);
+    if !known {
+        flags.push("unknown_status");
+    }
+    let total = number(&r[14]).unwrap_or(0.0);
+    let quantity = match &r[11] {
+        Sql::Integer(q) => Some(*q),
+        _ => None,
+    };
+    let refunded = number(&r[17]);
+    let (revenue, quantity) = match kind {
+        Purchase => (total, quantity),
+        Refund => (-total.abs(), quantity.map(|q| -q.abs())),
+        Refunded => (0.0, quantity),
+        Partial => match refunded {
+            Some(x) => (total - x.abs(), quantity),
+            None => {
+                flags.push("refund_amount_unknown");
+                (total, quantity)
+            }
+        },
+        Void => (0.0, quantity),
+    };
+    o.record(
+        "tx.refund",
+        source,
+        id,
+        "revenue",
+        Some(&format!("{} {total}", status.unwrap_or("-"))),
+        Some(&format!("{} {revenue}", kind.transaction_type())),
+        !known || (kind == Partial && refunded.is_none()),
+    );
+    (kind, revenue, quantity)
+}
+
+/// Revenue in the reporting currency (`rules/orders.toml` `[currency]`):
+/// (revenue, currency, rate used). Without a rate the amount is never
+/// added to the others: revenue 0, flagged `no_rate`.
+#[allow(clippy::too_many_arguments)]
+fn convert(
+    revenue: f64,
+    currency: Option<&str>,
+    time: &str,
+    rules: &Rules,
+    o: &mut Outcomes,
+    source: &str,
+    id: &str,
+    flags: &mut Vec<&'static str>,
+) -> (f64, Option<String>, Option<f64>) {
+    let Some(reporting) = rules.orders.reporting.as_deref() else {
+        return (revenue, currency.map(str::to_string), None);
+    };
+    let from = currency.unwrap_or(reporting);
+    let rate = rules.orders.rate(from, time);
+    let out = rate.map_or(0.0, |r| (revenue * r * 1e6).round() / 1e6);
+    if rate.is_none() {
+        flags.push("no_rate");
+    }
+    o.record(
+        "tx.currency_rate",
+        source,
+        id,
+        "revenue",
+        Some(&format!("{revenue} {from}")),
+        Some(&match rate {
+            Some(_) => format!("{out} {reporting}"),
+            None => format!("no rate for {from}: 0 {reporting}"),
+        }),
+        rate.is_none(),
+    );
+    (out, Some(reporting.to_string()), rate)
 }
 
 /// Rule outcome rows for the Rules screen and tests.

@@ -3,7 +3,7 @@
 //! a [`Norm`]: the clean value and whether the input was valid. Applying a
 //! normaliser to its own output changes nothing (tested as a property).
 
-use crate::pipeline::timeparse::parse_date;
+use crate::pipeline::timeparse::parse_date_with;
 use crate::workspace::DateOrder;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -198,9 +198,9 @@ pub fn city(raw: &str) -> Norm {
 }
 
 /// Birth date to ISO `YYYY-MM-DD` (day/month order from the source).
-pub fn birth_date(raw: &str, order: DateOrder) -> Norm {
+pub fn birth_date(raw: &str, order: DateOrder, formats: &[String]) -> Norm {
     let s = tidy(raw);
-    match parse_date(&s, order) {
+    match parse_date_with(&s, order, formats) {
         Some(d) => Norm::ok(d.format("%Y-%m-%d").to_string()),
         None => Norm::flagged(s),
     }
@@ -209,13 +209,13 @@ pub fn birth_date(raw: &str, order: DateOrder) -> Norm {
 /// The lifecycle statuses the rules know (lowercase).
 pub const LIFECYCLE: &[&str] = &["lead", "prospect", "active", "lapsed", "churned"];
 
-/// Lifecycle status: lowercase; unknown values kept and flagged.
-pub fn lifecycle(raw: &str) -> Norm {
-    let s = tidy(raw).to_lowercase();
-    if LIFECYCLE.contains(&s.as_str()) {
-        Norm::ok(s)
-    } else {
-        Norm::flagged(s)
+/// Lifecycle status: the model's status the value stands for
+/// (`rules/people.toml` `[lifecycle]`); unknown values kept (lowercase) and
+/// flagged.
+pub fn lifecycle(raw: &str, rules: &super::rules::Lifecycle) -> Norm {
+    match rules.status(raw) {
+        Some(s) => Norm::ok(s.to_string()),
+        None => Norm::flagged(tidy(raw).to_lowercase()),
     }
 }
 
@@ -314,11 +314,35 @@ mod tests {
         );
         assert_eq!(postcode(" sw1a  1aa ").value, "SW1A 1AA");
         assert_eq!(city("NEW YORK ").value, "New York");
-        assert_eq!(birth_date("25/12/1980", DateOrder::Mdy).value, "1980-12-25");
-        assert_eq!(birth_date("03/04/1980", DateOrder::Dmy).value, "1980-04-03");
-        assert!(!birth_date("someday", DateOrder::Mdy).valid);
-        assert_eq!(lifecycle(" ACTIVE ").value, "active");
-        assert!(!lifecycle("vip").valid);
+        assert_eq!(
+            birth_date("25/12/1980", DateOrder::Mdy, &[]).value,
+            "1980-12-25"
+        );
+        assert_eq!(
+            birth_date("03/04/1980", DateOrder::Dmy, &[]).value,
+            "1980-04-03"
+        );
+        assert_eq!(
+            birth_date("May 23, 1959", DateOrder::Mdy, &[]).value,
+            "1959-05-23"
+        );
+        assert_eq!(
+            birth_date("20 Sep 1975", DateOrder::Dmy, &[]).value,
+            "1975-09-20"
+        );
+        assert_eq!(
+            birth_date("19750920", DateOrder::Mdy, &[]).value,
+            "1975-09-20"
+        );
+        let dotted = ["%Y.%d.%m".to_string()];
+        assert_eq!(
+            birth_date("1975.20.09", DateOrder::Mdy, &dotted).value,
+            "1975-09-20"
+        );
+        assert!(!birth_date("someday", DateOrder::Mdy, &[]).valid);
+        let model = super::super::rules::Lifecycle::default();
+        assert_eq!(lifecycle(" ACTIVE ", &model).value, "active");
+        assert!(!lifecycle("vip", &model).valid);
         assert_eq!(currency(" eur").value, "EUR");
     }
 }

@@ -4,7 +4,7 @@
 
 use super::country::Countries;
 use super::events::EventNames;
-use super::people::EmailRules;
+use super::people::{self, EmailRules};
 use crate::workspace::{ConfigError, line_of};
 use anyhow::{Context, Result};
 use regex::Regex;
@@ -49,6 +49,16 @@ struct EventsFile {
 struct PeopleFile {
     #[serde(default)]
     email: EmailRules,
+    #[serde(default)]
+    lifecycle: Option<RawLifecycle>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    model: Vec<String>,
+    #[serde(default)]
+    aliases: BTreeMap<String, Spanned<String>>,
 }
 
 /// Everything the standardise step needs from `rules/`.
@@ -58,9 +68,11 @@ pub struct Rules {
     pub events: EventNames,
     pub canonical_events: Vec<String>,
     pub email: EmailRules,
+    pub lifecycle: Lifecycle,
+    pub orders: super::orders::Orders,
 }
 
-fn parse<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
+pub(super) fn parse<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let offset = e.span().map(|s| s.start).unwrap_or(0);
         let line = line_of(text, offset);
@@ -94,14 +106,92 @@ impl Rules {
         let (events, canonical_events) = parse_events(&text, &file)?;
         let (text, file) = read(dir, "people.toml")?;
         let people: PeopleFile = parse(&text, &file)?;
+        let lifecycle = match people.lifecycle {
+            Some(raw) => Lifecycle::from_raw(raw, &text, &file)?,
+            None => Lifecycle::default(),
+        };
+        // orders.toml came later: a workspace without it keeps the old
+        // reading (refund rows negative, amounts as they are).
+        let orders = match std::fs::read_to_string(dir.join("orders.toml")) {
+            Ok(text) => {
+                let file = dir.join("orders.toml").display().to_string();
+                super::orders::Orders::parse(&text, &file)?
+            }
+            Err(_) => super::orders::Orders::default(),
+        };
         Ok(Rules {
             countries,
             country_nulls: nulls,
             events,
             canonical_events,
             email: people.email,
+            lifecycle,
+            orders,
         })
     }
+}
+
+/// The lifecycle model and the CRM values that map to it
+/// (`rules/people.toml` `[lifecycle]`).
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    /// The model's statuses, in order.
+    pub model: Vec<String>,
+    /// Folded value -> status of the model.
+    aliases: BTreeMap<String, String>,
+}
+
+impl Default for Lifecycle {
+    /// The model alone, before `[lifecycle]` existed.
+    fn default() -> Self {
+        Lifecycle {
+            model: people::LIFECYCLE.iter().map(|s| s.to_string()).collect(),
+            aliases: BTreeMap::new(),
+        }
+    }
+}
+
+impl Lifecycle {
+    fn from_raw(raw: RawLifecycle, text: &str, file: &str) -> Result<Lifecycle, ConfigError> {
+        let model: Vec<String> = raw.model.iter().map(|m| m.trim().to_lowercase()).collect();
+        let mut aliases = BTreeMap::new();
+        for (value, status) in raw.aliases {
+            let s = status.get_ref().trim().to_lowercase();
+            if !model.contains(&s) {
+                return Err(ConfigError {
+                    file: file.into(),
+                    line: line_of(text, status.span().start),
+                    message: format!(
+                        "field `lifecycle.aliases.{value}`: {:?} is not a status of the model ({})",
+                        status.get_ref(),
+                        model.join(", ")
+                    ),
+                });
+            }
+            aliases.insert(fold_status(&value), s);
+        }
+        Ok(Lifecycle { model, aliases })
+    }
+
+    /// The model status a CRM value stands for, if any.
+    pub fn status(&self, raw: &str) -> Option<&str> {
+        let folded = fold_status(raw);
+        if let Some(s) = self.aliases.get(&folded) {
+            return Some(s);
+        }
+        self.model
+            .iter()
+            .find(|m| fold_status(m) == folded)
+            .map(String::as_str)
+    }
+}
+
+/// Lower case, letters and digits only.
+fn fold_status(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Local country aliases: (alias, alpha-2).

@@ -271,6 +271,10 @@ impl Gatherer<'_> {
             rusqlite::types::ValueRef::Integer(i) => i.saturating_mul(1_000_000),
             _ => 0,
         };
+        // A voided, pending or cancelled order is no sale.
+        if name == "void" {
+            return Ok(());
+        }
         a.revenue = a.revenue.saturating_add(revenue);
         if name == "refund" {
             a.refunds += 1;

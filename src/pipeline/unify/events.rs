@@ -55,6 +55,8 @@ pub(super) fn rebuild(tx: &Connection, progress: &dyn Progress) -> Result<EventC
     )?;
     tx.execute_batch(
         "CREATE INDEX events_by_customer ON customer360_events(customer360_id, event_time);
+         CREATE INDEX IF NOT EXISTS events_web_by_order ON customer360_events(order_id)
+           WHERE system = 'web' AND order_id IS NOT NULL;
          CREATE INDEX IF NOT EXISTS events_crm_by_record ON customer360_events(record_key)
            WHERE system = 'crm';",
     )?;
@@ -66,14 +68,20 @@ pub(super) fn rebuild(tx: &Connection, progress: &dyn Progress) -> Result<EventC
     })
 }
 
-/// The events of the clean web events with rowids in (?1, ?2].
+/// The events of the clean web events with rowids in (?1, ?2]. A web
+/// purchase whose order has its row in the transactions is one fact with
+/// it: the order's event carries the revenue, the web event none (its own
+/// figure stays in `properties.revenue`).
 const WEB_EVENTS: &str = "INSERT INTO customer360_events (customer360_id, event_time, event_name,
          system, source, record_id, record_key, session_id, device_id, cookie_id, user_id,
          order_id, product_id, category, revenue, currency, anonymous, properties)
      SELECT m.customer360_id, w.event_time, w.event_name, 'web', w.source, w.event_id,
          m.record_key, w.session_id, w.device_id, w.cookie_id, w.user_id, w.order_id,
          json_extract(w.properties, '$.product_id'), NULL,
-         json_extract(w.properties, '$.revenue'), json_extract(w.properties, '$.currency'),
+         CASE WHEN w.order_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM clean_transactions t WHERE t.order_id = w.order_id)
+              THEN NULL ELSE json_extract(w.properties, '$.revenue') END,
+         json_extract(w.properties, '$.currency'),
          w.user_id IS NULL, w.properties
      FROM clean_web_events w
      CROSS JOIN customer360_id_map m ON m.record_key = 'web:' || w.source || ':' || w.event_id
@@ -317,6 +325,14 @@ pub(super) fn append(tx: &Connection, covered: &Covered) -> Result<(EventCounts,
         covered.transactions_rowid,
     )?;
     check_appended(tx, covered, web, orders)?;
+    // Orders that arrived after their web purchase: the web event's
+    // revenue is the order's now.
+    tx.execute(
+        "UPDATE customer360_events SET revenue = NULL
+         WHERE system = 'web' AND order_id IS NOT NULL AND revenue IS NOT NULL
+           AND order_id IN (SELECT order_id FROM clean_transactions WHERE rowid > ?1)",
+        [covered.transactions_rowid],
+    )?;
     let untimed = count(
         tx,
         "SELECT count(*) FROM clean_crm_customers WHERE lifecycle_status IS NOT NULL

@@ -223,7 +223,7 @@ fn restage_batch(
         let processed: Vec<Processed> = rows
             .into_par_iter()
             .map(|(_, row_num, raw)| {
-                let outcome: Outcome = validator.outcome(&reparser.record(&raw));
+                let outcome: Outcome = validator.outcome(&reparser.record(&raw), row_num);
                 Processed {
                     row_num,
                     raw,

@@ -1,0 +1,478 @@
+//! Real export shapes (`tests/fixtures/exports/`: HubSpot contacts, a
+//! Google Form's responses, Segment calls, a Square items export), each
+//! loaded with its `c360.toml` alone: the values parsed, the links made and
+//! the revenue.
+
+mod common;
+use common::*;
+
+use c360::pipeline::progress::NoProgress;
+use c360::pipeline::{self};
+use c360::store;
+use c360::workspace::Workspace;
+use rusqlite::Connection;
+use std::path::Path;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/exports");
+
+/// A workspace with the fixtures' files and `config` (the fixtures' own
+/// `c360.toml` when None), through every step.
+fn workspace(config: Option<&str>) -> (tempfile::TempDir, Workspace, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    c360::workspace::init(dir.path()).unwrap();
+    for entry in std::fs::read_dir(FIXTURES).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    if let Some(config) = config {
+        std::fs::write(dir.path().join("c360.toml"), config).unwrap();
+    }
+    let ws = Workspace::open(dir.path()).unwrap();
+    let mut conn = store::open(&ws.db_path()).unwrap();
+    pipeline::run_all(&mut conn, &ws, &NoProgress).unwrap();
+    (dir, ws, conn)
+}
+
+fn one(conn: &Connection, sql: &str) -> String {
+    conn.query_row(sql, [], |r| r.get::<_, String>(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The record keys of every customer, sorted, each customer's keys sorted.
+fn customers(conn: &Connection) -> Vec<String> {
+    strings(
+        conn,
+        "SELECT group_concat(record_key, ' ') FROM
+           (SELECT customer360_id, record_key FROM customer360_id_map ORDER BY record_key)
+         GROUP BY customer360_id ORDER BY 1",
+    )
+}
+
+#[test]
+fn every_row_is_read_and_only_a_walk_in_without_a_customer_is_rejected() {
+    let (_d, _ws, conn) = workspace(None);
+    let batches = strings(
+        &conn,
+        "SELECT source || ' ' || rows_read || '=' || rows_staged || '+' || rows_rejected
+         FROM load_batches ORDER BY batch_id",
+    );
+    assert_eq!(
+        batches,
+        [
+            "hubspot 6=6+0",
+            "signups 3=3+0",
+            "segment 13=13+0",
+            "square 3=2+1",
+            "woo 5=5+0"
+        ]
+    );
+    let rejects = strings(
+        &conn,
+        "SELECT source || ' ' || row_num || ' ' || reason FROM rejects",
+    );
+    assert_eq!(rejects, ["square 3 missing_identifier"]);
+}
+
+#[test]
+fn dates_phones_and_lifecycle_stages_as_the_crm_wrote_them() {
+    let (_d, _ws, conn) = workspace(None);
+    let crm = strings(
+        &conn,
+        "SELECT customer_id || ' ' || coalesce(birth_date, '-') || ' ' || coalesce(lifecycle_status, '-')
+                || ' ' || coalesce(phone, '-')
+         FROM clean_crm_customers WHERE source = 'hubspot' ORDER BY customer_id",
+    );
+    assert_eq!(
+        crm,
+        [
+            // "May 23, 1959"; customer
+            "101 1959-05-23 active +12067951850",
+            // "20 Sep 1975"; marketingqualifiedlead; "(415) 555-0134" in the US
+            "102 1975-09-20 lead +14155550134",
+            // "05-Mar-1980"; "Sales Qualified Lead"
+            "103 1980-03-05 prospect -",
+            // "19820414"; evangelist
+            "104 1982-04-14 active -",
+            "105 - lead -",
+            // "3/5/1990" month first; opportunity; a German number
+            "106 1990-03-05 prospect +49301234567",
+        ]
+    );
+    // HubSpot's "2023-11-02 09:15" and the form's "3/5/2024 14:22:05".
+    assert_eq!(
+        one(
+            &conn,
+            "SELECT created_at FROM clean_crm_customers WHERE customer_id = '101'"
+        ),
+        "2023-11-02T09:15:00.000Z"
+    );
+    assert_eq!(
+        one(
+            &conn,
+            "SELECT created_at FROM clean_crm_customers
+             WHERE source = 'signups' AND email = 'alice.martin@example.com'"
+        ),
+        "2024-03-05T14:22:05.000Z"
+    );
+}
+
+#[test]
+fn a_list_without_ids_gets_ids_derived_from_the_email() {
+    let (_d, _ws, conn) = workspace(None);
+    let ids = strings(
+        &conn,
+        "SELECT customer_id FROM clean_crm_customers WHERE source = 'signups' ORDER BY customer_id",
+    );
+    assert_eq!(ids.len(), 3);
+    for id in &ids {
+        assert!(
+            id.len() == 17 && id.starts_with('h') && id[1..].chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
+    }
+    // " Alice.Martin@Example.com " hashes as the folded address: the same
+    // person re-submitting keeps the id.
+    let alice = one(
+        &conn,
+        "SELECT customer_id FROM clean_crm_customers WHERE source = 'signups' AND email = 'alice.martin@example.com'",
+    );
+    let expected = blake3::hash(b"alice.martin@example.com").to_hex();
+    assert_eq!(alice, format!("h{}", &expected[..16]));
+}
+
+#[test]
+fn event_names_of_segment_and_ga4_map_to_the_canonical_set() {
+    let (_d, _ws, conn) = workspace(None);
+    let names = strings(
+        &conn,
+        "SELECT event_id || ' ' || event_name_raw || ' -> ' || event_name || ' ' || event_mapped
+         FROM clean_web_events ORDER BY CAST(substr(event_id, 2) AS INTEGER)",
+    );
+    assert_eq!(
+        names,
+        [
+            "s1 identify -> identify 1",
+            "s2 Product Viewed -> view_item 1",
+            "s3 page -> page_view 1",
+            "s4 alias -> alias 1",
+            "s5 identify -> identify 1",
+            "s6 begincheckout -> begin_checkout 1",
+            "s7 productview -> view_item 1",
+            "s8 appopen -> session_start 1",
+            "s9 user_login -> login 1",
+            "s10 identify -> identify 1",
+            "s11 Checkout Started -> begin_checkout 1",
+            "s12 screenview -> screen_view 1",
+            "s13 Order Completed -> purchase 1",
+        ]
+    );
+}
+
+#[test]
+fn a_naive_event_time_is_read_in_the_events_own_zone() {
+    let (_d, _ws, conn) = workspace(None);
+    // "2024-03-05 09:30:00" with context.timezone America/New_York (EST).
+    assert_eq!(
+        one(
+            &conn,
+            "SELECT event_time FROM clean_web_events WHERE event_id = 's7'"
+        ),
+        "2024-03-05T14:30:00.000Z"
+    );
+}
+
+#[test]
+fn identify_traits_and_alias_reach_the_crm_profile() {
+    let (_d, _ws, conn) = workspace(None);
+    let traits = strings(
+        &conn,
+        "SELECT event_id || ' ' || coalesce(email, '-') || ' ' || coalesce(phone, '-') || ' ' || coalesce(previous_id, '-')
+         FROM clean_web_events WHERE event_name IN ('identify', 'alias') ORDER BY event_id",
+    );
+    assert_eq!(
+        traits,
+        [
+            "s1 bob.chen@example.org +14155550134 -",
+            "s10 carla.diaz@example.es - -",
+            "s4 - - anon-2",
+            "s5 - +12067951850 -",
+        ]
+    );
+    let sig = one(
+        &conn,
+        "SELECT customer_id FROM clean_crm_customers WHERE source = 'signups' AND email = 'alice.martin@example.com'",
+    );
+    let eve = one(
+        &conn,
+        "SELECT customer_id FROM clean_crm_customers WHERE source = 'signups' AND email = 'eve.stone@example.com'",
+    );
+    let frank = one(
+        &conn,
+        "SELECT customer_id FROM clean_crm_customers WHERE source = 'signups' AND email = 'frank.new@example.net'",
+    );
+    let mut want = vec![
+        // Alice: the form (same e-mail), her Square purchase (reference id
+        // 101), and app user app-9002: its identify call's phone matches
+        // hers; its alias call joins the anonymous anon-2 that checked out.
+        format!(
+            "crm:hubspot:101 crm:signups:{sig} transactions:square:T-1:purchase web:segment:s4 web:segment:s5 web:segment:s6"
+        ),
+        // Bob: identify traits e-mail (app id app-9001), then anon-1's
+        // anonymous views; his Square purchase and its web Order Completed.
+        "crm:hubspot:102 transactions:square:T-2:purchase web:segment:s1 web:segment:s13 web:segment:s2 web:segment:s3".to_string(),
+        // Carla: identify e-mail of app-9003, whose cookie anon-3 had the
+        // legacy events before the login; her WooCommerce orders by e-mail.
+        "crm:hubspot:103 transactions:woo:W-1:purchase transactions:woo:W-2:purchase web:segment:s10 web:segment:s11 web:segment:s7 web:segment:s8 web:segment:s9".to_string(),
+        "crm:hubspot:104 transactions:woo:W-3:purchase transactions:woo:W-4:void".to_string(),
+        format!("crm:hubspot:105 crm:signups:{eve} transactions:woo:W-5:purchase"),
+        "crm:hubspot:106".to_string(),
+        format!("crm:signups:{frank}"),
+        "web:segment:s12".to_string(),
+    ];
+    want.sort();
+    assert_eq!(customers(&conn), want);
+}
+
+#[test]
+fn money_dates_and_zones_of_a_square_export() {
+    let (_d, _ws, conn) = workspace(None);
+    let orders = strings(
+        &conn,
+        "SELECT order_id || ' ' || order_time || ' ' || original_revenue || ' ' || original_currency
+                || ' -> ' || revenue || ' ' || currency || ' ' || quantity
+         FROM clean_transactions WHERE source = 'square' ORDER BY order_id",
+    );
+    // Reported in EUR (rules/orders.toml: 1 USD = 0.96256 EUR).
+    assert_eq!(
+        orders,
+        [
+            // "2024-03-05" + "14:22:05" Eastern Time (US & Canada), "$4.50"
+            "T-1 2024-03-05T19:22:05.000Z 4.5 USD -> 4.33152 EUR 1",
+            // "03/06/2024" + "9:10 AM" Pacific Time, "$1,000.00"
+            "T-2 2024-03-06T17:10:00.000Z 1000.0 USD -> 962.56 EUR 2",
+        ]
+    );
+    let revenue = strings(
+        &conn,
+        "SELECT printf('%.2f', p.revenue) FROM customer360_profiles p
+         JOIN customer360_id_map m ON m.customer360_id = p.customer360_id
+         WHERE m.record_key IN ('crm:hubspot:101', 'crm:hubspot:102') ORDER BY m.record_key",
+    );
+    assert_eq!(revenue, ["4.33", "962.56"]);
+}
+
+#[test]
+fn a_web_purchase_and_its_order_are_one_fact() {
+    let (_d, _ws, conn) = workspace(None);
+    // The order row carries the revenue; the web Order Completed with the
+    // same order id none (its own figure stays in its properties).
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT system || ' ' || event_name || ' '
+                    || CASE WHEN revenue IS NULL THEN '-' ELSE printf('%.2f', revenue) END
+                    || ' ' || coalesce(json_extract(properties, '$.revenue'), '-')
+             FROM customer360_events WHERE order_id = 'T-2' ORDER BY system"
+        ),
+        ["transactions purchase 962.56 -", "web purchase - 1000.0"]
+    );
+    assert_eq!(
+        one(
+            &conn,
+            "SELECT printf('%.2f', sum(revenue)) FROM customer360_events WHERE order_id LIKE 'T-%'"
+        ),
+        "966.89"
+    );
+    // One customer: the order id links the web user to the order's.
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(DISTINCT customer360_id) FROM customer360_events WHERE order_id = 'T-2'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn order_statuses_net_refunds_once_and_currencies_never_mix() {
+    let (_d, _ws, conn) = workspace(None);
+    let orders = strings(
+        &conn,
+        "SELECT order_id || ' ' || transaction_type || ' ' || printf('%.2f', revenue) || ' ' || currency
+                || ' (' || original_revenue || ' ' || original_currency || ') ' || coalesce(flags, '-')
+         FROM clean_transactions WHERE source = 'woo' ORDER BY order_id",
+    );
+    assert_eq!(
+        orders,
+        [
+            // Completed, "€49,90"
+            "W-1 purchase 49.90 EUR (49.9 EUR) -",
+            // Refunded in full: counts 0, not minus its total
+            "W-2 purchase 0.00 EUR (0.0 EUR) -",
+            // Partially Refunded, £100 less £25, at 1.20601 EUR per GBP
+            "W-3 purchase 90.45 EUR (75.0 GBP) -",
+            // Cancelled: no sale
+            "W-4 void 0.00 EUR (0.0 EUR) -",
+            // No CHF rate: never added to the euros
+            "W-5 purchase 0.00 EUR (30.0 CHF) no_rate",
+        ]
+    );
+    let profiles = strings(
+        &conn,
+        "SELECT m.record_key || ' ' || p.orders || ' ' || printf('%.2f', p.revenue)
+         FROM customer360_profiles p JOIN customer360_id_map m ON m.customer360_id = p.customer360_id
+         WHERE m.record_key IN ('crm:hubspot:103', 'crm:hubspot:104', 'crm:hubspot:105')
+         ORDER BY m.record_key",
+    );
+    assert_eq!(
+        profiles,
+        [
+            "crm:hubspot:103 2 49.90",
+            // W-4 was cancelled: one order
+            "crm:hubspot:104 1 90.45",
+            "crm:hubspot:105 1 0.00",
+        ]
+    );
+}
+
+/// The fixtures' configuration with `from` replaced by `to` (once).
+fn config_with(from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(FIXTURES).join("c360.toml")).unwrap();
+    assert!(text.contains(from), "{from}");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn a_mapped_column_the_file_lacks_is_an_error_naming_the_closest() {
+    let dir = tempfile::tempdir().unwrap();
+    c360::workspace::init(dir.path()).unwrap();
+    for f in [
+        "hubspot_contacts.csv",
+        "google_form_signups.csv",
+        "segment_events.ndjson",
+        "square_items.csv",
+        "woocommerce_orders.csv",
+    ] {
+        std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("c360.toml"),
+        config_with("email = \"Email\"", "email = \"E-mail\""),
+    )
+    .unwrap();
+    let ws = Workspace::open(dir.path()).unwrap();
+    let mut conn = store::open(&ws.db_path()).unwrap();
+    let err = pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("mapping.email"), "{text}");
+    assert!(text.contains("\"E-mail\" is not in the file"), "{text}");
+    assert!(text.contains("closest columns: \"Email\""), "{text}");
+    // Nothing of that source was loaded; the others were.
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM stg_crm_customers WHERE source = 'hubspot'"
+        ),
+        0
+    );
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM stg_crm_customers WHERE source = 'signups'"
+        ),
+        3
+    );
+}
+
+#[test]
+fn a_bad_optional_value_can_be_flagged_instead_of_rejecting_the_row() {
+    let signups = "Timestamp,Email Address,Full name,Phone number,How did you hear about us?\n\
+                   yesterday,zoe@example.com,Zoe Quinn,,\n";
+    let flagged = config_with(
+        "created_at = \"Timestamp\"",
+        "created_at = \"Timestamp\"\n[sources.fields.created_at]\non_error = \"flag\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    c360::workspace::init(dir.path()).unwrap();
+    for f in [
+        "hubspot_contacts.csv",
+        "segment_events.ndjson",
+        "square_items.csv",
+        "woocommerce_orders.csv",
+    ] {
+        std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("google_form_signups.csv"), signups).unwrap();
+    for (config, staged) in [(None, 0), (Some(flagged), 1)] {
+        let config = config.unwrap_or_else(|| {
+            std::fs::read_to_string(Path::new(FIXTURES).join("c360.toml")).unwrap()
+        });
+        std::fs::write(dir.path().join("c360.toml"), &config).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("c360.db"));
+        let ws = Workspace::open(dir.path()).unwrap();
+        let mut conn = store::open(&ws.db_path()).unwrap();
+        pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress).unwrap();
+        assert_eq!(
+            int(
+                &conn,
+                "SELECT count(*) FROM stg_crm_customers WHERE source = 'signups'"
+            ),
+            staged
+        );
+        if staged == 0 {
+            assert_eq!(
+                strings(&conn, "SELECT reason FROM rejects WHERE source = 'signups'"),
+                ["bad_timestamp"]
+            );
+        } else {
+            assert_eq!(
+                one(
+                    &conn,
+                    "SELECT coalesce(created_at, 'NULL') || ' ' || json_extract(extra, '$._invalid.created_at')
+                     FROM stg_crm_customers WHERE source = 'signups'"
+                ),
+                "NULL bad_timestamp: yesterday"
+            );
+            assert_eq!(
+                int(
+                    &conn,
+                    "SELECT count(*) FROM rejects WHERE source = 'signups'"
+                ),
+                0
+            );
+        }
+    }
+}
+
+#[test]
+fn explicit_formats_per_field_read_what_nothing_else_does() {
+    // "2024.05.03 14h22" is no layout c360 knows; a format names it.
+    let signups = "Timestamp,Email Address,Full name,Phone number,How did you hear about us?\n\
+                   2024.05.03 14h22,zoe@example.com,Zoe Quinn,,\n";
+    let config = config_with(
+        "created_at = \"Timestamp\"",
+        "created_at = \"Timestamp\"\n[sources.fields.created_at]\nformats = [\"%Y.%m.%d %Hh%M\"]",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    c360::workspace::init(dir.path()).unwrap();
+    for f in [
+        "hubspot_contacts.csv",
+        "segment_events.ndjson",
+        "square_items.csv",
+        "woocommerce_orders.csv",
+    ] {
+        std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("google_form_signups.csv"), signups).unwrap();
+    std::fs::write(dir.path().join("c360.toml"), config).unwrap();
+    let ws = Workspace::open(dir.path()).unwrap();
+    let mut conn = store::open(&ws.db_path()).unwrap();
+    pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress).unwrap();
+    assert_eq!(
+        one(
+            &conn,
+            "SELECT created_at FROM stg_crm_customers WHERE source = 'signups'"
+        ),
+        "2024-05-03T14:22:00.000Z"
+    );
+}
