@@ -286,6 +286,8 @@ struct RawSource {
     #[serde(default)]
     fields: BTreeMap<Spanned<String>, RawFieldOptions>,
     #[serde(default)]
+    order_lines: bool,
+    #[serde(default)]
     csv: Option<CsvOptions>,
     #[serde(default)]
     http: Option<HttpOptions>,
@@ -391,6 +393,9 @@ pub struct Source {
     pub mapping: BTreeMap<String, String>,
     /// `[sources.fields.<field>]`: formats and error handling per field.
     pub fields: BTreeMap<String, FieldOptions>,
+    /// Transactions: each row is one line of an order, the order's fields
+    /// on its first row only (Shopify); its lines become one order.
+    pub order_lines: bool,
 }
 
 impl Source {
@@ -460,6 +465,9 @@ impl Source {
             if let Some(o) = self.fields.get(field.name) {
                 text.push_str(&format!("{:?}{}", o.formats, o.flag_errors));
             }
+        }
+        if self.order_lines {
+            text.push_str("|order_lines");
         }
         blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
     }
@@ -721,6 +729,17 @@ fn parse_source(at: &At, settings: &Settings, rs: RawSource) -> Result<Source, C
             ),
         ));
     }
+    if rs.order_lines
+        && (rs.system != System::Transactions
+            || !matches!(rs.format, Format::Csv | Format::Parquet))
+    {
+        return Err(at.err(
+            name_at,
+            format!(
+                "source {name:?}: field `order_lines`: only transactions sources in csv or parquet have order lines"
+            ),
+        ));
+    }
     let csv = rs.csv.clone().unwrap_or_default();
     if rs.format == Format::Csv {
         check_csv(&csv, &name).map_err(|m| at.err(name_at, m))?;
@@ -776,6 +795,7 @@ fn parse_source(at: &At, settings: &Settings, rs: RawSource) -> Result<Source, C
         http,
         mapping,
         fields,
+        order_lines: rs.order_lines,
     })
 }
 

@@ -63,7 +63,8 @@ fn every_row_is_read_and_only_a_walk_in_without_a_customer_is_rejected() {
             "signups 3=3+0",
             "segment 13=13+0",
             "square 3=2+1",
-            "woo 5=5+0"
+            "woo 5=5+0",
+            "shopify 5=5+0"
         ]
     );
     let rejects = strings(
@@ -215,18 +216,18 @@ fn identify_traits_and_alias_reach_the_crm_profile() {
         // 101), and app user app-9002: its identify call's phone matches
         // hers; its alias call joins the anonymous anon-2 that checked out.
         format!(
-            "crm:hubspot:101 crm:signups:{sig} transactions:square:T-1:purchase web:segment:s4 web:segment:s5 web:segment:s6"
+            "crm:hubspot:101 crm:signups:{sig} transactions:shopify:#1001:purchase transactions:square:T-1:purchase web:segment:s4 web:segment:s5 web:segment:s6"
         ),
         // Bob: identify traits e-mail (app id app-9001), then anon-1's
         // anonymous views; his Square purchase and its web Order Completed.
-        "crm:hubspot:102 transactions:square:T-2:purchase web:segment:s1 web:segment:s13 web:segment:s2 web:segment:s3".to_string(),
+        "crm:hubspot:102 transactions:shopify:#1003:purchase transactions:square:T-2:purchase web:segment:s1 web:segment:s13 web:segment:s2 web:segment:s3".to_string(),
         // Carla: identify e-mail of app-9003, whose cookie anon-3 had the
         // legacy events before the login; her WooCommerce orders by e-mail.
         "crm:hubspot:103 transactions:woo:W-1:purchase transactions:woo:W-2:purchase web:segment:s10 web:segment:s11 web:segment:s7 web:segment:s8 web:segment:s9".to_string(),
         "crm:hubspot:104 transactions:woo:W-3:purchase transactions:woo:W-4:void".to_string(),
         format!("crm:hubspot:105 crm:signups:{eve} transactions:woo:W-5:purchase"),
         "crm:hubspot:106".to_string(),
-        format!("crm:signups:{frank}"),
+        format!("crm:signups:{frank} transactions:shopify:#1002:purchase"),
         "web:segment:s12".to_string(),
     ];
     want.sort();
@@ -258,7 +259,8 @@ fn money_dates_and_zones_of_a_square_export() {
          JOIN customer360_id_map m ON m.customer360_id = p.customer360_id
          WHERE m.record_key IN ('crm:hubspot:101', 'crm:hubspot:102') ORDER BY m.record_key",
     );
-    assert_eq!(revenue, ["4.33", "962.56"]);
+    // With their Shopify orders (59 and 100 - 25 USD).
+    assert_eq!(revenue, ["61.12", "1034.75"]);
 }
 
 #[test]
@@ -335,6 +337,47 @@ fn order_statuses_net_refunds_once_and_currencies_never_mix() {
     );
 }
 
+#[test]
+fn a_shopify_line_item_export_loads_as_orders_with_their_lines() {
+    let (_d, _ws, conn) = workspace(None);
+    // Every line staged (nothing rejected for the order fields its later
+    // lines lack); one order each, with its lines.
+    let orders = strings(
+        &conn,
+        "SELECT order_id || ' ' || transaction_type || ' ' || original_revenue || ' ' || original_currency
+                || ' ' || coalesce(email, '-') || ' ' || order_time || ' '
+                || (SELECT group_concat(json_extract(l.value, '$.quantity') || 'x ' || json_extract(l.value, '$.product_name'), ', ')
+                    FROM json_each(lines) l)
+         FROM clean_transactions WHERE source = 'shopify' ORDER BY order_id",
+    );
+    assert_eq!(
+        orders,
+        [
+            "#1001 purchase 59.0 USD alice.martin@example.com 2024-03-05T19:22:05.000Z 2x Blue Mug, 1x Teapot",
+            // refunded in full: 0, not minus its total
+            "#1002 purchase 0.0 USD frank.new@example.net 2024-03-06T14:00:00.000Z 1x Tea Sampler",
+            // partly refunded: 100 less 25; the second line has the
+            // order's e-mail and time from the first
+            "#1003 purchase 75.0 USD bob.chen@example.org 2024-03-07T18:00:00.000Z 1x Kettle, 2x Filter",
+        ]
+    );
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM stg_transactions WHERE source = 'shopify'"
+        ),
+        5
+    );
+    // Revenue counted once per order, in EUR.
+    assert_eq!(
+        one(
+            &conn,
+            "SELECT printf('%.2f', sum(revenue)) FROM customer360_events WHERE source = 'shopify'"
+        ),
+        format!("{:.2}", (59.0 + 75.0) * 0.96256)
+    );
+}
+
 /// The fixtures' configuration with `from` replaced by `to` (once).
 fn config_with(from: &str, to: &str) -> String {
     let text = std::fs::read_to_string(Path::new(FIXTURES).join("c360.toml")).unwrap();
@@ -352,6 +395,7 @@ fn a_mapped_column_the_file_lacks_is_an_error_naming_the_closest() {
         "segment_events.ndjson",
         "square_items.csv",
         "woocommerce_orders.csv",
+        "shopify_orders.csv",
     ] {
         std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
     }
@@ -399,6 +443,7 @@ fn a_bad_optional_value_can_be_flagged_instead_of_rejecting_the_row() {
         "segment_events.ndjson",
         "square_items.csv",
         "woocommerce_orders.csv",
+        "shopify_orders.csv",
     ] {
         std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
     }
@@ -460,6 +505,7 @@ fn explicit_formats_per_field_read_what_nothing_else_does() {
         "segment_events.ndjson",
         "square_items.csv",
         "woocommerce_orders.csv",
+        "shopify_orders.csv",
     ] {
         std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
     }

@@ -517,6 +517,8 @@ struct Validator<'a> {
     extra_columns: Vec<usize>,
     /// The CSV header row's bytes, as read.
     header_raw: Option<Vec<u8>>,
+    /// `order_lines = true`: an order's fields from its first row.
+    fill: Option<mapping::FillDown>,
 }
 
 impl<'a> Validator<'a> {
@@ -538,7 +540,14 @@ impl<'a> Validator<'a> {
             columns: Vec::new(),
             extra_columns: Vec::new(),
             header_raw: None,
+            fill: None,
         }
+    }
+
+    /// The fill-down of an order's fields, for a caller that reads the
+    /// rows itself (restage).
+    fn take_fill(&mut self) -> Option<mapping::FillDown> {
+        self.fill.take()
     }
 
     /// What a restage needs of the header, kept with the batch: the CSV
@@ -810,13 +819,25 @@ impl RowSink for Validator<'_> {
 
     fn columns(&mut self, columns: &[String]) -> Result<()> {
         let (plan, used) = mapping::tabular_plan(self.source, columns)?;
+        if self.source.order_lines {
+            self.fill = mapping::FillDown::new(&plan, columns.len());
+            if self.fill.is_none() {
+                bail!(
+                    "source {:?}: `order_lines = true` needs order_id mapped to one column",
+                    self.source.name
+                );
+            }
+        }
         self.plan = plan;
         self.columns = columns.to_vec();
         self.extra_columns = (0..columns.len()).filter(|&i| !used[i]).collect();
         Ok(())
     }
 
-    fn row(&mut self, row: RawRow) -> Result<()> {
+    fn row(&mut self, mut row: RawRow) -> Result<()> {
+        if let Some(fill) = self.fill.as_mut() {
+            fill.apply(&mut row.record);
+        }
         if row.row_num > u32::MAX as u64 {
             bail!(
                 "source {:?}: more than {} rows in one file; split it",

@@ -231,6 +231,8 @@ struct SourceCtx<'w> {
     region: Option<&'w str>,
     /// `[sources.fields.birth_date] formats`.
     birth_formats: &'w [String],
+    /// Transactions whose rows are order lines.
+    order_lines: bool,
 }
 
 fn text(v: &Sql) -> Option<&str> {
@@ -255,20 +257,38 @@ type CleanRow = (Vec<Sql>, String, String);
 /// results with `insert` (one prepared statement), and return (rows read,
 /// rows written, outcomes). `f` returns None for a row it drops.
 #[allow(clippy::too_many_arguments)]
+/// One clean table's pass over its staged rows.
+struct Pass<'a> {
+    phase: &'a str,
+    staged_table: &'a str,
+    /// Staged rows from rowid ?1 on.
+    select: &'a str,
+    /// A clean row (INSERT OR IGNORE: a key already there is a duplicate).
+    insert: &'a str,
+    dedup_rule: &'static str,
+    /// Run with the same values as `insert` when the row was a duplicate
+    /// (an order's further lines join its `lines`).
+    merge: Option<&'a str>,
+}
+
 fn process<F>(
     tx: &Connection,
-    phase: &str,
-    staged_table: &str,
+    pass: &Pass,
     since_rowid: i64,
-    select: &str,
-    insert: &str,
     progress: &dyn Progress,
-    dedup_rule: &'static str,
     f: F,
 ) -> Result<(u64, u64, Outcomes)>
 where
     F: Fn(&[Vec<Sql>], &mut Outcomes) -> Vec<CleanRow> + Sync,
 {
+    let Pass {
+        phase,
+        staged_table,
+        select,
+        insert,
+        dedup_rule,
+        merge,
+    } = *pass;
     let total: i64 = tx.query_row(
         &format!("SELECT count(*) FROM {staged_table} WHERE rowid >= ?1"),
         [since_rowid],
@@ -281,6 +301,7 @@ where
     let ncols = read_stmt.column_count();
     let mut rows = read_stmt.query([since_rowid])?;
     let mut insert_stmt = tx.prepare(insert)?;
+    let mut merge_stmt = merge.map(|m| tx.prepare(m)).transpose()?;
     let (mut read, mut written) = (0u64, 0u64);
     loop {
         let mut chunk: Vec<Vec<Sql>> = Vec::with_capacity(CHUNK);
@@ -316,6 +337,9 @@ where
             for (values, source, key) in out {
                 let n = insert_stmt.execute(rusqlite::params_from_iter(values.iter()))?;
                 let dup = n == 0;
+                if let (true, Some(m)) = (dup, merge_stmt.as_mut()) {
+                    m.execute(rusqlite::params_from_iter(values.iter()))?;
+                }
                 outcomes.record(
                     dedup_rule,
                     &source,
@@ -360,14 +384,16 @@ fn fingerprint_and_contexts(ws: &Workspace) -> (String, HashMap<String, SourceCt
                 .filter(|s| {
                     (s.date_order, s.default_region.as_deref()) != settings
                         || birth_formats(s).is_some()
+                        || s.order_lines
                 })
                 .map(|s| {
                     format!(
-                        "{}={:?}/{:?}/{:?}",
+                        "{}={:?}/{:?}/{:?}/{}",
                         s.name,
                         s.date_order,
                         s.default_region,
-                        birth_formats(s)
+                        birth_formats(s),
+                        s.order_lines
                     )
                 }),
         )
@@ -387,6 +413,7 @@ fn fingerprint_and_contexts(ws: &Workspace) -> (String, HashMap<String, SourceCt
                         .fields
                         .get("birth_date")
                         .map_or(&[][..], |o| &o.formats[..]),
+                    order_lines: s.order_lines,
                 },
             )
         })
@@ -443,6 +470,7 @@ pub fn run(
             date_order: ws.settings.date_order,
             region: ws.settings.default_region.as_deref(),
             birth_formats: &[],
+            order_lines: false,
         })
     };
     let tx = conn.transaction()?;
@@ -462,67 +490,72 @@ pub fn run(
 
     // Staged rows are read in rowid order (= batch, row: no sort needed).
     // CRM: latest first, so INSERT OR IGNORE keeps the latest row per id.
-    let (crm_in, crm_out, o) = process(
-        &tx,
-        "standardise crm",
-        "stg_crm_customers",
-        since_rowid,
-        "SELECT source, batch_id, row_num, customer_id, first_name, last_name, full_name, email, phone,
+    let crm = Pass {
+        phase: "standardise crm",
+        staged_table: "stg_crm_customers",
+        select: "SELECT source, batch_id, row_num, customer_id, first_name, last_name, full_name, email, phone,
                 birth_date, address, city, postcode, region, country, lifecycle_status,
                 created_at, created_at_raw, updated_at, updated_at_raw, extra
          FROM stg_crm_customers WHERE rowid >= ?1 ORDER BY rowid DESC",
-        "INSERT OR IGNORE INTO clean_crm_customers (source, batch_id, row_num, customer_id, first_name,
+        insert: "INSERT OR IGNORE INTO clean_crm_customers (source, batch_id, row_num, customer_id, first_name,
            last_name, full_name, email, email_valid, phone, phone_valid, birth_date, address, city,
            postcode, region, country, country_valid, lifecycle_status, created_at, updated_at, extra, flags)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)",
-        progress,
-        "crm.dedup",
-        |rows, o| clean_crm_rows(rows, &rules, &ctx_of, o),
-    )?;
+        dedup_rule: "crm.dedup",
+        merge: None,
+    };
+    let (crm_in, crm_out, o) = process(&tx, &crm, since_rowid, progress, |rows, o| {
+        clean_crm_rows(rows, &rules, &ctx_of, o)
+    })?;
     outcomes.merge(o);
 
     // Web events.
-    let (web_in, web_out, o) = process(
-        &tx,
-        "standardise web",
-        "stg_web_events",
-        since_rowid,
-        "SELECT source, batch_id, row_num, event_id, event_name, event_time, event_time_raw, event_type,
+    let web = Pass {
+        phase: "standardise web",
+        staged_table: "stg_web_events",
+        select: "SELECT source, batch_id, row_num, event_id, event_name, event_time, event_time_raw, event_type,
                 user_id, cookie_id, device_id, session_id, page_url, order_id, properties, extra,
                 email, phone, previous_id
          FROM stg_web_events WHERE rowid >= ?1 ORDER BY rowid",
-        "INSERT OR IGNORE INTO clean_web_events (source, batch_id, row_num, event_id, event_name,
+        insert: "INSERT OR IGNORE INTO clean_web_events (source, batch_id, row_num, event_id, event_name,
            event_name_raw, event_mapped, event_time, event_type, user_id, cookie_id, device_id,
            session_id, page_url, order_id, properties, extra, email, phone, previous_id)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
-        progress,
-        "web.dedup",
-        |rows, o| {
-            rows.iter()
-                .map(|r| clean_web(r, &rules, ctx_of(text(&r[0]).unwrap_or("")), o))
-                .collect()
-        },
-    )?;
+        dedup_rule: "web.dedup",
+        merge: None,
+    };
+    let (web_in, web_out, o) = process(&tx, &web, since_rowid, progress, |rows, o| {
+        rows.iter()
+            .map(|r| clean_web(r, &rules, ctx_of(text(&r[0]).unwrap_or("")), o))
+            .collect()
+    })?;
     outcomes.merge(o);
 
     // Transactions.
-    let (tx_in, tx_out, o) = process(
-        &tx,
-        "standardise transactions",
-        "stg_transactions",
-        since_rowid,
-        "SELECT source, batch_id, row_num, order_id, customer_id, email, order_time, order_time_raw,
+    let orders = Pass {
+        phase: "standardise transactions",
+        staged_table: "stg_transactions",
+        select: "SELECT source, batch_id, row_num, order_id, customer_id, email, order_time, order_time_raw,
                 product_id, product_name, category, quantity, unit_price, currency, revenue,
                 transaction_type, extra, refunded_amount
          FROM stg_transactions WHERE rowid >= ?1 ORDER BY rowid",
-        "INSERT OR IGNORE INTO clean_transactions (source, batch_id, row_num, order_id, transaction_type,
+        insert: "INSERT OR IGNORE INTO clean_transactions (source, batch_id, row_num, order_id, transaction_type,
            customer_id, email, email_valid, order_time, product_id, product_name, category, quantity,
-           unit_price, currency, revenue, extra, flags, original_revenue, original_currency)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
-        progress,
-        "tx.dedup",
-        |rows, o| rows.iter().map(|r| clean_transaction(r, &rules, o)).collect(),
-    )?;
+           unit_price, currency, revenue, extra, flags, original_revenue, original_currency, lines)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+        dedup_rule: "tx.dedup",
+        // `order_lines` sources: a further line of an order already there.
+        merge: Some(
+            "UPDATE clean_transactions SET lines = json_insert(lines, '$[#]', json_extract(?21, '$[0]'))
+             WHERE ?21 IS NOT NULL AND lines IS NOT NULL
+               AND source = ?1 AND order_id = ?4 AND transaction_type = ?5",
+        ),
+    };
+    let (tx_in, tx_out, o) = process(&tx, &orders, since_rowid, progress, |rows, o| {
+        rows.iter()
+            .map(|r| clean_transaction(r, &rules, ctx_of(text(&r[0]).unwrap_or("")), o))
+            .collect()
+    })?;
     outcomes.merge(o);
 
     write_outcomes(&tx, &outcomes)?;
@@ -1112,7 +1145,7 @@ fn web_identities(
     ]
 }
 
-fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
+fn clean_transaction(r: &[Sql], rules: &Rules, ctx: SourceCtx, o: &mut Outcomes) -> CleanRow {
     let source = text(&r[0]).unwrap_or("").to_string();
     let id = text(&r[3]).unwrap_or("").to_string();
     let mut flags: Vec<&'static str> = Vec::new();
@@ -1184,8 +1217,20 @@ fn clean_transaction(r: &[Sql], rules: &Rules, o: &mut Outcomes) -> CleanRow {
             Sql::Text(flags.join(","))
         },
         Sql::Real(revenue),
-        opt(currency),
+        opt(currency.clone()),
     ]);
+    // An order's lines (`order_lines` sources): this row's, as the first.
+    let line = ctx.order_lines.then(|| {
+        serde_json::json!([{
+            "product_id": text(&r[8]),
+            "product_name": text(&r[9]),
+            "category": text(&r[10]),
+            "quantity": quantity,
+            "unit_price": match &values[13] { Sql::Real(p) => Some(*p), _ => None },
+        }])
+        .to_string()
+    });
+    values.push(opt(line));
     (values, source, id)
 }
 

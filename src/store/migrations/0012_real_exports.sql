@@ -23,3 +23,7 @@ CREATE INDEX IF NOT EXISTS events_web_by_order ON customer360_events(order_id)
 ALTER TABLE stg_transactions ADD COLUMN refunded_amount REAL;
 ALTER TABLE clean_transactions ADD COLUMN original_revenue REAL;
 ALTER TABLE clean_transactions ADD COLUMN original_currency TEXT;
+-- An order's lines (sources with order_lines: one row per line, as
+-- Shopify exports them): a JSON array of {product_id, product_name,
+-- category, quantity, unit_price}.
+ALTER TABLE clean_transactions ADD COLUMN lines TEXT;

@@ -287,6 +287,83 @@ pub(super) fn value_of<'p>(
     None
 }
 
+/// Fields of one line of an order (the rest are the order's own).
+const LINE_FIELDS: &[&str] = &[
+    "product_id",
+    "product_name",
+    "category",
+    "quantity",
+    "unit_price",
+];
+
+/// `order_lines = true`: each row is one line of an order and the order's
+/// own fields (time, customer, e-mail, status, total…) are on its first row
+/// only, as Shopify's orders export writes them. A row of the same order as
+/// the row before takes its empty cells, except the line's own, from the
+/// order's first row. The raw rows stay as read; only the staged values
+/// are filled.
+pub(super) struct FillDown {
+    order_col: usize,
+    /// Per column: a line's own (never filled).
+    line_col: Vec<bool>,
+    /// The order id and cells of the current order's first row.
+    first: Option<(String, Vec<Option<String>>)>,
+}
+
+impl FillDown {
+    /// For a tabular plan whose order id is one column.
+    pub fn new(plan: &[FieldPlan], columns: usize) -> Option<FillDown> {
+        let order_col = plan
+            .iter()
+            .find(|p| p.field.name == "order_id")
+            .and_then(|p| match p.getters.as_slice() {
+                [Getter::Column(c)] => Some(*c),
+                _ => None,
+            })?;
+        let mut line_col = vec![false; columns];
+        for p in plan.iter().filter(|p| LINE_FIELDS.contains(&p.field.name)) {
+            for g in &p.getters {
+                if let Getter::Column(c) = g {
+                    line_col[*c] = true;
+                }
+            }
+        }
+        Some(FillDown {
+            order_col,
+            line_col,
+            first: None,
+        })
+    }
+
+    pub fn apply(&mut self, record: &mut Record) {
+        let Record::Row(cells) = record else {
+            return;
+        };
+        let blank = |c: &Option<String>| c.as_deref().is_none_or(|s| s.trim().is_empty());
+        let Some(id) = cells
+            .get(self.order_col)
+            .filter(|c| !blank(c))
+            .cloned()
+            .flatten()
+        else {
+            return;
+        };
+        match &self.first {
+            Some((first_id, first)) if *first_id == id => {
+                for (i, cell) in cells.iter_mut().enumerate() {
+                    if blank(cell)
+                        && !self.line_col.get(i).copied().unwrap_or(true)
+                        && let Some(v) = first.get(i)
+                    {
+                        cell.clone_from(v);
+                    }
+                }
+            }
+            _ => self.first = Some((id, cells.clone())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +386,65 @@ mod tests {
             Spec::Hash(vec!["Email Address".into(), "Name".into()])
         );
         assert_eq!(parse_spec(" row() "), Spec::Row);
+    }
+
+    #[test]
+    fn an_orders_lines_take_its_fields_from_its_first_row() {
+        use crate::pipeline::schema::System;
+        let field = |name: &str| System::Transactions.field(name).unwrap();
+        let plan = vec![
+            FieldPlan {
+                field: field("order_id"),
+                getters: vec![Getter::Column(0)],
+            },
+            FieldPlan {
+                field: field("order_time"),
+                getters: vec![Getter::Column(1)],
+            },
+            FieldPlan {
+                field: field("product_name"),
+                getters: vec![Getter::Column(2)],
+            },
+        ];
+        let mut fill = FillDown::new(&plan, 3).unwrap();
+        let row = |v: [&str; 3]| {
+            Record::Row(
+                v.iter()
+                    .map(|s| (!s.is_empty()).then(|| s.to_string()))
+                    .collect(),
+            )
+        };
+        let cells = |r: Record| match r {
+            Record::Row(c) => c
+                .into_iter()
+                .map(|c| c.unwrap_or_default())
+                .collect::<Vec<_>>(),
+            _ => unreachable!(),
+        };
+        let mut out = Vec::new();
+        for v in [
+            ["#1001", "2024-03-05 10:00", "Mug"],
+            ["#1001", "", "Tea"],
+            ["#1001", "", ""],
+            ["#1002", "2024-03-06 11:00", "Pot"],
+            ["#1003", "", "Cup"],
+        ] {
+            let mut r = row(v);
+            fill.apply(&mut r);
+            out.push(cells(r).join("|"));
+        }
+        assert_eq!(
+            out,
+            [
+                "#1001|2024-03-05 10:00|Mug",
+                "#1001|2024-03-05 10:00|Tea",
+                // A line's own cells are never filled.
+                "#1001|2024-03-05 10:00|",
+                "#1002|2024-03-06 11:00|Pot",
+                // Another order: nothing to take.
+                "#1003||Cup",
+            ]
+        );
     }
 
     #[test]

@@ -189,6 +189,8 @@ fn restage_batch(
     if let Some(columns) = reparser.columns() {
         validator.columns(columns)?;
     }
+    // An order's fields from its first row: in row order, across chunks.
+    let mut fill = validator.take_fill();
     let (lo, hi) = (row_key(batch.id, 0), row_key(batch.id + 1, 0));
     tx.execute(
         &format!(
@@ -220,10 +222,22 @@ fn restage_batch(
         if progress.is_cancelled() {
             bail!("restage of {} cancelled", source.name);
         }
-        let processed: Vec<Processed> = rows
+        let mut records: Vec<(u64, RawText, _)> = rows
             .into_par_iter()
             .map(|(_, row_num, raw)| {
-                let outcome: Outcome = validator.outcome(&reparser.record(&raw), row_num);
+                let record = reparser.record(&raw);
+                (row_num, raw, record)
+            })
+            .collect();
+        if let Some(fill) = fill.as_mut() {
+            for (_, _, record) in records.iter_mut() {
+                fill.apply(record);
+            }
+        }
+        let processed: Vec<Processed> = records
+            .into_par_iter()
+            .map(|(row_num, raw, record)| {
+                let outcome: Outcome = validator.outcome(&record, row_num);
                 Processed {
                     row_num,
                     raw,
