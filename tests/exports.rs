@@ -385,29 +385,41 @@ fn config_with(from: &str, to: &str) -> String {
     text.replacen(from, to, 1)
 }
 
-#[test]
-fn a_mapped_column_the_file_lacks_is_an_error_naming_the_closest() {
+/// A workspace of the fixtures with `config` as its `c360.toml` and, if
+/// given, other contents for the sign-up list; loaded only (the load's
+/// result returned with the connection).
+fn loaded(
+    config: &str,
+    signups: Option<&str>,
+) -> (tempfile::TempDir, Connection, anyhow::Result<()>) {
     let dir = tempfile::tempdir().unwrap();
     c360::workspace::init(dir.path()).unwrap();
-    for f in [
-        "hubspot_contacts.csv",
-        "google_form_signups.csv",
-        "segment_events.ndjson",
-        "square_items.csv",
-        "woocommerce_orders.csv",
-        "shopify_orders.csv",
-    ] {
-        std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
+    for entry in std::fs::read_dir(FIXTURES).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
-    std::fs::write(
-        dir.path().join("c360.toml"),
-        config_with("email = \"Email\"", "email = \"E-mail\""),
-    )
-    .unwrap();
+    if let Some(text) = signups {
+        std::fs::write(dir.path().join("google_form_signups.csv"), text).unwrap();
+    }
+    std::fs::write(dir.path().join("c360.toml"), config).unwrap();
     let ws = Workspace::open(dir.path()).unwrap();
     let mut conn = store::open(&ws.db_path()).unwrap();
-    let err = pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress).unwrap_err();
-    let text = format!("{err:#}");
+    let result = pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress).map(|_| ());
+    (dir, conn, result)
+}
+
+fn signups_count(conn: &Connection) -> i64 {
+    int(
+        conn,
+        "SELECT count(*) FROM stg_crm_customers WHERE source = 'signups'",
+    )
+}
+
+#[test]
+fn a_mapped_column_the_file_lacks_is_an_error_naming_the_closest() {
+    let config = config_with("email = \"Email\"", "email = \"E-mail\"");
+    let (_d, conn, result) = loaded(&config, None);
+    let text = format!("{:#}", result.unwrap_err());
     assert!(text.contains("mapping.email"), "{text}");
     assert!(text.contains("\"E-mail\" is not in the file"), "{text}");
     assert!(text.contains("closest columns: \"Email\""), "{text}");
@@ -419,74 +431,44 @@ fn a_mapped_column_the_file_lacks_is_an_error_naming_the_closest() {
         ),
         0
     );
-    assert_eq!(
-        int(
-            &conn,
-            "SELECT count(*) FROM stg_crm_customers WHERE source = 'signups'"
-        ),
-        3
-    );
+    assert_eq!(signups_count(&conn), 3);
 }
 
 #[test]
 fn a_bad_optional_value_can_be_flagged_instead_of_rejecting_the_row() {
     let signups = "Timestamp,Email Address,Full name,Phone number,How did you hear about us?\n\
                    yesterday,zoe@example.com,Zoe Quinn,,\n";
+    // By default the row is rejected.
+    let (_d, conn, result) = loaded(&config_with("", ""), Some(signups));
+    result.unwrap();
+    assert_eq!(signups_count(&conn), 0);
+    assert_eq!(
+        strings(&conn, "SELECT reason FROM rejects WHERE source = 'signups'"),
+        ["bad_timestamp"]
+    );
+    // Flagged: staged, the value empty and kept in extra._invalid.
     let flagged = config_with(
         "created_at = \"Timestamp\"",
         "created_at = \"Timestamp\"\n[sources.fields.created_at]\non_error = \"flag\"",
     );
-    let dir = tempfile::tempdir().unwrap();
-    c360::workspace::init(dir.path()).unwrap();
-    for f in [
-        "hubspot_contacts.csv",
-        "segment_events.ndjson",
-        "square_items.csv",
-        "woocommerce_orders.csv",
-        "shopify_orders.csv",
-    ] {
-        std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
-    }
-    std::fs::write(dir.path().join("google_form_signups.csv"), signups).unwrap();
-    for (config, staged) in [(None, 0), (Some(flagged), 1)] {
-        let config = config.unwrap_or_else(|| {
-            std::fs::read_to_string(Path::new(FIXTURES).join("c360.toml")).unwrap()
-        });
-        std::fs::write(dir.path().join("c360.toml"), &config).unwrap();
-        let _ = std::fs::remove_file(dir.path().join("c360.db"));
-        let ws = Workspace::open(dir.path()).unwrap();
-        let mut conn = store::open(&ws.db_path()).unwrap();
-        pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress).unwrap();
-        assert_eq!(
-            int(
-                &conn,
-                "SELECT count(*) FROM stg_crm_customers WHERE source = 'signups'"
-            ),
-            staged
-        );
-        if staged == 0 {
-            assert_eq!(
-                strings(&conn, "SELECT reason FROM rejects WHERE source = 'signups'"),
-                ["bad_timestamp"]
-            );
-        } else {
-            assert_eq!(
-                one(
-                    &conn,
-                    "SELECT coalesce(created_at, 'NULL') || ' ' || json_extract(extra, '$._invalid.created_at')
-                     FROM stg_crm_customers WHERE source = 'signups'"
-                ),
-                "NULL bad_timestamp: yesterday"
-            );
-            assert_eq!(
-                int(
-                    &conn,
-                    "SELECT count(*) FROM rejects WHERE source = 'signups'"
-                ),
-                0
-            );
-        }
-    }
+    let (_d, conn, result) = loaded(&flagged, Some(signups));
+    result.unwrap();
+    assert_eq!(signups_count(&conn), 1);
+    assert_eq!(
+        one(
+            &conn,
+            "SELECT coalesce(created_at, 'NULL') || ' ' || json_extract(extra, '$._invalid.created_at')
+             FROM stg_crm_customers WHERE source = 'signups'"
+        ),
+        "NULL bad_timestamp: yesterday"
+    );
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(*) FROM rejects WHERE source = 'signups'"
+        ),
+        0
+    );
 }
 
 #[test]
@@ -498,22 +480,8 @@ fn explicit_formats_per_field_read_what_nothing_else_does() {
         "created_at = \"Timestamp\"",
         "created_at = \"Timestamp\"\n[sources.fields.created_at]\nformats = [\"%Y.%m.%d %Hh%M\"]",
     );
-    let dir = tempfile::tempdir().unwrap();
-    c360::workspace::init(dir.path()).unwrap();
-    for f in [
-        "hubspot_contacts.csv",
-        "segment_events.ndjson",
-        "square_items.csv",
-        "woocommerce_orders.csv",
-        "shopify_orders.csv",
-    ] {
-        std::fs::copy(Path::new(FIXTURES).join(f), dir.path().join(f)).unwrap();
-    }
-    std::fs::write(dir.path().join("google_form_signups.csv"), signups).unwrap();
-    std::fs::write(dir.path().join("c360.toml"), config).unwrap();
-    let ws = Workspace::open(dir.path()).unwrap();
-    let mut conn = store::open(&ws.db_path()).unwrap();
-    pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress).unwrap();
+    let (_d, conn, result) = loaded(&config, Some(signups));
+    result.unwrap();
     assert_eq!(
         one(
             &conn,

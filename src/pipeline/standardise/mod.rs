@@ -68,7 +68,7 @@ pub const RULES: &[(&str, &str, &str)] = &[
     (
         "crm.birth_date",
         "birth_date",
-        "to YYYY-MM-DD (day/month order from the source)",
+        "to YYYY-MM-DD: the source's formats, ISO and numeric layouts (day/month order from the source), dates in words",
     ),
     (
         "crm.lifecycle",
