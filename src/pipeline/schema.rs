@@ -167,6 +167,12 @@ const TRANSACTION_FIELDS: &[Field] = &[
     // What was refunded of a partly refunded order (Shopify's "Refunded
     // Amount"): netted from its revenue.
     f("refunded_amount", Number, false),
+    // The buyer as the order names them (Square's "Customer Name",
+    // Shopify's "Billing Name", guest checkouts): compared with the CRM.
+    f("first_name", Text, false),
+    f("last_name", Text, false),
+    f("full_name", Text, false),
+    f("phone", Text, false),
 ];
 
 /// The column names of a staging table, in order: provenance columns, then

@@ -157,6 +157,9 @@ pub enum Transform {
     Initial,
     First3,
     Year,
+    /// The last 7 characters: a phone's subscriber number, the same with
+    /// or without its country code or trunk zero.
+    Last7,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -243,11 +246,12 @@ fn transform_of(
         Some("initial") => Transform::Initial,
         Some("first3") => Transform::First3,
         Some("year") => Transform::Year,
+        Some("last7") => Transform::Last7,
         Some(other) => {
             return Err(err(
                 k.span().start,
                 format!(
-                    "field `fuzzy.blocking.keys` of {:?}: {other:?} is not a key transform (initial, first3, year)",
+                    "field `fuzzy.blocking.keys` of {:?}: {other:?} is not a key transform (initial, first3, year, last7)",
                     name
                 ),
             ));
@@ -996,6 +1000,7 @@ fn key_part(t: Transform, v: &str) -> &str {
         Transform::Initial => v.char_indices().nth(1).map_or(v, |(i, _)| &v[..i]),
         Transform::First3 => v.char_indices().nth(3).map_or(v, |(i, _)| &v[..i]),
         Transform::Year => v.get(..4).unwrap_or(v),
+        Transform::Last7 => v.char_indices().rev().nth(6).map_or(v, |(i, _)| &v[i..]),
     }
 }
 
@@ -1604,6 +1609,10 @@ mod tests {
         assert_eq!(compare(&Method::Phone, "33612345678", "33612345679", &n), 1);
         assert_eq!(compare(&Method::Phone, "33612345678", "4915112345", &n), 2);
         assert_eq!(compare(&Method::Phone, "33612345678", "3361234567", &n), 1);
+        // Blocking on a phone's last 7 digits puts both forms in one block.
+        assert_eq!(key_part(Transform::Last7, "49301234567"), "1234567");
+        assert_eq!(key_part(Transform::Last7, "0301234567"), "1234567");
+        assert_eq!(key_part(Transform::Last7, "12345"), "12345");
         // With and without the country code, or a trunk zero: one number.
         assert_eq!(compare(&Method::Phone, "18908289758", "8908289758", &n), 0);
         assert_eq!(compare(&Method::Phone, "49301234567", "0301234567", &n), 0);

@@ -362,7 +362,6 @@ fn fuzzy_columns(rules: &IdentityRules, system: System) -> Vec<String> {
         .iter()
         .map(|fr| match fr {
             FieldRef::Core(name) if system.field(name).is_some() => name.clone(),
-            FieldRef::Core(name) if name == "full_name" || name == "address" => name.clone(),
             FieldRef::Core(_) => "NULL".to_string(),
             FieldRef::Extra(key) => format!(
                 "json_extract(extra, '$.\"{}\"')",
@@ -388,6 +387,22 @@ fn read_system(
         .as_ref()
         .is_some_and(|f| f.systems.contains(&system));
     let fuzzy_cols = fuzzy_columns(rules, system);
+    // Orders take part in fuzzy matching only when they name the buyer
+    // (guest checkouts, Square's Customer Name): an order with an e-mail
+    // alone is linked by the e-mail, and comparing every order would
+    // multiply the pairs.
+    let name_cols: Vec<usize> = match (&rules.fuzzy, system) {
+        (Some(f), System::Transactions) => f
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, fr)| {
+                matches!(fr, FieldRef::Core(n) if ["first_name", "last_name", "full_name"].contains(&n.as_str()))
+            })
+            .map(|(i, _)| i)
+            .collect(),
+        _ => Vec::new(),
+    };
     let type_col = if system == System::Transactions {
         "transaction_type"
     } else {
@@ -447,9 +462,13 @@ fn read_system(
                     rusqlite::types::ValueRef::Null | rusqlite::types::ValueRef::Blob(_) => {}
                 }
             }
-            c.push(g.records.len() as u32, |f| {
-                Some(fuzzy_vals[f].as_str()).filter(|v| !v.is_empty())
-            });
+            let named = system != System::Transactions
+                || name_cols.iter().any(|&j| !fuzzy_vals[j].is_empty());
+            if named {
+                c.push(g.records.len() as u32, |f| {
+                    Some(fuzzy_vals[f].as_str()).filter(|v| !v.is_empty())
+                });
+            }
         }
         g.records.push(Record {
             key: record_key(system, &source, &id, kind.as_deref()),

@@ -108,6 +108,16 @@ pub const RULES: &[(&str, &str, &str)] = &[
     ),
     ("tx.email", "email", "as crm.email"),
     (
+        "tx.name",
+        "first_name, last_name, full_name",
+        "the buyer's name, as crm.name",
+    ),
+    (
+        "tx.phone",
+        "phone",
+        "the buyer's phone, as crm.phone (the source's default_region)",
+    ),
+    (
         "tx.refund",
         "transaction_type, revenue, quantity",
         "by status (rules/orders.toml): refund rows negative; refunded orders 0, partly refunded netted once; voided / pending not revenue",
@@ -266,9 +276,9 @@ struct Pass<'a> {
     /// A clean row (INSERT OR IGNORE: a key already there is a duplicate).
     insert: &'a str,
     dedup_rule: &'static str,
-    /// Run with the same values as `insert` when the row was a duplicate
-    /// (an order's further lines join its `lines`).
-    merge: Option<&'a str>,
+    /// Run when the row was a duplicate (an order's further lines join its
+    /// `lines`), with the row's values at these indexes as ?1, ?2…
+    merge: Option<(&'a str, &'a [usize])>,
 }
 
 fn process<F>(
@@ -301,7 +311,9 @@ where
     let ncols = read_stmt.column_count();
     let mut rows = read_stmt.query([since_rowid])?;
     let mut insert_stmt = tx.prepare(insert)?;
-    let mut merge_stmt = merge.map(|m| tx.prepare(m)).transpose()?;
+    let mut merge_stmt = merge
+        .map(|(sql, at)| tx.prepare(sql).map(|s| (s, at)))
+        .transpose()?;
     let (mut read, mut written) = (0u64, 0u64);
     loop {
         let mut chunk: Vec<Vec<Sql>> = Vec::with_capacity(CHUNK);
@@ -337,8 +349,8 @@ where
             for (values, source, key) in out {
                 let n = insert_stmt.execute(rusqlite::params_from_iter(values.iter()))?;
                 let dup = n == 0;
-                if let (true, Some(m)) = (dup, merge_stmt.as_mut()) {
-                    m.execute(rusqlite::params_from_iter(values.iter()))?;
+                if let (true, Some((m, at))) = (dup, merge_stmt.as_mut()) {
+                    m.execute(rusqlite::params_from_iter(at.iter().map(|&i| &values[i])))?;
                 }
                 outcomes.record(
                     dedup_rule,
@@ -537,19 +549,21 @@ pub fn run(
         staged_table: "stg_transactions",
         select: "SELECT source, batch_id, row_num, order_id, customer_id, email, order_time, order_time_raw,
                 product_id, product_name, category, quantity, unit_price, currency, revenue,
-                transaction_type, extra, refunded_amount
+                transaction_type, extra, refunded_amount, first_name, last_name, full_name, phone
          FROM stg_transactions WHERE rowid >= ?1 ORDER BY rowid",
         insert: "INSERT OR IGNORE INTO clean_transactions (source, batch_id, row_num, order_id, transaction_type,
            customer_id, email, email_valid, order_time, product_id, product_name, category, quantity,
-           unit_price, currency, revenue, extra, flags, original_revenue, original_currency, lines)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+           unit_price, currency, revenue, extra, flags, original_revenue, original_currency, lines,
+           first_name, last_name, full_name, phone)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)",
         dedup_rule: "tx.dedup",
         // `order_lines` sources: a further line of an order already there.
-        merge: Some(
-            "UPDATE clean_transactions SET lines = json_insert(lines, '$[#]', json_extract(?21, '$[0]'))
-             WHERE ?21 IS NOT NULL AND lines IS NOT NULL
-               AND source = ?1 AND order_id = ?4 AND transaction_type = ?5",
-        ),
+        merge: Some((
+            "UPDATE clean_transactions SET lines = json_insert(lines, '$[#]', json_extract(?1, '$[0]'))
+             WHERE ?1 IS NOT NULL AND lines IS NOT NULL
+               AND source = ?2 AND order_id = ?3 AND transaction_type = ?4",
+            &[20, 0, 3, 4],
+        )),
     };
     let (tx_in, tx_out, o) = process(&tx, &orders, since_rowid, progress, |rows, o| {
         rows.iter()
@@ -943,33 +957,35 @@ fn crm_names(
     source: &str,
     id: &str,
 ) -> (Option<String>, Option<String>, Option<String>) {
+    names(
+        o,
+        "crm.name",
+        source,
+        id,
+        [text(&r[4]), text(&r[5]), text(&r[6])],
+    )
+}
+
+/// First, last and full name, tidied; a missing first or last name taken
+/// from the full name ("First Last", "Last, First"), recorded under `rule`.
+fn names(
+    o: &mut Outcomes,
+    rule: &'static str,
+    source: &str,
+    id: &str,
+    [first, last, full]: [Option<&str>; 3],
+) -> (Option<String>, Option<String>, Option<String>) {
     let name = |s: &str| people::name(s).value;
-    let mut first = tidy_field(o, "crm.name", source, id, "first_name", text(&r[4]), name);
-    let mut last = tidy_field(o, "crm.name", source, id, "last_name", text(&r[5]), name);
-    let full = text(&r[6]).map(|s| {
+    let mut first = tidy_field(o, rule, source, id, "first_name", first, name);
+    let mut last = tidy_field(o, rule, source, id, "last_name", last, name);
+    let full = full.map(|s| {
         let (f, l) = people::split_full_name(s);
         if first.is_none() && f.is_some() {
-            o.record(
-                "crm.name",
-                source,
-                id,
-                "first_name",
-                None,
-                f.as_deref(),
-                false,
-            );
+            o.record(rule, source, id, "first_name", None, f.as_deref(), false);
             first = f;
         }
         if last.is_none() && l.is_some() {
-            o.record(
-                "crm.name",
-                source,
-                id,
-                "last_name",
-                None,
-                l.as_deref(),
-                false,
-            );
+            o.record(rule, source, id, "last_name", None, l.as_deref(), false);
             last = l;
         }
         people::name(s).value
@@ -1231,6 +1247,26 @@ fn clean_transaction(r: &[Sql], rules: &Rules, ctx: SourceCtx, o: &mut Outcomes)
         .to_string()
     });
     values.push(opt(line));
+    // The buyer, for fuzzy matching with the CRM.
+    let (first, last, full) = names(
+        o,
+        "tx.name",
+        &source,
+        &id,
+        [text(&r[18]), text(&r[19]), text(&r[20])],
+    );
+    let (phone, _) = apply(
+        o,
+        "tx.phone",
+        &source,
+        &id,
+        "phone",
+        text(&r[21]),
+        |s| people::phone(s, ctx.region),
+        &mut Vec::new(),
+        "invalid_phone",
+    );
+    values.extend([opt(first), opt(last), opt(full), opt(phone)]);
     (values, source, id)
 }
 

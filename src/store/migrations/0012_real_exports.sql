@@ -27,3 +27,13 @@ ALTER TABLE clean_transactions ADD COLUMN original_currency TEXT;
 -- Shopify exports them): a JSON array of {product_id, product_name,
 -- category, quantity, unit_price}.
 ALTER TABLE clean_transactions ADD COLUMN lines TEXT;
+-- The buyer's name and phone on an order (guest checkouts, Square's
+-- Customer Name): fuzzy matching compares them with the CRM.
+ALTER TABLE stg_transactions ADD COLUMN first_name TEXT;
+ALTER TABLE stg_transactions ADD COLUMN last_name TEXT;
+ALTER TABLE stg_transactions ADD COLUMN full_name TEXT;
+ALTER TABLE stg_transactions ADD COLUMN phone TEXT;
+ALTER TABLE clean_transactions ADD COLUMN first_name TEXT;
+ALTER TABLE clean_transactions ADD COLUMN last_name TEXT;
+ALTER TABLE clean_transactions ADD COLUMN full_name TEXT;
+ALTER TABLE clean_transactions ADD COLUMN phone TEXT;
