@@ -421,12 +421,12 @@ fn config_with(from: &str, to: &str) -> String {
     text.replacen(from, to, 1)
 }
 
-/// A workspace of the fixtures with `config` as its `c360.toml` and, if
-/// given, other contents for the sign-up list; loaded only (the load's
-/// result returned with the connection).
+/// A workspace of the fixtures with `config` as its `c360.toml` and other
+/// contents for some files; loaded only (the load's result returned with
+/// the connection).
 fn loaded(
     config: &str,
-    signups: Option<&str>,
+    files: &[(&str, &str)],
 ) -> (tempfile::TempDir, Connection, anyhow::Result<()>) {
     let dir = tempfile::tempdir().unwrap();
     c360::workspace::init(dir.path()).unwrap();
@@ -434,8 +434,8 @@ fn loaded(
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
-    if let Some(text) = signups {
-        std::fs::write(dir.path().join("google_form_signups.csv"), text).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
     }
     std::fs::write(dir.path().join("c360.toml"), config).unwrap();
     let ws = Workspace::open(dir.path()).unwrap();
@@ -454,7 +454,7 @@ fn signups_count(conn: &Connection) -> i64 {
 #[test]
 fn a_mapped_column_the_file_lacks_is_an_error_naming_the_closest() {
     let config = config_with("email = \"Email\"", "email = \"E-mail\"");
-    let (_d, conn, result) = loaded(&config, None);
+    let (_d, conn, result) = loaded(&config, &[]);
     let text = format!("{:#}", result.unwrap_err());
     assert!(text.contains("mapping.email"), "{text}");
     assert!(text.contains("\"E-mail\" is not in the file"), "{text}");
@@ -475,7 +475,10 @@ fn a_bad_optional_value_can_be_flagged_instead_of_rejecting_the_row() {
     let signups = "Timestamp,Email Address,Full name,Phone number,How did you hear about us?\n\
                    yesterday,zoe@example.com,Zoe Quinn,,\n";
     // By default the row is rejected.
-    let (_d, conn, result) = loaded(&config_with("", ""), Some(signups));
+    let (_d, conn, result) = loaded(
+        &config_with("", ""),
+        &[("google_form_signups.csv", signups)],
+    );
     result.unwrap();
     assert_eq!(signups_count(&conn), 0);
     assert_eq!(
@@ -487,7 +490,7 @@ fn a_bad_optional_value_can_be_flagged_instead_of_rejecting_the_row() {
         "created_at = \"Timestamp\"",
         "created_at = \"Timestamp\"\n[sources.fields.created_at]\non_error = \"flag\"",
     );
-    let (_d, conn, result) = loaded(&flagged, Some(signups));
+    let (_d, conn, result) = loaded(&flagged, &[("google_form_signups.csv", signups)]);
     result.unwrap();
     assert_eq!(signups_count(&conn), 1);
     assert_eq!(
@@ -516,7 +519,7 @@ fn explicit_formats_per_field_read_what_nothing_else_does() {
         "created_at = \"Timestamp\"",
         "created_at = \"Timestamp\"\n[sources.fields.created_at]\nformats = [\"%Y.%m.%d %Hh%M\"]",
     );
-    let (_d, conn, result) = loaded(&config, Some(signups));
+    let (_d, conn, result) = loaded(&config, &[("google_form_signups.csv", signups)]);
     result.unwrap();
     assert_eq!(
         one(
@@ -524,5 +527,34 @@ fn explicit_formats_per_field_read_what_nothing_else_does() {
             "SELECT created_at FROM stg_crm_customers WHERE source = 'signups'"
         ),
         "2024-05-03T14:22:00.000Z"
+    );
+}
+
+#[test]
+fn a_zone_that_names_nothing_rejects_only_rows_whose_times_need_it() {
+    let events = concat!(
+        r#"{"type":"track","messageId":"z1","event":"Product Viewed","anonymousId":"a","timestamp":"2024-03-05T10:00:00Z","context":{"timezone":"Mars/Olympus"}}"#,
+        "\n",
+        r#"{"type":"track","messageId":"z2","event":"Product Viewed","anonymousId":"a","timestamp":"2024-03-05 10:00:00","context":{"timezone":"Mars/Olympus"}}"#,
+        "\n",
+    );
+    let (_d, conn, result) = loaded(&config_with("", ""), &[("segment_events.ndjson", events)]);
+    result.unwrap();
+    // z1's time has its offset: staged, the zone flagged.
+    assert_eq!(
+        one(
+            &conn,
+            "SELECT event_id || ' ' || event_time || ' ' || json_extract(extra, '$._invalid.timezone')
+             FROM stg_web_events"
+        ),
+        "z1 2024-03-05T10:00:00.000Z bad_timezone: Mars/Olympus"
+    );
+    // z2's naive time would be read in the wrong zone: rejected.
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT row_num || ' ' || reason FROM rejects WHERE source = 'segment'"
+        ),
+        ["2 bad_timezone"]
     );
 }

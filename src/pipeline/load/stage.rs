@@ -501,6 +501,10 @@ struct Checked<'p> {
     flagged: Vec<(&'static str, String)>,
     /// The currency an amount named (`$12.00`), for a row without one.
     currency: Option<String>,
+    /// The row's `timezone`, when it names no zone, and whether a naive
+    /// time of the row needed it.
+    bad_zone: Option<String>,
+    zone_needed: bool,
 }
 
 /// Reads rows, validates them against the source's mapping and sends them to
@@ -605,6 +609,7 @@ impl<'a> Validator<'a> {
             });
             self.typed(plan.field, value, tz, &mut row);
         }
+        self.settle_zone(&mut row);
         // `$12.00` in a source without a currency column: USD.
         if let (Some(at), Some(code)) = (currency_at, row.currency.take())
             && row.values[at] == Sql::Null
@@ -652,15 +657,39 @@ impl<'a> Validator<'a> {
         match crate::pipeline::zones::zone(&text) {
             Some(tz) => tz,
             None => {
-                self.bad(
-                    plan.field,
-                    reason::BAD_TIMEZONE,
-                    format!("timezone: {text:?} is not a time zone (IANA, Windows or Rails name, or an offset)"),
-                    &text,
-                    row,
-                );
+                // Wrong only if a naive time of the row needs it: decided
+                // once the row's times are read ([`Self::settle_zone`]).
+                row.bad_zone = Some(text);
                 self.source.timezone
             }
+        }
+    }
+
+    /// A `timezone` that names no zone: the row is rejected when one of its
+    /// times was naive (it would be read in the wrong zone); when every time
+    /// carried its offset the value is only flagged.
+    fn settle_zone(&self, row: &mut Checked<'_>) {
+        let Some(text) = row.bad_zone.take() else {
+            return;
+        };
+        let field = self
+            .source
+            .system
+            .field("timezone")
+            .expect("every system has timezone");
+        if row.zone_needed {
+            self.bad(
+                field,
+                reason::BAD_TIMEZONE,
+                format!(
+                    "timezone: {text:?} is not a time zone (IANA, Windows or Rails name, or an offset), and the row's times need one"
+                ),
+                &text,
+                row,
+            );
+        } else {
+            row.flagged
+                .push((field.name, format!("{}: {text}", reason::BAD_TIMEZONE)));
         }
     }
 
@@ -718,8 +747,14 @@ impl<'a> Validator<'a> {
             FieldType::Text => (Sql::Text(v.into_text()), None),
             FieldType::Timestamp => {
                 let text = v.into_text();
-                let parsed = parse_timestamp_with(&text, tz, self.source.date_order, formats)
-                    .map(|ts| Sql::Text(format_utc(&ts)));
+                let parsed = parse_timestamp_with(&text, tz, self.source.date_order, formats);
+                if row.bad_zone.is_some() && parsed.is_some() {
+                    // Naive: read in another zone, the instant moves.
+                    let far = chrono_tz::Etc::GMTMinus14;
+                    row.zone_needed |=
+                        parse_timestamp_with(&text, far, self.source.date_order, formats) != parsed;
+                }
+                let parsed = parsed.map(|ts| Sql::Text(format_utc(&ts)));
                 if parsed.is_none() {
                     self.bad(
                         field,
