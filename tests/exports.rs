@@ -427,7 +427,11 @@ fn config_with(from: &str, to: &str) -> String {
 fn loaded(
     config: &str,
     files: &[(&str, &str)],
-) -> (tempfile::TempDir, Connection, anyhow::Result<()>) {
+) -> (
+    tempfile::TempDir,
+    Connection,
+    anyhow::Result<Vec<c360::pipeline::load::stage::LoadReport>>,
+) {
     let dir = tempfile::tempdir().unwrap();
     c360::workspace::init(dir.path()).unwrap();
     for entry in std::fs::read_dir(FIXTURES).unwrap() {
@@ -440,7 +444,7 @@ fn loaded(
     std::fs::write(dir.path().join("c360.toml"), config).unwrap();
     let ws = Workspace::open(dir.path()).unwrap();
     let mut conn = store::open(&ws.db_path()).unwrap();
-    let result = pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress).map(|_| ());
+    let result = pipeline::load::stage::load_all(&mut conn, &ws, &NoProgress);
     (dir, conn, result)
 }
 
@@ -556,5 +560,31 @@ fn a_zone_that_names_nothing_rejects_only_rows_whose_times_need_it() {
             "SELECT row_num || ' ' || reason FROM rejects WHERE source = 'segment'"
         ),
         ["2 bad_timezone"]
+    );
+}
+
+#[test]
+fn a_mapped_json_path_no_record_has_is_reported_with_the_closest() {
+    let config = config_with(
+        "format = \"segment\"\n",
+        "format = \"segment\"\n[sources.mapping]\nemail = \"traits.e_mail\"\n",
+    );
+    let (_d, _conn, result) = loaded(&config, &[]);
+    let reports = result.unwrap();
+    let segment = reports.iter().find(|r| r.source == "segment").unwrap();
+    assert_eq!(segment.warnings.len(), 1, "{:?}", segment.warnings);
+    let w = &segment.warnings[0];
+    assert!(w.contains("mapping.email"), "{w}");
+    assert!(
+        w.contains("\"traits.e_mail\" had no value in any of the 13 records"),
+        "{w}"
+    );
+    assert!(w.contains("closest paths: \"traits.email\""), "{w}");
+    // The other sources' mappings all found their values.
+    assert!(
+        reports
+            .iter()
+            .filter(|r| r.source != "segment")
+            .all(|r| r.warnings.is_empty())
     );
 }

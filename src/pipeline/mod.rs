@@ -303,6 +303,12 @@ fn run_body(
                     stale.join(", ")
                 ));
             }
+            let unfound: usize = loads.iter().map(|l| l.warnings.len()).sum();
+            if unfound > 0 {
+                msg.push_str(&format!(
+                    "; {unfound} mapped path(s) found in no record (see the load's messages)"
+                ));
+            }
             (read, staged, msg, loads)
         }),
         "standardise" => standardise::run(conn, ws, progress, mode == Mode::Full).map(|r| {

@@ -167,6 +167,10 @@ fn run(ws: &Workspace, kind: &JobKind, progress: &dyn Progress) -> anyhow::Resul
                 msg.push_str(" · ");
                 msg.push_str(hint);
             }
+            for w in &r.warnings {
+                msg.push_str(" · ");
+                msg.push_str(w);
+            }
             Ok(msg)
         }
         JobKind::Decide {

@@ -57,6 +57,8 @@ pub struct LoadReport {
     /// Set when batches of this source were staged with another mapping,
     /// format or time zone than c360.toml now gives: what to run about it.
     pub restage_hint: Option<String>,
+    /// JSON sources: mapped paths no record had (the closest paths named).
+    pub warnings: Vec<String>,
 }
 
 /// Why [`load_all`] did not load every source, and exactly what it did: the
@@ -221,6 +223,7 @@ pub fn load_source(
             rows_rejected: b.3 as u64,
             seconds: started.elapsed().as_secs_f64(),
             restage_hint,
+            warnings: Vec::new(),
         });
     }
 
@@ -259,7 +262,7 @@ pub fn load_source(
             let mut sink = Validator::new(source, sender, batch_size, progress);
             let result = input.extract(source, &mut sink);
             let result = result.and_then(|()| sink.flush());
-            result.map(|()| sink.kept_header())
+            result.map(|()| (sink.kept_header(), sink.warnings()))
         });
         let written = write_rows(&tx, source, batch_id, &raw_table, receiver, progress);
         let read = reader.join().unwrap_or_else(|payload| {
@@ -280,7 +283,10 @@ pub fn load_source(
     // channel close. Otherwise a reader error (missing column, unreadable
     // file) explains why the writer saw the input end early.
     let (staged, rejected) = counts?;
-    let header = read_result?;
+    let (header, warnings) = read_result?;
+    for w in &warnings {
+        progress.message(w);
+    }
     let seconds = started.elapsed().as_secs_f64();
     tx.execute(
         "UPDATE load_batches SET rows_read = ?1, rows_staged = ?2, rows_rejected = ?3,
@@ -324,6 +330,7 @@ pub fn load_source(
         rows_rejected: rejected,
         seconds,
         restage_hint,
+        warnings,
     })
 }
 
@@ -523,6 +530,8 @@ struct Validator<'a> {
     header_raw: Option<Vec<u8>>,
     /// `order_lines = true`: an order's fields from its first row.
     fill: Option<mapping::FillDown>,
+    /// JSON sources: mapped paths not seen yet.
+    json_check: Option<mapping::JsonCheck>,
 }
 
 impl<'a> Validator<'a> {
@@ -534,6 +543,7 @@ impl<'a> Validator<'a> {
     ) -> Self {
         // JSON plans are known up front; tabular ones wait for the header.
         let plan = mapping::json_plan(source);
+        let json_check = mapping::JsonCheck::new(source, &plan);
         Validator {
             source,
             sender,
@@ -545,7 +555,15 @@ impl<'a> Validator<'a> {
             extra_columns: Vec::new(),
             header_raw: None,
             fill: None,
+            json_check,
         }
+    }
+
+    /// Mapped JSON paths no record had.
+    fn warnings(&self) -> Vec<String> {
+        self.json_check
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.warnings(&self.source.name))
     }
 
     /// The fill-down of an order's fields, for a caller that reads the
@@ -872,6 +890,9 @@ impl RowSink for Validator<'_> {
     fn row(&mut self, mut row: RawRow) -> Result<()> {
         if let Some(fill) = self.fill.as_mut() {
             fill.apply(&mut row.record);
+        }
+        if let Some(check) = self.json_check.as_mut() {
+            check.see(&self.plan, &row.record, row.row_num);
         }
         if row.row_num > u32::MAX as u64 {
             bail!(

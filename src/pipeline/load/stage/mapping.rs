@@ -287,6 +287,93 @@ pub(super) fn value_of<'p>(
     None
 }
 
+/// JSON sources: the explicitly mapped fields no record gave a value, as
+/// the paths seen in the first records tell (the file has no header to
+/// check the mapping against before reading).
+pub(super) struct JsonCheck {
+    /// Plan index, field, mapping value; dropped once a record has it.
+    waiting: Vec<(usize, &'static str, String)>,
+    /// Dotted paths of the first records.
+    seen: std::collections::BTreeSet<String>,
+    records: u64,
+}
+
+impl JsonCheck {
+    pub fn new(source: &Source, plan: &[FieldPlan]) -> Option<JsonCheck> {
+        if !source.format.is_json() {
+            return None;
+        }
+        let waiting: Vec<_> = plan
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let spec = source.mapping.get(p.field.name)?;
+                Some((i, p.field.name, spec.clone()))
+            })
+            .collect();
+        Some(JsonCheck {
+            waiting,
+            seen: Default::default(),
+            records: 0,
+        })
+    }
+
+    pub fn see(&mut self, plan: &[FieldPlan], record: &Record, row_num: u64) {
+        let Record::Json(map) = record else { return };
+        self.records += 1;
+        if self.records <= 20 {
+            paths(map, "", 0, &mut self.seen);
+        }
+        self.waiting
+            .retain(|(i, _, _)| value_of(&plan[*i], record, row_num).is_none());
+    }
+
+    /// One sentence per mapped field no record had, with the closest paths.
+    pub fn warnings(&self, source: &str) -> Vec<String> {
+        if self.records == 0 {
+            return Vec::new();
+        }
+        let seen: Vec<String> = self.seen.iter().cloned().collect();
+        self.waiting
+            .iter()
+            .map(|(_, field, spec)| {
+                let closest: Vec<String> = by_closeness(&seen, spec)
+                    .into_iter()
+                    .take(3)
+                    .map(|c| format!("{c:?}"))
+                    .collect();
+                format!(
+                    "source {source:?}: field `mapping.{field}`: {spec:?} had no value in any of the {} records; closest paths: {}",
+                    self.records,
+                    closest.join(", ")
+                )
+            })
+            .collect()
+    }
+}
+
+/// The dotted paths of a JSON object's values, three levels deep.
+fn paths(
+    map: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    depth: usize,
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    for (k, v) in map {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            serde_json::Value::Object(inner) if depth < 2 => paths(inner, &path, depth + 1, out),
+            _ => {
+                out.insert(path);
+            }
+        }
+    }
+}
+
 /// Fields of one line of an order (the rest are the order's own).
 const LINE_FIELDS: &[&str] = &[
     "product_id",
