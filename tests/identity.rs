@@ -171,6 +171,43 @@ fn deterministic_rules() {
 }
 
 #[test]
+fn a_couple_sharing_an_email_goes_to_review_instead_of_merging() {
+    let crm = format!(
+        "{CRM}\
+C20,Sam,Lee,lees@example.com,,1980-01-15,5 Elm Rd,York,YO1 7AB,GB
+C21,Kim,Lee,lees@example.com,,1982-07-30,5 Elm Rd,York,YO1 7AB,GB
+C22,Tom,Hart,tom.hart@example.com,,1975-03-03,,,,GB
+C23,Tom,Hart,tom.hart@example.com,,,,,,GB
+"
+    );
+    let (_dir, _ws, conn) = workspace(&crm);
+    // Different first names and birth dates: two people, not linked.
+    assert_ne!(id_of(&conn, &crm_key("C20")), id_of(&conn, &crm_key("C21")));
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT status || ':' || customers FROM identifiers WHERE value = 'lees@example.com'"
+        ),
+        ["conflict:2"]
+    );
+    // ... and their pair waits for a steward, flagged.
+    assert_eq!(
+        strings(
+            &conn,
+            "SELECT band || ' ' || flags FROM match_candidates
+             WHERE left_key = 'crm:crm:C20' AND right_key = 'crm:crm:C21'"
+        ),
+        ["review shared_identifier_differ"]
+    );
+    // One birth date missing: nothing says two people; the e-mail links.
+    assert_eq!(id_of(&conn, &crm_key("C22")), id_of(&conn, &crm_key("C23")));
+}
+
+fn crm_key(id: &str) -> String {
+    crm(id)
+}
+
+#[test]
 fn steward_decisions_survive_reruns_and_new_data_and_can_be_undone() {
     let (dir, ws, mut conn) = workspace(CRM);
     let (c1, c11, c12) = (crm("C1"), crm("C11"), crm("C12"));

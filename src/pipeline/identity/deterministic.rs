@@ -32,6 +32,11 @@ pub struct IdentifierKind {
     /// one system (`max_per_system = { crm = 1 }`: a phone two CRM records
     /// share is a household line; it links nobody).
     pub max_per_system: Vec<(System, usize)>,
+    /// Fuzzy comparisons (by name) in which two CRM records sharing a
+    /// value may all differ only if they are two people: such a value
+    /// links nobody and the pair goes to review (a couple sharing an
+    /// e-mail: different first names and birth dates).
+    pub review_if_differ: Vec<String>,
 }
 
 /// The deterministic rules of `rules/identity.toml`.
@@ -105,6 +110,8 @@ struct RawKind {
     shared: Option<Spanned<String>>,
     #[serde(default)]
     max_per_system: BTreeMap<Spanned<String>, usize>,
+    #[serde(default)]
+    review_if_differ: Vec<Spanned<String>>,
 }
 
 impl IdentityRules {
@@ -133,6 +140,27 @@ impl IdentityRules {
                     ),
                 )
             })?);
+        }
+        // review_if_differ names fuzzy comparisons.
+        let compared: Vec<&str> = raw.fuzzy.as_ref().map_or_else(Vec::new, |f| {
+            f.compare.iter().map(|c| c.name.as_str()).collect()
+        });
+        for k in &raw.identifiers {
+            if let Some(n) = k
+                .review_if_differ
+                .iter()
+                .find(|n| !compared.contains(&n.get_ref().as_str()))
+            {
+                return Err(err(
+                    n.span().start,
+                    format!(
+                        "field `identifiers.review_if_differ` of kind {:?}: {:?} is not a [[fuzzy.compare]] name ({})",
+                        k.kind,
+                        n.get_ref(),
+                        compared.join(", ")
+                    ),
+                ));
+            }
         }
         let kinds = raw
             .identifiers
@@ -238,6 +266,11 @@ fn parse_kind(
         max_customers: k.max_customers,
         nearest_login,
         max_per_system,
+        review_if_differ: k
+            .review_if_differ
+            .iter()
+            .map(|n| n.get_ref().clone())
+            .collect(),
     })
 }
 
@@ -280,6 +313,10 @@ pub enum Status {
     /// Over the limit on a `nearest_login` kind: a shared device. Merges no
     /// customers; each anonymous record goes to the nearest login in time.
     Shared { customers: usize },
+    /// Carried by CRM records that differ in every `review_if_differ`
+    /// comparison: two people (a couple's e-mail). Links nobody; the pairs
+    /// go to review.
+    Conflict { customers: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,6 +341,8 @@ pub struct Linked {
     pub attributed: Vec<(u32, usize, u32, i64)>,
     /// Per record: does it carry the anchor (a customer id)?
     pub has_anchor: Vec<bool>,
+    /// CRM record pairs a `Conflict` value would have joined: for review.
+    pub conflicts: Vec<(u32, u32)>,
 }
 
 /// Union-find-like structures the links can be applied to.
@@ -468,6 +507,7 @@ pub fn link(
     times: &[Option<i64>],
     systems: &[System],
     rules: &IdentityRules,
+    differ: &dyn Fn(u32, u32, &[String]) -> bool,
 ) -> Linked {
     let anchor = rules.kinds.iter().position(|k| k.kind == rules.anchor);
     let (flat, runs) = group_by_value(records);
@@ -482,6 +522,7 @@ pub fn link(
     };
     let mut edges = Vec::new();
     let mut attributed = Vec::new();
+    let mut conflicts = Vec::new();
     // Junk checks (regexes) on every distinct value, in parallel.
     let junk: Vec<bool> = runs
         .par_iter()
@@ -522,11 +563,17 @@ pub fn link(
                     }
                 }
                 _ => {
-                    for w in recs.windows(2) {
-                        edges.push((w[0], w[1]));
-                        so_far.join(w[0], w[1]);
+                    let pairs = differing_pairs(&recs, systems, rule, &mut so_far, differ);
+                    if pairs.is_empty() {
+                        for w in recs.windows(2) {
+                            edges.push((w[0], w[1]));
+                            so_far.join(w[0], w[1]);
+                        }
+                        Status::Linked
+                    } else {
+                        conflicts.extend(pairs);
+                        Status::Conflict { customers }
                     }
-                    Status::Linked
                 }
             }
         };
@@ -543,7 +590,38 @@ pub fn link(
         singletons,
         attributed,
         has_anchor,
+        conflicts,
     }
+}
+
+/// The CRM records of a value's group, of different customers so far, that
+/// differ in every `review_if_differ` comparison (at most 16 records looked
+/// at: more than that is a limit's business).
+fn differing_pairs(
+    recs: &[u32],
+    systems: &[System],
+    rule: &IdentifierKind,
+    so_far: &mut SoFar,
+    differ: &dyn Fn(u32, u32, &[String]) -> bool,
+) -> Vec<(u32, u32)> {
+    if rule.review_if_differ.is_empty() {
+        return Vec::new();
+    }
+    let crm: Vec<u32> = recs
+        .iter()
+        .copied()
+        .filter(|&r| systems.get(r as usize) == Some(&System::Crm))
+        .take(16)
+        .collect();
+    let mut out = Vec::new();
+    for (i, &a) in crm.iter().enumerate() {
+        for &b in &crm[i + 1..] {
+            if so_far.uf.find(a) != so_far.uf.find(b) && differ(a, b, &rule.review_if_differ) {
+                out.push((a, b));
+            }
+        }
+    }
+    out
 }
 
 /// On a shared value: each record not yet of a customer, with the record
@@ -662,7 +740,7 @@ max_customers = 1
             rec(&[(0, "C1")]),                   // web event of user C1
             rec(&[(0, "C9")]),                   // someone else
         ];
-        let linked = link(&records, &[], &[], &r);
+        let linked = link(&records, &[], &[], &r, &|_, _, _| false);
         assert_eq!(linked.clusters(records.len()), vec![vec![0, 1, 2], vec![3]]);
     }
 
@@ -675,7 +753,7 @@ max_customers = 1
             rec(&[(0, "C3"), (1, "unknown")]),
             rec(&[(0, "C4"), (1, "UNKNOWN")]),
         ];
-        let linked = link(&records, &[], &[], &r);
+        let linked = link(&records, &[], &[], &r, &|_, _, _| false);
         assert_eq!(linked.clusters(records.len()).len(), 4);
         assert!(
             linked
@@ -699,7 +777,7 @@ max_customers = 1
         // A device used by one person, also anonymously: links.
         records.push(rec(&[(0, "C20"), (2, "dev-2")]));
         records.push(rec(&[(2, "dev-2")]));
-        let linked = link(&records, &[], &[], &r);
+        let linked = link(&records, &[], &[], &r, &|_, _, _| false);
         let clusters = linked.clusters(records.len());
         assert_eq!(clusters.len(), 7, "{clusters:?}");
         assert!(clusters.contains(&vec![6, 7]));
@@ -734,7 +812,7 @@ max_customers = 1
             rec(&[(0, "A")]),                // 5: A elsewhere
         ];
         let times = [Some(100), Some(1000), Some(150), Some(900), None, None];
-        let linked = link(&records, &times, &[], &r);
+        let linked = link(&records, &times, &[], &r, &|_, _, _| false);
         assert_eq!(
             linked.clusters(records.len()),
             vec![vec![0, 2, 5], vec![1, 3], vec![4]],

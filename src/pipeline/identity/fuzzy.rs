@@ -30,7 +30,7 @@ use crate::workspace::{ConfigError, line_of};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use unicode_normalization::UnicodeNormalization;
@@ -955,6 +955,26 @@ pub fn member_levels(rules: &FuzzyRules, cols: &Columns, a: u32, b: u32) -> Vec<
         .collect()
 }
 
+/// Whether two records differ in every one of `comparisons` (indexes into
+/// `rules.comparisons`): each with a value on both sides, at its
+/// "different" level. Such a pair (two people sharing an e-mail: a couple)
+/// is never merged without a steward.
+pub fn all_differ(
+    rules: &FuzzyRules,
+    cols: &Columns,
+    a: u32,
+    b: u32,
+    comparisons: &[usize],
+) -> bool {
+    if comparisons.is_empty() {
+        return false;
+    }
+    let levels = member_levels(rules, cols, a, b);
+    comparisons.iter().all(|&c| {
+        levels[c] != NULL && levels[c] as usize + 1 == rules.comparisons[c].method.levels()
+    })
+}
+
 /// Unit levels from member levels.
 fn unit_levels(rules: &FuzzyRules, units: &[Unit], members: &[u8], out: &mut Vec<u8>) {
     for u in units {
@@ -1387,6 +1407,18 @@ fn ordered_sum(xs: &[f64], f: impl Fn(f64) -> f64 + Sync) -> f64 {
 
 /// Block, compare, estimate the model and score every candidate pair.
 pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
+    score_keeping(rules, cols, seed, &FxHashSet::default())
+}
+
+/// [`score`], keeping the pairs in `keep` (`a << 32 | b`, a < b) whatever
+/// their probability: pairs a steward must see (two people sharing an
+/// identifier).
+pub fn score_keeping(
+    rules: &FuzzyRules,
+    cols: &Columns,
+    seed: u64,
+    keep: &FxHashSet<u64>,
+) -> Scored {
     let mut phases = Vec::new();
     let mut clock = std::time::Instant::now();
     let mut lap = |name: &'static str, phases: &mut Vec<(&'static str, f64)>| {
@@ -1536,7 +1568,7 @@ pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
         .zip(weights.par_iter())
         .filter_map(|(&(p, bits), &w)| {
             let probability = 1.0 / (1.0 + (-(w + prior)).exp2());
-            (probability >= rules.review).then_some(Candidate {
+            (probability >= rules.review || keep.contains(&p)).then_some(Candidate {
                 a: (p >> 32) as u32,
                 b: p as u32,
                 weight: w,

@@ -33,6 +33,9 @@ pub struct ResolveReport {
     pub blocked: u64,
     pub over_limit: u64,
     pub shared: u64,
+    /// Values carried by two people (CRM records that differ in every
+    /// `review_if_differ` comparison): they link nobody.
+    pub conflicts: u64,
     pub fuzzy_records: u64,
     /// Candidate pairs compared (after the blocking rules, deduplicated).
     pub comparisons: u64,
@@ -158,7 +161,9 @@ pub fn run_with(
 
     progress.start("resolve: deterministic links", 0);
     let systems: Vec<System> = records.iter().map(|r| r.system).collect();
-    let linked = link(&ids, &times, &systems, &rules);
+    let differ = differ_by(&rules, cols.as_ref());
+    let linked = link(&ids, &times, &systems, &rules, &differ);
+    drop(differ);
     drop(systems);
     drop(times);
     laps.lap("deterministic links");
@@ -167,7 +172,12 @@ pub fn run_with(
 
     progress.start("resolve: fuzzy matching", 0);
     let scored: Option<Scored> = match (&rules.fuzzy, &cols) {
-        (Some(f), Some(c)) if c.len() >= 2 => Some(fuzzy::score(f, c, 42)),
+        (Some(f), Some(c)) if c.len() >= 2 => Some(fuzzy::score_keeping(
+            f,
+            c,
+            42,
+            &fuzzy_pairs(&linked.conflicts, c),
+        )),
         _ => None,
     };
     if let Some(s) = &scored {
@@ -253,6 +263,11 @@ pub fn run_with(
                 decisions: &pair_decisions,
                 weak: &clustering.weak,
                 refused: &clustering.pair_refused,
+                conflicts: &linked
+                    .conflicts
+                    .iter()
+                    .map(|&(a, b)| (a.min(b), a.max(b)))
+                    .collect(),
             },
             &mut clustering.base,
         )?;
@@ -274,6 +289,7 @@ pub fn run_with(
         blocked: statuses.blocked,
         over_limit: statuses.over_limit,
         shared: statuses.shared,
+        conflicts: statuses.conflict,
         fuzzy_records: cols.as_ref().map_or(0, |c| c.len() as u64),
         comparisons: scored.as_ref().map_or(0, |s| s.comparisons),
         auto_merged: clustering.auto_merged,
@@ -482,6 +498,57 @@ fn read_system(
     Ok(())
 }
 
+/// Record pairs as fuzzy pairs (`a << 32 | b` of their indexes in `cols`,
+/// a < b); records fuzzy matching does not read are left out.
+fn fuzzy_pairs(pairs: &[(u32, u32)], cols: &Columns) -> FxHashSet<u64> {
+    if pairs.is_empty() {
+        return FxHashSet::default();
+    }
+    let index: FxHashMap<u32, u32> = cols
+        .global
+        .iter()
+        .enumerate()
+        .map(|(i, &g)| (g, i as u32))
+        .collect();
+    pairs
+        .iter()
+        .filter_map(|(a, b)| {
+            let (x, y) = (*index.get(a)?, *index.get(b)?);
+            let (lo, hi) = (x.min(y), x.max(y));
+            Some(((lo as u64) << 32) | hi as u64)
+        })
+        .collect()
+}
+
+/// Whether two records differ in every named fuzzy comparison (the
+/// `review_if_differ` of an identifier kind); false when fuzzy matching
+/// does not read either record.
+fn differ_by<'a>(
+    rules: &'a IdentityRules,
+    cols: Option<&'a Columns>,
+) -> impl Fn(u32, u32, &[String]) -> bool + 'a {
+    let index: FxHashMap<u32, u32> = cols.map_or_else(FxHashMap::default, |c| {
+        c.global
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| (g, i as u32))
+            .collect()
+    });
+    move |a, b, names| {
+        let (Some(f), Some(c)) = (rules.fuzzy.as_ref(), cols) else {
+            return false;
+        };
+        let (Some(&fa), Some(&fb)) = (index.get(&a), index.get(&b)) else {
+            return false;
+        };
+        let comps: Vec<usize> = names
+            .iter()
+            .filter_map(|n| f.comparisons.iter().position(|c| &c.name == n))
+            .collect();
+        comps.len() == names.len() && fuzzy::all_differ(f, c, fa, fb, &comps)
+    }
+}
+
 /// The clusters and what shaped them.
 struct Clustering {
     /// Record indexes per customer.
@@ -550,6 +617,11 @@ fn cluster_records(
     let mut base = clusterer.uf.clone();
     // Fuzzy auto-merges, most probable first.
     let auto_merge = rules.fuzzy.as_ref().map_or(1.0, |f| f.auto_merge);
+    let conflicts: FxHashSet<(u32, u32)> = linked
+        .conflicts
+        .iter()
+        .map(|&(a, b)| (a.min(b), a.max(b)))
+        .collect();
     let mut accepted: Vec<(u32, u32, f64)> = Vec::new();
     let mut accepted_idx: Vec<usize> = Vec::new();
     let mut pair_refused: HashSet<usize> = HashSet::new();
@@ -562,8 +634,12 @@ fn cluster_records(
             if cand.probability < auto_merge {
                 continue;
             }
-            auto_merged += 1;
             let (a, b) = (c.global[cand.a as usize], c.global[cand.b as usize]);
+            // Two people sharing an identifier: only a steward merges them.
+            if conflicts.contains(&(a.min(b), a.max(b))) {
+                continue;
+            }
+            auto_merged += 1;
             match clusterer.union(a, b) {
                 Ok(true) => {
                     accepted.push((a, b, cand.probability));
@@ -599,6 +675,7 @@ struct Statuses {
     blocked: u64,
     over_limit: u64,
     shared: u64,
+    conflict: u64,
 }
 
 /// Write `identifiers` and `identity_links`. Identifiers worth explaining
@@ -689,6 +766,7 @@ fn write_identifier_rows<'l>(
         blocked: 0,
         over_limit: 0,
         shared: 0,
+        conflict: 0,
     };
     type Stored = (i64, i64, String, Option<i64>);
     // The stored identifiers by kind (as the rules number them) and value;
@@ -750,6 +828,10 @@ fn write_identifier_rows<'l>(
             Status::Shared { customers } => {
                 statuses.shared += 1;
                 ("shared", Some(customers as i64))
+            }
+            Status::Conflict { customers } => {
+                statuses.conflict += 1;
+                ("conflict", Some(customers as i64))
             }
         };
         if status == "linked" && stat.records < 2 {
@@ -1056,6 +1138,12 @@ impl ResolveReport {
             self.over_limit,
             self.shared
         );
+        if self.conflicts > 0 {
+            s.push_str(&format!(
+                "; {} shared by two people (not linked; their pairs to review)",
+                self.conflicts
+            ));
+        }
         if self.fuzzy_records > 0 {
             s.push_str(&format!(
                 "; fuzzy: {} records, {} comparisons, {} auto-merged, {} to review, {} rejected, {} weak bridges",
@@ -1081,6 +1169,9 @@ struct Marks<'a> {
     decisions: &'a HashMap<(String, String), String>,
     weak: &'a HashSet<usize>,
     refused: &'a HashSet<usize>,
+    /// Record pairs an identifier would have joined though they differ in
+    /// every `review_if_differ` comparison: review, never auto-merge.
+    conflicts: &'a FxHashSet<(u32, u32)>,
 }
 
 /// Write `match_model` and the candidates worth a look: every pair in the
@@ -1163,12 +1254,16 @@ fn write_candidates(
             if decision.is_none() && base_root[ga as usize] == base_root[gb as usize] {
                 return None;
             }
-            let band = if cand.probability >= rules.auto_merge {
+            let conflict = marks.conflicts.contains(&(ga.min(gb), ga.max(gb)));
+            let band = if cand.probability >= rules.auto_merge && !conflict {
                 "auto_merge"
             } else {
                 "review"
             };
             let mut flags = Vec::new();
+            if conflict {
+                flags.push("shared_identifier_differ");
+            }
             if marks.weak.contains(&ci) {
                 flags.push("weak_bridge");
             }
