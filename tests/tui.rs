@@ -175,7 +175,8 @@ fn a_cancelled_job_rolls_back() {
     key(&mut app, KeyCode::Char('y'));
     assert!(app.wait_for_job(Duration::from_secs(120)));
     let (_, result) = app.last_job.clone().unwrap();
-    assert!(result.unwrap_err().contains("cancelled"));
+    let err = result.unwrap_err();
+    assert!(err.contains("cancelled"), "{err}");
     let conn = store::open(&db).unwrap();
     assert_eq!(store::count(&conn, "stg_crm_customers").unwrap(), 0);
     assert_eq!(store::count(&conn, "load_batches").unwrap(), 0);

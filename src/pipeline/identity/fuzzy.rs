@@ -1410,9 +1410,9 @@ pub fn score(rules: &FuzzyRules, cols: &Columns, seed: u64) -> Scored {
     score_keeping(rules, cols, seed, &FxHashSet::default())
 }
 
-/// [`score`], keeping the pairs in `keep` (`a << 32 | b`, a < b) whatever
-/// their probability: pairs a steward must see (two people sharing an
-/// identifier).
+/// [`score`], comparing and keeping the pairs in `keep` (`a << 32 | b`,
+/// a < b) whatever the blocking rules and their probability: pairs a
+/// steward must see (two people sharing an identifier).
 pub fn score_keeping(
     rules: &FuzzyRules,
     cols: &Columns,
@@ -1426,7 +1426,19 @@ pub fn score_keeping(
         clock = std::time::Instant::now();
     };
     let units = rules.units();
-    let (pairs, blocking) = block(rules, cols);
+    let (mut pairs, blocking) = block(rules, cols);
+    // Pairs a steward must see are compared even when no blocking rule
+    // found them (no rule bit: EM, per blocking rule, leaves them out).
+    if !keep.is_empty() {
+        let present: FxHashSet<u64> = pairs.iter().map(|&(p, _)| p).collect();
+        let mut extra: Vec<u64> = keep
+            .iter()
+            .copied()
+            .filter(|p| !present.contains(p))
+            .collect();
+        extra.sort_unstable();
+        pairs.extend(extra.into_iter().map(|p| (p, 0)));
+    }
     lap("blocking", &mut phases);
 
     // Unit levels of every candidate pair, flat.
