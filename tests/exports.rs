@@ -115,6 +115,38 @@ fn dates_phones_and_lifecycle_stages_as_the_crm_wrote_them() {
 }
 
 #[test]
+fn a_salesforce_report_with_locale_dates_and_account_types() {
+    let salesforce = std::fs::read_to_string(Path::new(FIXTURES).join("salesforce.toml")).unwrap();
+    let (_d, _ws, conn) = workspace(Some(&(config_with("", "") + "\n" + &salesforce)));
+    let contacts = strings(
+        &conn,
+        "SELECT customer_id || ' ' || coalesce(birth_date, '-') || ' ' || lifecycle_status || ' '
+                || created_at || ' ' || coalesce(phone, '-') || ' ' || coalesce(country, '-')
+         FROM clean_crm_customers WHERE source = 'salesforce' ORDER BY customer_id",
+    );
+    assert_eq!(
+        contacts,
+        [
+            // "4/14/1982"; Customer - Direct; "3/5/2024, 2:22 PM"
+            "0035e00000AbCdEAA1 1982-04-14 active 2024-03-05T14:22:00.000Z +35315550101 IE",
+            // Former Customer; "1/15/2023, 9:05 AM"; "(212) 555-0199" in the US
+            "0035e00000AbCdFAA1 1990-12-01 churned 2023-01-15T09:05:00.000Z +12125550199 US",
+            // Prospect; "2/29/2024, 11:59 PM"
+            "0035e00000AbCdGAA1 - prospect 2024-02-29T23:59:00.000Z - FR",
+        ]
+    );
+    // Dan in HubSpot and in Salesforce: one e-mail (in capitals there).
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT count(DISTINCT customer360_id) FROM customer360_id_map
+             WHERE record_key IN ('crm:hubspot:104', 'crm:salesforce:0035e00000AbCdEAA1')"
+        ),
+        1
+    );
+}
+
+#[test]
 fn a_list_without_ids_gets_ids_derived_from_the_email() {
     let (_d, _ws, conn) = workspace(None);
     let ids = strings(
