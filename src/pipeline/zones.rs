@@ -237,7 +237,7 @@ pub fn zone(name: &str) -> Option<Tz> {
 }
 
 /// `+02:00`, `-0500`, `+2`, `UTC+2`, `GMT-05:30` as minutes east of UTC.
-fn offset_minutes(s: &str) -> Option<i32> {
+pub fn offset_minutes(s: &str) -> Option<i32> {
     let upper = s.to_ascii_uppercase();
     let rest = upper
         .strip_prefix("UTC")

@@ -92,12 +92,7 @@ impl Default for Orders {
     }
 }
 
-fn fold(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
+use super::people::fold_alnum as fold;
 
 impl Orders {
     pub fn parse(text: &str, file: &str) -> Result<Orders, ConfigError> {

@@ -187,6 +187,15 @@ pub fn split_full_name(full: &str) -> (Option<String>, Option<String>) {
     }
 }
 
+/// Lower case, letters and digits only: how status and vocabulary values
+/// are compared ("Marketing Qualified Lead" = "marketing_qualified_lead").
+pub fn fold_alnum(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// Postcode: uppercase, single spaces.
 pub fn postcode(raw: &str) -> Norm {
     Norm::ok(tidy(raw).to_uppercase())

@@ -168,30 +168,22 @@ impl Lifecycle {
                     ),
                 });
             }
-            aliases.insert(fold_status(&value), s);
+            aliases.insert(people::fold_alnum(&value), s);
         }
         Ok(Lifecycle { model, aliases })
     }
 
     /// The model status a CRM value stands for, if any.
     pub fn status(&self, raw: &str) -> Option<&str> {
-        let folded = fold_status(raw);
+        let folded = people::fold_alnum(raw);
         if let Some(s) = self.aliases.get(&folded) {
             return Some(s);
         }
         self.model
             .iter()
-            .find(|m| fold_status(m) == folded)
+            .find(|m| people::fold_alnum(m) == folded)
             .map(String::as_str)
     }
-}
-
-/// Lower case, letters and digits only.
-fn fold_status(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 /// Local country aliases: (alias, alpha-2).

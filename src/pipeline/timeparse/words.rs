@@ -11,6 +11,7 @@
 //! date word (`3/5/2024`, read with the source's day/month order).
 
 use super::parse_numeric_date as parse_date;
+use crate::pipeline::zones::offset_minutes;
 use crate::workspace::DateOrder;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 
@@ -257,13 +258,9 @@ fn word(w: &str, order: DateOrder) -> Option<Vec<Word>> {
         "utc" | "gmt" | "z" => return Some(vec![Word::Offset(0)]),
         _ => {}
     }
-    if let Some(rest) = w.strip_prefix("utc").or_else(|| w.strip_prefix("gmt"))
-        && (rest.starts_with('+') || rest.starts_with('-'))
-    {
-        return offset(rest).map(|o| vec![Word::Offset(o)]);
-    }
-    if (w.starts_with('+') || w.starts_with('-')) && w.len() >= 3 {
-        return offset(w).map(|o| vec![Word::Offset(o)]);
+    let signed = w.trim_start_matches("utc").trim_start_matches("gmt");
+    if (signed.starts_with('+') || signed.starts_with('-')) && (signed != w || w.len() >= 3) {
+        return offset_minutes(w).map(|o| vec![Word::Offset(o)]);
     }
     // A clock, maybe with its meridiem attached (`2:22pm`, `14h30`).
     for (suffix, pm) in [("am", false), ("pm", true)] {
@@ -329,23 +326,6 @@ fn clock(w: &str) -> Option<NaiveTime> {
         }
     }
     None
-}
-
-/// `+02:00`, `-0500`, `+2` as minutes east of UTC.
-fn offset(s: &str) -> Option<i32> {
-    let (sign, digits) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = match digits.split_once(':') {
-        Some(p) => p,
-        None if digits.len() == 4 => digits.split_at(2),
-        None if digits.len() <= 2 => (digits, "0"),
-        None => return None,
-    };
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
-    (h <= 14 && m < 60).then_some(sign * (h * 60 + m))
 }
 
 /// The date the words give, and the words left for the time.

@@ -197,12 +197,7 @@ pub(super) fn tabular_plan(
 
 /// The columns, closest to `name` first (case and punctuation ignored).
 fn by_closeness(columns: &[String], name: &str) -> Vec<String> {
-    let fold = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
+    let fold = crate::pipeline::standardise::people::fold_alnum;
     let target = fold(name);
     let mut scored: Vec<(f64, &String)> = columns
         .iter()
