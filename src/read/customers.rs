@@ -102,6 +102,8 @@ pub struct ListFilter {
     pub anonymous: bool,
     /// Only this lifecycle status.
     pub lifecycle: Option<String>,
+    /// Only the members of this segment filter.
+    pub segment: Option<String>,
 }
 
 /// Where the next page starts: the last row's sort value and id.
@@ -143,7 +145,12 @@ pub fn list(
     Ok(rows)
 }
 
-fn filter_conds(filter: &ListFilter, conds: &mut Vec<String>, args: &mut Vec<Value>) {
+fn filter_conds(
+    conn: &Connection,
+    filter: &ListFilter,
+    conds: &mut Vec<String>,
+    args: &mut Vec<Value>,
+) -> Result<()> {
     if !filter.anonymous {
         conds.push("anonymous = 0".into());
     }
@@ -151,6 +158,10 @@ fn filter_conds(filter: &ListFilter, conds: &mut Vec<String>, args: &mut Vec<Val
         conds.push(format!("lifecycle_status = ?{}", args.len() + 1));
         args.push(Value::Text(l.clone()));
     }
+    if let Some(f) = &filter.segment {
+        conds.push(crate::read::segments::condition_into(conn, f, args)?);
+    }
+    Ok(())
 }
 
 fn list_nulls(
@@ -163,7 +174,7 @@ fn list_nulls(
     let (col, _) = sort.column();
     let mut conds: Vec<String> = vec![format!("{col} IS NULL")];
     let mut args: Vec<Value> = Vec::new();
-    filter_conds(filter, &mut conds, &mut args);
+    filter_conds(conn, filter, &mut conds, &mut args)?;
     if let Some(id) = after_id {
         conds.push(format!("customer360_id > ?{}", args.len() + 1));
         args.push(Value::Text(id.to_string()));
@@ -193,7 +204,7 @@ fn list_values(
     let (col, desc) = sort.column();
     let mut conds: Vec<String> = vec![format!("{col} IS NOT NULL")];
     let mut args: Vec<Value> = Vec::new();
-    filter_conds(filter, &mut conds, &mut args);
+    filter_conds(conn, filter, &mut conds, &mut args)?;
     if let Some(c) = after {
         let (a, b) = (args.len() + 1, args.len() + 2);
         conds.push(if desc {

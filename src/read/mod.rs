@@ -5,7 +5,10 @@
 //! ([`segments`]), and exports of tables and segments to CSV / Parquet
 //! ([`export`]).
 
+pub mod analytics;
 pub mod customers;
 pub mod explain;
 pub mod export;
+pub mod queue;
+pub mod records;
 pub mod segments;

@@ -915,6 +915,13 @@ pub fn condition(conn: &Connection, filter: &str) -> Result<(String, Vec<Value>)
     Ok((cond, args))
 }
 
+/// The SQL condition of a filter text, its parameters appended to `args`
+/// (numbered after the ones already there).
+pub fn condition_into(conn: &Connection, filter: &str, args: &mut Vec<Value>) -> Result<String> {
+    let e = parse(filter).map_err(|e| anyhow::anyhow!("filter {filter:?}: {e}"))?;
+    Ok(to_sql(&e, as_of_ms(conn)?, args))
+}
+
 /// A saved segment (rules/segments.toml).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {

@@ -356,10 +356,10 @@ impl Job {
 
 /// The steps a run of every step goes through, by the first word of their
 /// phase names ("load crm", "resolve: read web", "unify: events" …).
-const RUN_STEPS: [&str; 5] = ["load", "standardise", "resolve", "unify", "analyse"];
+pub const RUN_STEPS: [&str; 5] = ["load", "standardise", "resolve", "unify", "analyse"];
 
 /// Which of [`RUN_STEPS`] a phase belongs to.
-fn step_of(phase: &str) -> Option<usize> {
+pub fn step_of(phase: &str) -> Option<usize> {
     let first = phase.split([' ', ':']).next()?;
     RUN_STEPS.iter().position(|s| *s == first)
 }
