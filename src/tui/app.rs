@@ -569,8 +569,13 @@ impl App {
                 Action::Confirm(false) => {}
                 Action::Quit => self.quit = true,
                 a => {
-                    let last = body.len() as u16;
-                    let scroll = self.scroll(a, scroll, last).unwrap_or(scroll);
+                    // The list's height is the popup's: scroll to its last
+                    // line and let drawing keep the list full.
+                    let last = body.len() as u16 + self.viewport as u16 - 1;
+                    let scroll = self
+                        .scroll(a, scroll, last)
+                        .unwrap_or(scroll)
+                        .min(body.len().saturating_sub(1) as u16);
                     self.mode = Mode::Confirm {
                         prompt,
                         body,
