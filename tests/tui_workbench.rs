@@ -315,3 +315,64 @@ fn rules_filter_to_flagged_examples_and_search_as_you_type() {
     key(&mut app, KeyCode::Esc);
     assert!(app.rules.query.is_none() && !app.rules.flagged_only);
 }
+
+#[test]
+fn the_timeline_shows_a_web_purchase_with_an_order_once() {
+    let (_d, ws, conn) = common::demo();
+    // Customers with a web purchase whose order also has a transactions row.
+    let ids = common::strings(
+        &conn,
+        "SELECT DISTINCT w.customer360_id FROM customer360_events w
+         JOIN customer360_events t ON t.customer360_id = w.customer360_id
+              AND t.system = 'transactions' AND t.order_id = w.order_id
+         WHERE w.system = 'web' AND w.event_name = 'purchase' LIMIT 5",
+    );
+    assert!(!ids.is_empty(), "the demo has such customers");
+    for id in &ids {
+        let all = c360::read::customers::timeline(
+            &conn,
+            id,
+            c360::read::customers::TimelineFilter::All,
+            None,
+            1000,
+        )
+        .unwrap();
+        assert!(
+            !all.iter()
+                .any(|e| e.system == "web" && e.name == "purchase" && e.detail.contains("order ")),
+            "{id}: {all:?}"
+        );
+        assert!(
+            all.iter()
+                .any(|e| e.system == "transactions" && e.name == "purchase")
+        );
+        // The web timeline still shows the web purchase.
+        let web = c360::read::customers::timeline(
+            &conn,
+            id,
+            c360::read::customers::TimelineFilter::Web,
+            None,
+            1000,
+        )
+        .unwrap();
+        assert!(web.iter().any(|e| e.name == "purchase"));
+    }
+    let _ = ws;
+}
+
+#[test]
+fn a_profile_without_activity_reads_cleanly() {
+    let (_d, _ws, conn) = common::demo();
+    let id: String = conn
+        .query_row(
+            "SELECT customer360_id FROM customer360_profiles WHERE last_activity_at IS NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let text = c360::read::customers::view_text(&conn, &id).unwrap();
+    assert!(text.contains("no activity yet"), "{text}");
+    assert!(!text.contains("( days ago"), "{text}");
+    assert!(!text.contains("(recency , frequency"), "{text}");
+    assert!(!text.contains("{\""), "no raw JSON: {text}");
+}

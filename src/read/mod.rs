@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod customers;
+pub mod display;
 pub mod explain;
 pub mod export;
 pub mod queue;

@@ -132,38 +132,15 @@ pub fn money_in(x: f64, currency: &str, max: usize) -> String {
     )
 }
 
-/// A stored UTC timestamp (RFC 3339, `YYYY-MM-DD HH:MM:SS`, or a date) as
-/// local time `2026-11-26 00:48`; a date alone stays a date; anything
-/// unreadable is shown as stored.
+/// A stored UTC timestamp as local time `2026-11-26 00:48` (see
+/// [`crate::read::display::time`]).
 pub fn time(ts: &str) -> String {
-    use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, Utc};
-    let t = ts.trim();
-    let utc = DateTime::parse_from_rfc3339(t)
-        .map(|d| d.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            [
-                "%Y-%m-%d %H:%M:%S%.f",
-                "%Y-%m-%dT%H:%M:%S%.f",
-                "%Y-%m-%d %H:%M",
-            ]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
-            .map(|n| n.and_utc())
-        });
-    match utc {
-        Some(d) => d.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string(),
-        None => match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            Ok(d) => d.format("%Y-%m-%d").to_string(),
-            Err(_) => t.to_string(),
-        },
-    }
+    crate::read::display::time(ts)
 }
 
 /// The date part of [`time`].
 pub fn date(ts: &str) -> String {
-    let t = time(ts);
-    t.get(..10).map_or(t.clone(), str::to_string)
+    crate::read::display::date(ts)
 }
 
 /// "1 record", "16 records", "1,200 pairs".
@@ -227,23 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn one_time_format() {
-        // The tests run with any TZ: compare with chrono's own conversion.
-        let local = |s: &str| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .unwrap()
-                .with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        };
-        assert_eq!(time("2026-11-26T00:56:20Z"), local("2026-11-26T00:56:20Z"));
-        assert_eq!(
-            time("2026-11-26T00:56:20.000Z"),
-            local("2026-11-26T00:56:20Z")
-        );
-        assert_eq!(time("2026-11-26 00:56:20"), local("2026-11-26T00:56:20Z"));
-        assert_eq!(time("2026-11-26"), "2026-11-26");
-        assert_eq!(time("soon"), "soon");
+    fn words_and_shares() {
         assert_eq!(percent(0.544), "54%");
         assert_eq!(plural(1, "record", "records"), "1 record");
         assert_eq!(plural(1200, "pair", "pairs"), "1,200 pairs");

@@ -556,7 +556,7 @@ impl CustomersView {
                 or_none(f("crm_records")),
                 or_none(f("web_events")),
                 or_none(f("transactions")),
-                identifiers_text(self.field("identifiers"))
+                crate::read::display::identifiers(self.field("identifiers"))
             ),
             w,
         )));
@@ -630,61 +630,5 @@ fn risk_colour(risk: f64) -> Color {
         WARN
     } else {
         GOOD
-    }
-}
-
-/// The profile's identifiers (stored as JSON `{"email": 2, …}` or a list)
-/// as "identifiers: email 2 · phone 1".
-pub fn identifiers_text(stored: &str) -> String {
-    let v: serde_json::Value = match serde_json::from_str(stored) {
-        Ok(v) => v,
-        Err(_) if stored.is_empty() => return "no identifiers".into(),
-        Err(_) => return format!("identifiers {}", clean(stored)),
-    };
-    let parts: Vec<String> = match &v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .map(|(k, n)| match n {
-                serde_json::Value::Number(n) => format!("{k} {n}"),
-                serde_json::Value::Array(a) => format!(
-                    "{k} {}",
-                    a.iter()
-                        .map(|x| x.as_str().map_or(x.to_string(), str::to_string))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                other => format!("{k} {}", other.as_str().unwrap_or_default()),
-            })
-            .collect(),
-        serde_json::Value::Array(a) => a
-            .iter()
-            .map(|x| x.as_str().map_or(x.to_string(), str::to_string))
-            .collect(),
-        serde_json::Value::Number(n) => vec![n.to_string()],
-        _ => Vec::new(),
-    };
-    if parts.is_empty() {
-        "no identifiers".into()
-    } else {
-        format!("identifiers: {}", clean(&parts.join(" · ")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_read_as_words_not_json() {
-        assert_eq!(
-            identifiers_text(r#"{"email":2,"phone":1}"#),
-            "identifiers: email 2 · phone 1"
-        );
-        assert_eq!(
-            identifiers_text(r#"{"email":["a@x.org","b@y.org"]}"#),
-            "identifiers: email a@x.org, b@y.org"
-        );
-        assert_eq!(identifiers_text(""), "no identifiers");
-        assert_eq!(identifiers_text("{}"), "no identifiers");
     }
 }
