@@ -376,3 +376,68 @@ fn a_profile_without_activity_reads_cleanly() {
     assert!(!text.contains("(recency , frequency"), "{text}");
     assert!(!text.contains("{\""), "no raw JSON: {text}");
 }
+
+#[test]
+fn a_segment_filters_the_charts_lists_its_members_and_never_overwrites_silently() {
+    let (d, ws, conn) = common::demo();
+    let mut app = App::new(ws, 42).unwrap();
+    app.resize(150, 42);
+    key(&mut app, KeyCode::Char('6'));
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, "country = \"DE\"");
+    key(&mut app, KeyCode::Enter);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.analytics.mix.is_none() && std::time::Instant::now() < deadline {
+        app.poll_workers();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mix = app.analytics.mix.clone().expect("the segment's mix");
+    let active = common::int(
+        &conn,
+        "SELECT count(*) FROM customer360_profiles WHERE anonymous = 0 AND lower(country) = 'de' AND lifecycle_status = 'active'",
+    );
+    assert_eq!(
+        mix.lifecycle.iter().find(|x| x.0 == "active").map(|x| x.1),
+        Some(active)
+    );
+    let shown = render(&app, 150, 42);
+    assert!(shown.contains("Lifecycle now · segment"), "{shown}");
+    assert!(shown.contains("Churn risk of the segment"), "{shown}");
+    // M lists the members on the Customers screen.
+    key(&mut app, KeyCode::Char('M'));
+    assert_eq!(app.tab, Tab::Customers, "{:?} {:?}", app.mode, app.flash);
+    assert!(!app.customers.rows.is_empty());
+    for r in &app.customers.rows {
+        let c: String = conn
+            .query_row(
+                "SELECT coalesce(country, '') FROM customer360_profiles WHERE customer360_id = ?1",
+                [&r.id],
+                |x| x.get(0),
+            )
+            .unwrap();
+        assert_eq!(c.to_lowercase(), "de", "{} is not in the segment", r.id);
+    }
+    key(&mut app, KeyCode::Char('b'));
+    assert_eq!(app.tab, Tab::Analytics);
+    // Saving twice under one name asks before replacing.
+    key(&mut app, KeyCode::Char('S'));
+    keys(&mut app, "germans");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Char('S'));
+    keys(&mut app, "germans");
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.mode, Mode::Confirm { .. }), "{:?}", app.mode);
+    key(&mut app, KeyCode::Char('y'));
+    let saved = c360::read::segments::load(&app.ws.rules_dir()).unwrap();
+    assert_eq!(saved.iter().filter(|s| s.name == "germans").count(), 1);
+    // An export over an existing file asks too.
+    let out = d.path().join("de.parquet");
+    std::fs::write(&out, b"keep me").unwrap();
+    key(&mut app, KeyCode::Char(':'));
+    keys(&mut app, &format!("segment export {}", out.display()));
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.mode, Mode::Confirm { .. }), "{:?}", app.mode);
+    key(&mut app, KeyCode::Char('n'));
+    assert!(app.job.is_none());
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+}

@@ -123,3 +123,58 @@ pub fn as_of(conn: &Connection) -> Result<Option<String>> {
         .optional()?
         .flatten())
 }
+
+/// The lifecycle mix and churn bands of a segment's members (known
+/// customers, as the analyse step counts them): what the Analytics screen
+/// draws while a segment is applied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SegmentMix {
+    pub filter: String,
+    pub lifecycle: Vec<(String, i64)>,
+    pub bands: Vec<(String, i64, f64)>,
+}
+
+pub fn segment_mix(conn: &Connection, filter: &str) -> Result<SegmentMix> {
+    let mut args = Vec::new();
+    let cond = crate::read::segments::condition_into(conn, filter, &mut args)?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT coalesce(lifecycle_status, '(none)'),
+                CASE WHEN churn_risk >= 0.6 THEN 'high (≥ 0.6)'
+                     WHEN churn_risk >= 0.3 THEN 'medium (0.3–0.6)'
+                     ELSE 'low (< 0.3)' END,
+                count(*), coalesce(sum(revenue), 0)
+         FROM customer360_profiles WHERE anonymous = 0 AND ({cond}) GROUP BY 1, 2"
+    ))?;
+    let rows: Vec<(String, String, i64, f64)> = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let order = ["lead", "prospect", "active", "lapsed", "churned"];
+    let mut mix = SegmentMix {
+        filter: filter.to_string(),
+        ..Default::default()
+    };
+    for (status, band, n, revenue) in rows {
+        match mix.lifecycle.iter_mut().find(|x| x.0 == status) {
+            Some(x) => x.1 += n,
+            None => mix.lifecycle.push((status, n)),
+        }
+        match mix.bands.iter_mut().find(|x| x.0 == band) {
+            Some(x) => {
+                x.1 += n;
+                x.2 += revenue;
+            }
+            None => mix.bands.push((band, n, revenue)),
+        }
+    }
+    mix.lifecycle
+        .sort_by_key(|(s, _)| order.iter().position(|o| o == s).unwrap_or(order.len()));
+    let rank = |b: &str| {
+        ["high", "medium", "low"]
+            .iter()
+            .position(|p| b.starts_with(p))
+    };
+    mix.bands.sort_by_key(|b| rank(&b.0));
+    Ok(mix)
+}

@@ -55,6 +55,10 @@ pub struct AnalyticsView {
     pub columns: Option<Columns>,
     /// Columns being read on a worker thread.
     pub loading: Option<std::sync::mpsc::Receiver<Result<Columns, String>>>,
+    /// The applied segment's lifecycle mix and churn bands (drawn instead
+    /// of everyone's), and the worker reading them.
+    pub mix: Option<tables::SegmentMix>,
+    pub mixing: Option<std::sync::mpsc::Receiver<Result<tables::SegmentMix, String>>>,
 }
 
 /// A count that cannot be answered yet: its columns are being read.
@@ -148,6 +152,51 @@ impl AnalyticsView {
         }))
     }
 
+    /// Read the segment's lifecycle mix and churn bands on a worker.
+    fn start_mix(&mut self, filter: &str, cx: &mut Ctx) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let db = cx.ws.db_path();
+        let filter = filter.to_string();
+        std::thread::spawn(move || {
+            let result = crate::tui::jobs::catch(|| {
+                (|| -> anyhow::Result<tables::SegmentMix> {
+                    let conn = crate::store::open(&db)?;
+                    tables::segment_mix(&conn, &filter)
+                })()
+                .map_err(|e| format!("{e:#}"))
+            });
+            let _ = tx.send(result);
+        });
+        self.mixing = Some(rx);
+    }
+
+    fn poll_mix(&mut self) -> Option<Result<(), String>> {
+        let rx = self.mixing.as_ref()?;
+        let got = match rx.try_recv() {
+            Ok(r) => r,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                Err("the segment reader stopped".into())
+            }
+        };
+        self.mixing = None;
+        Some(got.map(|mix| {
+            // A mix for a segment since replaced is dropped.
+            if self.segment.as_ref().is_some_and(|s| s.0 == mix.filter) {
+                self.mix = Some(mix);
+            }
+        }))
+    }
+
+    /// The lifecycle mix drawn: the segment's when one is applied.
+    fn lifecycle_shown(&self) -> &[(String, i64)] {
+        self.mix.as_ref().map_or(&self.lifecycle, |m| &m.lifecycle)
+    }
+
+    fn bands_shown(&self) -> &[(String, i64, f64)] {
+        self.mix.as_ref().map_or(&self.bands, |m| &m.bands)
+    }
+
     /// Say a segment's size (or why not) as it is typed.
     fn live_count(&mut self, text: &str, cx: &mut Ctx) {
         if text.trim().is_empty() {
@@ -209,7 +258,12 @@ impl AnalyticsView {
         overwrite: bool,
         cx: &mut Ctx,
     ) {
-        let Some((filter, Ok(_))) = self.segment.clone() else {
+        let Some(filter) = self
+            .segment
+            .as_ref()
+            .map(|s| s.0.clone())
+            .filter(|f| segments::parse(f).is_ok())
+        else {
             cx.flash("type a valid segment first: /");
             return;
         };
@@ -273,7 +327,9 @@ impl Screen for AnalyticsView {
             }
             Action::JumpPairs => {
                 match &self.segment {
-                    Some((f, Ok(_))) => cx.goto(Tab::Customers, Some(Jump::Members(f.clone()))),
+                    Some((f, _)) if segments::parse(f).is_ok() => {
+                        cx.goto(Tab::Customers, Some(Jump::Members(f.clone())))
+                    }
                     _ => cx.flash("type a valid segment first: /"),
                 }
                 Ok(())
@@ -293,11 +349,15 @@ impl Screen for AnalyticsView {
         match kind {
             InputKind::Segment => {
                 let t = text.trim().to_string();
+                self.mix = None;
                 if t.is_empty() {
                     self.segment = None;
                     return;
                 }
                 let n = self.count(&cx.ws.db_path(), &t);
+                if segments::parse(&t).is_ok() {
+                    self.start_mix(&t, cx);
+                }
                 cx.flash(match &n {
                     Ok(n) => format!(
                         "segment: {} profiles · M lists them · S saves · E exports",
@@ -313,6 +373,8 @@ impl Screen for AnalyticsView {
     }
 
     fn clear(&mut self, _cx: &mut Ctx) -> bool {
+        self.mix = None;
+        self.mixing = None;
         self.segment.take().is_some()
     }
 
@@ -326,6 +388,12 @@ impl Screen for AnalyticsView {
     }
 
     fn poll(&mut self, cx: &mut Ctx) -> bool {
+        if let Some(r) = self.poll_mix() {
+            if let Err(e) = r {
+                cx.flash(format!("cannot read the segment's mix: {e}"));
+            }
+            return true;
+        }
         let Some(result) = self.poll_columns() else {
             return false;
         };
@@ -348,7 +416,7 @@ impl Screen for AnalyticsView {
     }
 
     fn waiting(&self) -> bool {
-        self.loading.is_some()
+        self.loading.is_some() || self.mixing.is_some()
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, view: &View) {
@@ -464,12 +532,12 @@ impl AnalyticsView {
             return;
         }
         // Now: one bar per status, proportional to the largest, with counts.
-        let max = self.lifecycle.iter().map(|x| x.1).max().unwrap_or(0).max(1) as f64;
-        let total: i64 = self.lifecycle.iter().map(|x| x.1).sum();
+        let shown = self.lifecycle_shown();
+        let max = shown.iter().map(|x| x.1).max().unwrap_or(0).max(1) as f64;
+        let total: i64 = shown.iter().map(|x| x.1).sum();
         let inner_w = area.width.saturating_sub(2) as usize;
         let bar_w = inner_w.saturating_sub(9 + 1 + 8 + 1 + 5).max(4);
-        let lines: Vec<Line> = self
-            .lifecycle
+        let lines: Vec<Line> = shown
             .iter()
             .map(|(s, n)| {
                 let colour = match s.as_str() {
@@ -492,12 +560,19 @@ impl AnalyticsView {
                 ])
             })
             .collect();
-        let title = format!(
-            "{}Lifecycle now · {} customers{} · L: by month",
-            stale_note(self),
-            format::count(total as u64),
-            self.moved()
-        );
+        let title = if self.mix.is_some() {
+            format!(
+                "Lifecycle now · segment: {} customers · Esc: everyone",
+                format::count(total as u64)
+            )
+        } else {
+            format!(
+                "{}Lifecycle now · {} customers{} · L: by month",
+                stale_note(self),
+                format::count(total as u64),
+                self.moved()
+            )
+        };
         frame.render_widget(
             Paragraph::new(lines).block(block(&title_in(&title, area.width), false)),
             area,
@@ -617,7 +692,7 @@ impl AnalyticsView {
             ],
         );
         let mut rows: Vec<Row> = self
-            .bands
+            .bands_shown()
             .iter()
             .map(|(b, n, r)| {
                 let style = if b.starts_with("high") {
@@ -636,7 +711,7 @@ impl AnalyticsView {
             })
             .collect();
         let room = area.height.saturating_sub(4 + self.bands.len() as u16) as usize;
-        if room > 1 && !self.signals.is_empty() {
+        if room > 1 && !self.signals.is_empty() && self.mix.is_none() {
             rows.push(Row::new(vec![g.text(0, "signals:")]).style(bold()));
             for (s, n, r) in self.signals.iter().take(room - 1) {
                 rows.push(Row::new(vec![
@@ -650,7 +725,14 @@ impl AnalyticsView {
             Table::new(rows, g.constraints())
                 .header(g.header(&["churn risk", "customers", "revenue"], &[1, 2]))
                 .block(block(
-                    &title_in("Churn risk · revenue at risk, high first", area.width),
+                    &title_in(
+                        if self.mix.is_some() {
+                            "Churn risk of the segment · revenue at risk, high first"
+                        } else {
+                            "Churn risk · revenue at risk, high first"
+                        },
+                        area.width,
+                    ),
                     false,
                 )),
             area,
