@@ -226,7 +226,20 @@ enum Review {
         #[arg(long, default_value = "steward")]
         actor: String,
     },
-    /// Undo a decision (the latest one when no id is given).
+    /// Approve or reject every pending pair with a probability in [min, max] as one bulk.
+    Bulk {
+        /// approve or reject
+        action: String,
+        #[arg(long)]
+        min: f64,
+        #[arg(long)]
+        max: f64,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "steward")]
+        actor: String,
+    },
+    /// Undo a decision (the latest one when no id is given; a bulk as a whole).
     Undo {
         decision: Option<i64>,
         #[arg(long, default_value = "")]
@@ -1091,6 +1104,21 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
         } => {
             let o = steward::split(conn, &records, &actor, &reason)?;
             println!("decision {}: {}", o.decision_id, printable(&o.message));
+        }
+        Review::Bulk {
+            action,
+            min,
+            max,
+            reason,
+            actor,
+        } => {
+            let approve = match action.as_str() {
+                "approve" => true,
+                "reject" => false,
+                other => bail!("{other:?}: use approve or reject"),
+            };
+            let o = steward::decide_bulk(conn, min, max, approve, &actor, &reason)?;
+            println!("{}", printable(&o.message));
         }
         Review::Undo {
             decision,

@@ -122,6 +122,10 @@ pub struct Outcome {
     /// Unions refused because of other decisions.
     pub refused: u64,
     pub message: String,
+    /// Every decision written or undone (one, or all of a bulk's).
+    pub decision_ids: Vec<i64>,
+    /// The bulk the decisions belong to, if any.
+    pub bulk_id: Option<i64>,
 }
 
 fn customer_of(tx: &Connection, key: &str) -> Result<String> {
@@ -146,6 +150,66 @@ fn audit(tx: &Connection, actor: &str, action: &str, detail: &str) -> Result<()>
         params![now_utc(), actor, action, detail],
     )?;
     Ok(())
+}
+
+/// An `audit_log` entry in parts (the Audit trail reads them): what it is
+/// about, why, what changed, and the decision or bulk it records.
+struct Entry<'a> {
+    actor: &'a str,
+    action: &'a str,
+    subject: &'a str,
+    reason: &'a str,
+    change: &'a str,
+    decision_id: Option<i64>,
+    bulk_id: Option<i64>,
+    /// The one-line text of `detail` (what older entries hold alone).
+    detail: String,
+}
+
+fn audit_entry(tx: &Connection, e: &Entry) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, action, detail, subject, reason, change, decision_id, bulk_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            now_utc(),
+            e.actor,
+            e.action,
+            e.detail,
+            e.subject,
+            e.reason,
+            e.change,
+            e.decision_id,
+            e.bulk_id
+        ],
+    )?;
+    Ok(())
+}
+
+/// Write one pair decision (its row, its two members, the candidate's
+/// decision) and return its id.
+fn record_pair_decision(
+    tx: &Connection,
+    (left, right): (&str, &str),
+    action: &str,
+    actor: &str,
+    reason: &str,
+    bulk_id: Option<i64>,
+) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO steward_decisions (at, actor, action, pair_left, pair_right, reason, bulk_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![now_utc(), actor, action, left, right, reason, bulk_id],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "INSERT INTO decision_members (decision_id, side, record_key) VALUES (?1, 'a', ?2), (?1, 'b', ?3)",
+        params![id, left, right],
+    )?;
+    tx.execute(
+        "UPDATE match_candidates SET decision = ?3 WHERE left_key = ?1 AND right_key = ?2",
+        params![left, right, action],
+    )?;
+    Ok(id)
 }
 
 /// Approve (must-link) or reject (cannot-link) a pair of records.
@@ -177,20 +241,7 @@ fn decide_pair_durably(
     let action = if approve { "approve" } else { "reject" };
     let tx = conn.transaction()?;
     let (cl, cr) = (customer_of(&tx, left)?, customer_of(&tx, right)?);
-    tx.execute(
-        "INSERT INTO steward_decisions (at, actor, action, pair_left, pair_right, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![now_utc(), actor, action, left, right, reason],
-    )?;
-    let id = tx.last_insert_rowid();
-    tx.execute(
-        "INSERT INTO decision_members (decision_id, side, record_key) VALUES (?1, 'a', ?2), (?1, 'b', ?3)",
-        params![id, left, right],
-    )?;
-    tx.execute(
-        "UPDATE match_candidates SET decision = ?3 WHERE left_key = ?1 AND right_key = ?2",
-        params![left, right, action],
-    )?;
+    let id = record_pair_decision(&tx, (left, right), action, actor, reason, None)?;
     let (lineage, refused) = recluster(&tx, &[cl.clone(), cr.clone()])?;
     let customers = vec![customer_of(&tx, left)?, customer_of(&tx, right)?];
     let message = match (approve, customers[0] == customers[1], cl == cr) {
@@ -212,11 +263,18 @@ fn decide_pair_durably(
             customers[0]
         ),
     };
-    audit(
+    audit_entry(
         &tx,
-        actor,
-        action,
-        &format!("decision {id}: {left} / {right}; reason: {reason:?}; {message}"),
+        &Entry {
+            actor,
+            action,
+            subject: &format!("{left} / {right}"),
+            reason,
+            change: &message,
+            decision_id: Some(id),
+            bulk_id: None,
+            detail: format!("decision {id}: {left} / {right}; reason: {reason:?}; {message}"),
+        },
     )?;
     tx.commit()?;
     Ok(Outcome {
@@ -225,6 +283,8 @@ fn decide_pair_durably(
         lineage,
         refused,
         message,
+        decision_ids: vec![id],
+        bulk_id: None,
     })
 }
 
@@ -321,11 +381,22 @@ fn split_durably(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    audit(
+    audit_entry(
         &tx,
-        actor,
-        "split",
-        &format!("decision {id}: {message}; reason: {reason:?}"),
+        &Entry {
+            actor,
+            action: "split",
+            subject: &format!(
+                "{} of {customer}: {}",
+                describe_records(&part_set.iter().copied().collect::<Vec<_>>()),
+                part_set.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
+            reason,
+            change: &message,
+            decision_id: Some(id),
+            bulk_id: None,
+            detail: format!("decision {id}: {message}; reason: {reason:?}"),
+        },
     )?;
     tx.commit()?;
     Ok(Outcome {
@@ -334,6 +405,8 @@ fn split_durably(
         lineage,
         refused,
         message,
+        decision_ids: vec![id],
+        bulk_id: None,
     })
 }
 
@@ -354,52 +427,8 @@ fn undo_durably(
     reason: &str,
 ) -> Result<Outcome> {
     let tx = conn.transaction()?;
-    let id: i64 = match decision_id {
-        Some(id) => id,
-        None => tx
-            .query_row(
-                "SELECT max(decision_id) FROM steward_decisions WHERE undone_at IS NULL",
-                [],
-                |r| r.get::<_, Option<i64>>(0),
-            )?
-            .context("no decision to undo")?,
-    };
-    let (action, undone, left, right): (String, Option<String>, Option<String>, Option<String>) = tx
-        .query_row(
-            "SELECT action, undone_at, pair_left, pair_right FROM steward_decisions WHERE decision_id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?
-        .with_context(|| format!("no decision {id}"))?;
-    if let Some(at) = undone {
-        bail!("decision {id} was already undone at {at}");
-    }
-    tx.execute(
-        "UPDATE steward_decisions SET undone_at = ?2, undone_by = ?3, undo_reason = ?4 WHERE decision_id = ?1",
-        params![id, now_utc(), actor, reason],
-    )?;
-    let keys: Vec<String> = {
-        let mut stmt =
-            tx.prepare("SELECT record_key FROM decision_members WHERE decision_id = ?1")?;
-        stmt.query_map([id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?
-    };
-    if let (Some(l), Some(r)) = (&left, &right) {
-        // The pair's decision is now the latest one still in force, if any.
-        let previous: Option<String> = tx
-            .query_row(
-                "SELECT action FROM steward_decisions WHERE pair_left = ?1 AND pair_right = ?2
-                 AND undone_at IS NULL ORDER BY decision_id DESC LIMIT 1",
-                params![l, r],
-                |row| row.get(0),
-            )
-            .optional()?;
-        tx.execute(
-            "UPDATE match_candidates SET decision = ?3 WHERE left_key = ?1 AND right_key = ?2",
-            params![l, r, previous],
-        )?;
-    }
+    let (ids, bulk_id) = undo_targets(&tx, decision_id)?;
+    let (actions, keys) = mark_undone(&tx, &ids, actor, reason)?;
     let mut customers: Vec<String> = Vec::new();
     for k in &keys {
         let c = customer_of(&tx, k)?;
@@ -412,15 +441,36 @@ fn undo_durably(
         .iter()
         .map(|k| customer_of(&tx, k))
         .collect::<Result<_>>()?;
-    let message = format!(
-        "undid decision {id} ({action}); its records now belong to {}",
-        after.iter().cloned().collect::<Vec<_>>().join(", ")
-    );
-    audit(
+    let id = *ids.last().context("no decision to undo")?;
+    let message = match bulk_id {
+        Some(b) => format!(
+            "undid bulk {b}: {} decision(s) ({}); their records now belong to {}",
+            ids.len(),
+            actions.iter().cloned().collect::<Vec<_>>().join(", "),
+            list_some(&after, 5)
+        ),
+        None => format!(
+            "undid decision {id} ({}); its records now belong to {}",
+            actions.iter().cloned().collect::<Vec<_>>().join(", "),
+            after.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let subject = match bulk_id {
+        Some(b) => format!("bulk {b} ({} decisions)", ids.len()),
+        None => format!("decision {id}"),
+    };
+    audit_entry(
         &tx,
-        actor,
-        "undo",
-        &format!("{message}; reason: {reason:?}"),
+        &Entry {
+            actor,
+            action: "undo",
+            subject: &subject,
+            reason,
+            change: &message,
+            decision_id: bulk_id.is_none().then_some(id),
+            bulk_id,
+            detail: format!("{message}; reason: {reason:?}"),
+        },
     )?;
     tx.commit()?;
     Ok(Outcome {
@@ -429,7 +479,108 @@ fn undo_durably(
         lineage,
         refused,
         message,
+        decision_ids: ids,
+        bulk_id,
     })
+}
+
+/// "a, b, c and 4 more".
+fn list_some(items: &BTreeSet<String>, n: usize) -> String {
+    let shown: Vec<&str> = items.iter().take(n).map(String::as_str).collect();
+    match items.len().saturating_sub(n) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// The decisions an undo covers: the one named, or the latest one in force
+/// with, when it belongs to a bulk, every decision of the bulk still in
+/// force (oldest first).
+fn undo_targets(tx: &Connection, decision_id: Option<i64>) -> Result<(Vec<i64>, Option<i64>)> {
+    let Some(id) = decision_id.map_or_else(
+        || {
+            tx.query_row(
+                "SELECT max(decision_id) FROM steward_decisions WHERE undone_at IS NULL",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+        },
+        |id| Ok(Some(id)),
+    )?
+    else {
+        bail!("no decision to undo");
+    };
+    let (undone, bulk): (Option<String>, Option<i64>) = tx
+        .query_row(
+            "SELECT undone_at, bulk_id FROM steward_decisions WHERE decision_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .with_context(|| format!("no decision {id}"))?;
+    if let Some(at) = undone {
+        bail!("decision {id} was already undone at {at}");
+    }
+    match (decision_id, bulk) {
+        (None, Some(b)) => {
+            let mut stmt = tx.prepare(
+                "SELECT decision_id FROM steward_decisions
+                 WHERE bulk_id = ?1 AND undone_at IS NULL ORDER BY decision_id",
+            )?;
+            let ids = stmt
+                .query_map([b], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((ids, Some(b)))
+        }
+        _ => Ok((vec![id], None)),
+    }
+}
+
+/// Mark `ids` undone and give their pairs' candidates the decision now in
+/// force. Returns the actions undone and every record they named.
+fn mark_undone(
+    tx: &Connection,
+    ids: &[i64],
+    actor: &str,
+    reason: &str,
+) -> Result<(BTreeSet<String>, Vec<String>)> {
+    let now = now_utc();
+    let mut actions = BTreeSet::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut members =
+        tx.prepare("SELECT record_key FROM decision_members WHERE decision_id = ?1")?;
+    let mut previous = tx.prepare(
+        "SELECT action FROM steward_decisions WHERE pair_left = ?1 AND pair_right = ?2
+         AND undone_at IS NULL ORDER BY decision_id DESC LIMIT 1",
+    )?;
+    for &id in ids {
+        let (action, left, right): (String, Option<String>, Option<String>) = tx.query_row(
+            "SELECT action, pair_left, pair_right FROM steward_decisions WHERE decision_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        tx.execute(
+            "UPDATE steward_decisions SET undone_at = ?2, undone_by = ?3, undo_reason = ?4 WHERE decision_id = ?1",
+            params![id, now, actor, reason],
+        )?;
+        for k in members.query_map([id], |r| r.get::<_, String>(0))? {
+            keys.push(k?);
+        }
+        if let (Some(l), Some(r)) = (&left, &right) {
+            // The pair's decision is now the latest one still in force, if any.
+            let before: Option<String> = previous
+                .query_row(params![l, r], |row| row.get(0))
+                .optional()?;
+            tx.execute(
+                "UPDATE match_candidates SET decision = ?3 WHERE left_key = ?1 AND right_key = ?2",
+                params![l, r, before],
+            )?;
+        }
+        actions.insert(action);
+    }
+    keys.sort();
+    keys.dedup();
+    Ok((actions, keys))
 }
 
 /// The stored evidence joining records of `keys`, as groups of indices into
@@ -986,6 +1137,7 @@ pub fn candidate(conn: &Connection, candidate_id: i64) -> Result<CandidateDetail
 
 /// Decide every pending candidate of the queue with a probability in
 /// `[lo, hi]` (bulk approve or reject of a score band). Returns how many.
+/// See [`decide_bulk`].
 pub fn decide_band(
     conn: &mut Connection,
     lo: f64,
@@ -994,18 +1146,124 @@ pub fn decide_band(
     actor: &str,
     reason: &str,
 ) -> Result<u64> {
+    Ok(decide_bulk(conn, lo, hi, approve, actor, reason)?
+        .decision_ids
+        .len() as u64)
+}
+
+/// Decide every pending candidate with a probability in `[lo, hi]` as one
+/// unit: one transaction, one bulk id shared by its decisions (an undo of
+/// the latest decision undoes them all), one re-cluster of the customers
+/// involved and one audit entry. With no pending pair in the band nothing
+/// is written (`bulk_id` None).
+pub fn decide_bulk(
+    conn: &mut Connection,
+    lo: f64,
+    hi: f64,
+    approve: bool,
+    actor: &str,
+    reason: &str,
+) -> Result<Outcome> {
+    crate::store::with_full_sync(conn, |c| {
+        decide_bulk_durably(c, (lo, hi), approve, actor, reason)
+    })
+}
+
+fn decide_bulk_durably(
+    conn: &mut Connection,
+    (lo, hi): (f64, f64),
+    approve: bool,
+    actor: &str,
+    reason: &str,
+) -> Result<Outcome> {
+    let action = if approve { "approve" } else { "reject" };
+    let tx = conn.transaction()?;
     let rows = queue(
-        conn,
+        &tx,
         QueueFilter::Pending,
         QueueOrder::Score,
         Some((lo, hi)),
         0,
         u64::MAX >> 1,
     )?;
-    for r in &rows {
-        decide_pair(conn, &r.left_key, &r.right_key, approve, actor, reason)?;
+    if rows.is_empty() {
+        return Ok(Outcome {
+            decision_id: 0,
+            customers: Vec::new(),
+            lineage: Vec::new(),
+            refused: 0,
+            message: format!("no pending pair with probability {lo:.2}–{hi:.2}"),
+            decision_ids: Vec::new(),
+            bulk_id: None,
+        });
     }
-    Ok(rows.len() as u64)
+    let bulk_id: i64 = tx.query_row(
+        "SELECT coalesce(max(bulk_id), 0) + 1 FROM steward_decisions",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut before: BTreeSet<String> = BTreeSet::new();
+    for r in &rows {
+        before.insert(customer_of(&tx, &r.left_key)?);
+        before.insert(customer_of(&tx, &r.right_key)?);
+        let pair = ordered(&r.left_key, &r.right_key);
+        ids.push(record_pair_decision(
+            &tx,
+            pair,
+            action,
+            actor,
+            reason,
+            Some(bulk_id),
+        )?);
+    }
+    let customers: Vec<String> = before.iter().cloned().collect();
+    let (lineage, refused) = recluster(&tx, &customers)?;
+    let mut after: BTreeSet<String> = BTreeSet::new();
+    for r in &rows {
+        after.insert(customer_of(&tx, &r.left_key)?);
+        after.insert(customer_of(&tx, &r.right_key)?);
+    }
+    let verb = if approve { "approved" } else { "rejected" };
+    let message = format!(
+        "{verb} {} pair(s) with probability {lo:.2}–{hi:.2} (bulk {bulk_id}): {} customer(s) now {}{}",
+        rows.len(),
+        before.len(),
+        after.len(),
+        if refused > 0 {
+            format!(" ({refused} unions refused by other decisions)")
+        } else {
+            String::new()
+        }
+    );
+    audit_entry(
+        &tx,
+        &Entry {
+            actor,
+            action: "bulk",
+            subject: &format!(
+                "{} pair(s) with probability {lo:.2}–{hi:.2}, decisions {}–{}",
+                rows.len(),
+                ids[0],
+                ids[ids.len() - 1]
+            ),
+            reason,
+            change: &message,
+            decision_id: None,
+            bulk_id: Some(bulk_id),
+            detail: format!("{message}; reason: {reason:?}"),
+        },
+    )?;
+    tx.commit()?;
+    Ok(Outcome {
+        decision_id: *ids.last().unwrap_or(&0),
+        customers: after.into_iter().collect(),
+        lineage,
+        refused,
+        message,
+        decision_ids: ids,
+        bulk_id: Some(bulk_id),
+    })
 }
 
 #[cfg(test)]
