@@ -136,3 +136,177 @@ fn a_bulk_is_decided_and_undone_as_one_unit() {
     assert_eq!(none.bulk_id, None);
     assert!(none.decision_ids.is_empty());
 }
+
+/// The records of `key`'s customer.
+fn members(conn: &Connection, key: &str) -> BTreeSet<String> {
+    let id = id_of(conn, key);
+    strings(
+        conn,
+        &format!("SELECT record_key FROM customer360_id_map WHERE customer360_id = '{id}'"),
+    )
+    .into_iter()
+    .collect()
+}
+
+fn keys_of(side: &[steward::PreviewRecord]) -> BTreeSet<String> {
+    side.iter().map(|r| r.key.clone()).collect()
+}
+
+/// An auto-merged pair of one customer that a rejection would split, and
+/// its preview.
+fn splittable_pair(conn: &Connection) -> steward::RejectPreview {
+    let mut stmt = conn
+        .prepare(
+            "SELECT c.left_key, c.right_key FROM match_candidates c
+             JOIN customer360_id_map l ON l.record_key = c.left_key
+             JOIN customer360_id_map r ON r.record_key = c.right_key
+             WHERE c.band = 'auto_merge' AND l.customer360_id = r.customer360_id
+             ORDER BY c.candidate_id",
+        )
+        .unwrap();
+    let pairs: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    pairs
+        .iter()
+        .map(|(l, r)| steward::reject_preview(conn, l, r).unwrap())
+        .find(|p| p.together && !p.still_together && !p.left_side.is_empty())
+        .expect("an auto-merged pair a rejection splits")
+}
+
+#[test]
+fn the_reject_preview_is_what_the_reject_does_and_a_redone_reject_gets_its_id_back() {
+    let (_dir, _ws, mut conn) = demo();
+    let p = splittable_pair(&conn);
+    let (left, right) = (p.left_key.clone(), p.right_key.clone());
+    let customer = p.left_customer.clone();
+    let before = members(&conn, &left);
+    let decisions_before = int(&conn, "SELECT count(*) FROM steward_decisions");
+    // The preview wrote nothing, and covers the whole customer.
+    assert_eq!(
+        int(&conn, "SELECT count(*) FROM steward_decisions"),
+        decisions_before
+    );
+    assert_eq!(id_of(&conn, &left), id_of(&conn, &right));
+    let mut all = keys_of(&p.left_side);
+    all.extend(keys_of(&p.right_side));
+    all.extend(keys_of(&p.others));
+    assert_eq!(all, before);
+    assert!(keys_of(&p.left_side).contains(&left));
+    assert!(keys_of(&p.right_side).contains(&right));
+    assert!(
+        p.left_side
+            .iter()
+            .chain(&p.right_side)
+            .all(|r| !r.system.is_empty() && !r.description.is_empty()),
+        "{p:?}"
+    );
+    assert!(p.message.contains("would split"), "{}", p.message);
+
+    // The real rejection does just that, with the ids foreseen.
+    let o = steward::decide_pair(&mut conn, &left, &right, false, "ann", "two people").unwrap();
+    assert_eq!(members(&conn, &left), keys_of(&p.left_side));
+    assert_eq!(members(&conn, &right), keys_of(&p.right_side));
+    assert_eq!(id_of(&conn, &left), p.left_id_after);
+    assert_eq!(id_of(&conn, &right), p.right_id_after);
+    assert!(o.message.contains("split"), "{}", o.message);
+    // One side keeps the id, the other got a new one.
+    let minted = if p.left_id_after == customer {
+        p.right_id_after.clone()
+    } else {
+        p.left_id_after.clone()
+    };
+    assert_ne!(minted, customer);
+    // Already apart now: the preview says so.
+    let apart = steward::reject_preview(&conn, &left, &right).unwrap();
+    assert!(!apart.together && apart.left_side.is_empty());
+    assert!(apart.message.contains("already apart"), "{}", apart.message);
+
+    // Undo: one customer again, the minted id gone.
+    steward::undo(&mut conn, None, "ann", "").unwrap();
+    assert_eq!(members(&conn, &left), before);
+    assert_eq!(id_of(&conn, &left), customer);
+    assert_eq!(
+        int(
+            &conn,
+            &format!("SELECT count(*) FROM customer360_id_map WHERE customer360_id = '{minted}'")
+        ),
+        0
+    );
+    // Re-doing the rejection gives the split-off side the same id back
+    // (and the preview foresees it).
+    let again = steward::reject_preview(&conn, &left, &right).unwrap();
+    assert_eq!(
+        (again.left_id_after.clone(), again.right_id_after.clone()),
+        (p.left_id_after.clone(), p.right_id_after.clone())
+    );
+    let seq_before = int(
+        &conn,
+        "SELECT next FROM id_sequence WHERE name = 'customer360_id'",
+    );
+    steward::decide_pair(
+        &mut conn,
+        &left,
+        &right,
+        false,
+        "ann",
+        "two people after all",
+    )
+    .unwrap();
+    assert_eq!(id_of(&conn, &left), p.left_id_after);
+    assert_eq!(id_of(&conn, &right), p.right_id_after);
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT next FROM id_sequence WHERE name = 'customer360_id'"
+        ),
+        seq_before,
+        "nothing minted"
+    );
+}
+
+#[test]
+fn a_redone_split_gets_its_id_back() {
+    let (_dir, _ws, mut conn) = demo();
+    // A customer with a CRM record and an order: split the order off.
+    let (customer, order): (String, String) = conn
+        .query_row(
+            "SELECT m.customer360_id, m.record_key FROM customer360_id_map m
+             WHERE m.system = 'transactions' AND (SELECT count(*) FROM customer360_id_map o
+                   WHERE o.customer360_id = m.customer360_id) >= 3
+             ORDER BY m.record_key LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let before = members(&conn, &order);
+    let part = vec![order.clone()];
+    let first = steward::split(&mut conn, &part, "ann", "someone else's order").unwrap();
+    let minted = id_of(&conn, &order);
+    assert_ne!(minted, customer, "{}", first.message);
+    steward::undo(&mut conn, None, "ann", "").unwrap();
+    assert_eq!(members(&conn, &order), before);
+    assert_eq!(id_of(&conn, &order), customer);
+    let again = steward::split(&mut conn, &part, "ann", "someone else's order").unwrap();
+    assert_eq!(id_of(&conn, &order), minted, "{}", again.message);
+    assert_eq!(
+        again.lineage,
+        vec![(customer.clone(), minted.clone(), "split".to_string())]
+    );
+    // A split of other records mints a new id.
+    steward::undo(&mut conn, None, "ann", "").unwrap();
+    let other: String = conn
+        .query_row(
+            "SELECT record_key FROM customer360_id_map WHERE customer360_id = ?1
+             AND record_key <> ?2 AND system <> 'crm' ORDER BY record_key LIMIT 1",
+            [&customer, &order],
+            |r| r.get(0),
+        )
+        .unwrap();
+    steward::split(&mut conn, std::slice::from_ref(&other), "ann", "").unwrap();
+    let fresh = id_of(&conn, &other);
+    assert_ne!(fresh, minted);
+    assert_ne!(fresh, customer);
+}

@@ -8,8 +8,8 @@
 //! Also here: the review queue and a candidate's details, shared by the TUI
 //! and `c360 review`.
 
+use super::assign_ids;
 use super::cluster::{Apart, Clusterer};
-use super::{LineageReason, assign_ids};
 use crate::pipeline::timeparse::now_utc;
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -242,7 +242,12 @@ fn decide_pair_durably(
     let tx = conn.transaction()?;
     let (cl, cr) = (customer_of(&tx, left)?, customer_of(&tx, right)?);
     let id = record_pair_decision(&tx, (left, right), action, actor, reason, None)?;
-    let (lineage, refused) = recluster(&tx, &[cl.clone(), cr.clone()])?;
+    let scopes = if approve {
+        Vec::new()
+    } else {
+        vec![Scope::reject(left, right)]
+    };
+    let (lineage, refused) = recluster_scoped(&tx, &[cl.clone(), cr.clone()], &scopes, Some(id))?;
     let customers = vec![customer_of(&tx, left)?, customer_of(&tx, right)?];
     let message = match (approve, customers[0] == customers[1], cl == cr) {
         (true, true, true) => format!("approved: already one customer ({})", customers[0]),
@@ -286,6 +291,141 @@ fn decide_pair_durably(
         decision_ids: vec![id],
         bulk_id: None,
     })
+}
+
+/// A record in a [`RejectPreview`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewRecord {
+    pub key: String,
+    /// crm, web or transactions.
+    pub system: String,
+    /// A short description: a CRM record's name, e-mail, phone and place; an
+    /// event's name and time; an order's type, time and amount.
+    pub description: String,
+}
+
+/// What rejecting a pair would do, computed without writing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectPreview {
+    /// The pair, ordered (left < right).
+    pub left_key: String,
+    pub right_key: String,
+    /// Their customers now (the same id when they are one customer).
+    pub left_customer: String,
+    pub right_customer: String,
+    /// Whether the two records are one customer now. When not, the sides
+    /// below are empty: a rejection changes no customer.
+    pub together: bool,
+    /// Whether they would stay one customer all the same (held by a steward
+    /// approval).
+    pub still_together: bool,
+    /// After the rejection: the customer's records that would go with the
+    /// left record, and with the right one (each including that record).
+    pub left_side: Vec<PreviewRecord>,
+    pub right_side: Vec<PreviewRecord>,
+    /// Records that would form customers of their own, with neither.
+    pub others: Vec<PreviewRecord>,
+    /// The ids the two sides would have (a new one written as the id the
+    /// rejection would mint).
+    pub left_id_after: String,
+    pub right_id_after: String,
+    pub message: String,
+}
+
+/// What [`decide_pair`] rejecting `a` and `b` would do, without writing: the
+/// customer's records re-clustered as the real rejection does (the same
+/// evidence and decisions in force, plus the new cannot-link), and the ids
+/// each side would get.
+pub fn reject_preview(conn: &Connection, a: &str, b: &str) -> Result<RejectPreview> {
+    if a == b {
+        bail!("a record cannot be matched with itself");
+    }
+    let (left, right) = ordered(a, b);
+    let (cl, cr) = (customer_of(conn, left)?, customer_of(conn, right)?);
+    let mut preview = RejectPreview {
+        left_key: left.to_string(),
+        right_key: right.to_string(),
+        left_customer: cl.clone(),
+        right_customer: cr.clone(),
+        together: cl == cr,
+        still_together: false,
+        left_side: Vec::new(),
+        right_side: Vec::new(),
+        others: Vec::new(),
+        left_id_after: cl.clone(),
+        right_id_after: cr.clone(),
+        message: format!("already apart: {cl} and {cr} stay as they are"),
+    };
+    if cl != cr {
+        return Ok(preview);
+    }
+    let (keys, previous) = members_of(conn, std::slice::from_ref(&cl))?;
+    let mut decisions = active(conn)?;
+    decisions.apart.push(KeepApart {
+        decision_id: 0,
+        a: vec![left.to_string()],
+        b: vec![right.to_string()],
+    });
+    let (clusters, _) = cluster_keys(conn, &keys, &decisions)?;
+    let clusters: Vec<Vec<&str>> = clusters
+        .into_iter()
+        .map(|c| c.into_iter().map(|i| keys[i as usize].as_str()).collect())
+        .collect();
+    let next_seq = super::next_id_seq(conn)?;
+    let scopes = [Scope::reject(left, right)];
+    let assignment = assign_with_memory(conn, &clusters, &previous, next_seq, &scopes)?;
+    let holding = |key: &str| clusters.iter().position(|c| c.contains(&key));
+    let (li, ri) = (
+        holding(left).context("left record not clustered")?,
+        holding(right).context("right record not clustered")?,
+    );
+    let described: HashMap<String, (String, String)> =
+        crate::read::customers::records(conn, &cl, usize::MAX >> 1)?
+            .into_iter()
+            .map(|r| (r.key, (r.system, r.summary)))
+            .collect();
+    let record = |k: &str| {
+        let (system, description) = described.get(k).cloned().unwrap_or_default();
+        PreviewRecord {
+            key: k.to_string(),
+            system,
+            description,
+        }
+    };
+    for (ci, cluster) in clusters.iter().enumerate() {
+        let side = if ci == li {
+            &mut preview.left_side
+        } else if ci == ri {
+            &mut preview.right_side
+        } else {
+            &mut preview.others
+        };
+        side.extend(cluster.iter().map(|k| record(k)));
+    }
+    preview.still_together = li == ri;
+    preview.left_id_after = assignment.ids[li].clone();
+    preview.right_id_after = assignment.ids[ri].clone();
+    let count = |side: &[PreviewRecord]| {
+        let keys: Vec<&str> = side.iter().map(|r| r.key.as_str()).collect();
+        describe_records(&keys)
+    };
+    preview.message = if preview.still_together {
+        format!("{cl} stays one customer: a steward approval holds the records together")
+    } else {
+        format!(
+            "{cl} would split: {} ({}) with {left}, {} ({}) with {right}{}",
+            preview.left_id_after,
+            count(&preview.left_side),
+            preview.right_id_after,
+            count(&preview.right_side),
+            if preview.others.is_empty() {
+                String::new()
+            } else {
+                format!(", and {} on their own", count(&preview.others))
+            }
+        )
+    };
+    Ok(preview)
 }
 
 /// Split `part` (record keys) off their customer: they never share a
@@ -354,7 +494,9 @@ fn split_durably(
             ins.execute(params![id, "b", k])?;
         }
     }
-    let (lineage, refused) = recluster(&tx, std::slice::from_ref(&customer))?;
+    let scope = Scope::split(part_set.iter().copied(), &all);
+    let (lineage, refused) =
+        recluster_scoped(&tx, std::slice::from_ref(&customer), &[scope], Some(id))?;
     // Every customer the records now form, the split-off one first.
     let mut result: Vec<(String, Vec<&str>)> = Vec::new();
     for k in moving.iter().chain(&rest) {
@@ -703,41 +845,120 @@ fn split_side(all: &[String], part: &BTreeSet<&str>, evidence: &[Vec<u32>]) -> B
         .collect()
 }
 
+/// Lineage rows (old id, new id, reason).
+type Lineage = Vec<(String, String, String)>;
+
+/// What a decision is about, for the ids it mints: a rejected pair, or the
+/// records a split names. `keys` are the records whose new customers count
+/// as the decision's (both records of a pair; every record of the customer
+/// split).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    name: String,
+    keys: Vec<String>,
+}
+
+impl Scope {
+    fn reject(left: &str, right: &str) -> Scope {
+        Scope {
+            name: format!("reject\n{left}\n{right}"),
+            keys: vec![left.to_string(), right.to_string()],
+        }
+    }
+
+    fn split<'a>(part: impl IntoIterator<Item = &'a str>, all: &[String]) -> Scope {
+        let part: Vec<&str> = part.into_iter().collect();
+        Scope {
+            name: format!("split\n{}", part.join("\n")),
+            keys: all.to_vec(),
+        }
+    }
+}
+
 /// Re-cluster the records of `customers` from the stored evidence (shared
 /// identifiers, nearest-login attributions, auto-merged candidates, steward
 /// approvals) under the decisions in force, and update their ids with
 /// lineage. Returns the lineage rows written and the unions refused.
-/// Lineage rows (old id, new id, reason).
-type Lineage = Vec<(String, String, String)>;
-
 fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
-    // The records, and their current ids.
+    recluster_scoped(tx, customers, &[], None)
+}
+
+/// [`recluster`] for a decision of `scopes`: a part it splits off gets the
+/// id the same decision minted for it before (when nobody holds that id
+/// now), and an id minted now is remembered for the next time.
+fn recluster_scoped(
+    tx: &Transaction,
+    customers: &[String],
+    scopes: &[Scope],
+    decision_id: Option<i64>,
+) -> Result<(Lineage, u64)> {
+    let (keys, previous) = members_of(tx, customers)?;
+    let (clusters, refused) = cluster_keys(tx, &keys, &active(tx)?)?;
+    let clusters: Vec<Vec<&str>> = clusters
+        .into_iter()
+        .map(|c| c.into_iter().map(|i| keys[i as usize].as_str()).collect())
+        .collect();
+    let next_seq = super::next_id_seq(tx)?;
+    let assignment = assign_with_memory(tx, &clusters, &previous, next_seq, scopes)?;
+    write_assignment(tx, &clusters, &assignment, &previous)?;
+    remember_minted(
+        tx,
+        &clusters,
+        &assignment.ids,
+        next_seq,
+        scopes,
+        decision_id,
+    )?;
+    let mut affected: Vec<String> = customers.to_vec();
+    affected.extend(assignment.ids.iter().cloned());
+    refresh_affected(tx, &affected)?;
+    let lineage = assignment
+        .lineage
+        .into_iter()
+        .map(|(o, n, r)| (o, n, r.as_str().to_string()))
+        .collect();
+    Ok((lineage, refused))
+}
+
+/// The records of `customers` (each customer once) and the id each holds.
+fn members_of(
+    conn: &Connection,
+    customers: &[String],
+) -> Result<(Vec<String>, HashMap<String, String>)> {
     let mut keys: Vec<String> = Vec::new();
     let mut previous: HashMap<String, String> = HashMap::new();
-    {
-        let mut stmt = tx.prepare(
-            "SELECT record_key, customer360_id FROM customer360_id_map WHERE customer360_id = ?1",
-        )?;
-        let mut seen = BTreeSet::new();
-        for c in customers {
-            if !seen.insert(c) {
-                continue;
-            }
-            for row in stmt.query_map([c], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })? {
-                let (k, id) = row?;
-                keys.push(k.clone());
-                previous.insert(k, id);
-            }
+    let mut stmt = conn.prepare_cached(
+        "SELECT record_key, customer360_id FROM customer360_id_map WHERE customer360_id = ?1",
+    )?;
+    let mut seen = BTreeSet::new();
+    for c in customers {
+        if !seen.insert(c) {
+            continue;
+        }
+        for row in stmt.query_map([c], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (k, id) = row?;
+            keys.push(k.clone());
+            previous.insert(k, id);
         }
     }
+    Ok((keys, previous))
+}
+
+/// Cluster `keys` from their stored evidence under `decisions`: the
+/// clusters (indices into `keys`, ordered by their smallest index) and the
+/// unions refused. Reads only.
+fn cluster_keys(
+    conn: &Connection,
+    keys: &[String],
+    decisions: &Decisions,
+) -> Result<(Vec<Vec<u32>>, u64)> {
     let index: HashMap<&str, u32> = keys
         .iter()
         .enumerate()
         .map(|(i, k)| (k.as_str(), i as u32))
         .collect();
-    let decisions = active(tx)?;
     let apart: Vec<Apart> = decisions
         .apart
         .iter()
@@ -756,54 +977,173 @@ fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
         .collect();
     let mut clusterer = Clusterer::new(keys.len(), &apart);
     let mut refused = 0u64;
-    for group in evidence(tx, &keys, &index, &decisions)? {
+    for group in evidence(conn, keys, &index, decisions)? {
         for &other in &group[1..] {
             if clusterer.union(group[0], other).is_err() {
                 refused += 1;
             }
         }
     }
-    let clusters: Vec<Vec<&str>> = clusterer
-        .uf
-        .clusters()
-        .into_iter()
-        .map(|c| c.into_iter().map(|i| keys[i as usize].as_str()).collect())
-        .collect();
-    let next_seq = super::next_id_seq(tx)?;
-    let assignment = assign_ids(&clusters, &previous, next_seq);
-    let now = now_utc();
+    Ok((clusterer.uf.clusters(), refused))
+}
+
+/// [`assign_ids`], then a cluster that got a new id takes back, instead,
+/// the id a decision of `scopes` minted for it before: remembered by the
+/// cluster's smallest record key, and only while nobody holds it.
+fn assign_with_memory(
+    conn: &Connection,
+    clusters: &[Vec<&str>],
+    previous: &HashMap<String, String>,
+    next_seq: u64,
+    scopes: &[Scope],
+) -> Result<super::Assignment> {
+    let mut assignment = assign_ids(clusters, previous, next_seq);
+    if scopes.is_empty() {
+        return Ok(assignment);
+    }
+    // Remembered ids by anchor record, over every scope.
+    let mut by_anchor: HashMap<String, Vec<String>> = HashMap::new();
     {
-        let mut upd =
-            tx.prepare("UPDATE customer360_id_map SET customer360_id = ?2 WHERE record_key = ?1")?;
-        for (cluster, id) in clusters.iter().zip(&assignment.ids) {
-            for k in cluster {
-                if previous.get(*k) != Some(id) {
-                    upd.execute(params![k, id])?;
-                }
+        let mut remembered = conn
+            .prepare_cached("SELECT anchor_key, customer360_id FROM minted_ids WHERE scope = ?1")?;
+        for scope in scopes {
+            for row in remembered.query_map([&scope.name], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })? {
+                let (anchor, id) = row?;
+                by_anchor.entry(anchor).or_default().push(id);
             }
         }
-        let mut lin = tx.prepare(
-            "INSERT INTO customer360_id_lineage (old_id, new_id, reason, at) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for (old, new, reason) in &assignment.lineage {
-            lin.execute(params![old, new, reason.as_str(), now])?;
+    }
+    if by_anchor.is_empty() {
+        return Ok(assignment);
+    }
+    let mut held =
+        conn.prepare_cached("SELECT 1 FROM customer360_id_map WHERE customer360_id = ?1 LIMIT 1")?;
+    let mut taken: BTreeSet<String> = assignment.ids.iter().cloned().collect();
+    for (ci, cluster) in clusters.iter().enumerate() {
+        let minted = assignment.ids[ci].clone();
+        let seq = super::seq_of(&minted);
+        if seq < next_seq || seq == u64::MAX {
+            continue;
         }
+        let mut found: Option<String> = None;
+        for id in cluster.iter().filter_map(|k| by_anchor.get(*k)).flatten() {
+            if !taken.contains(id) && held.query_row([id], |_| Ok(())).optional()?.is_none() {
+                found = Some(id.clone());
+                break;
+            }
+        }
+        if let Some(id) = found {
+            for l in &mut assignment.lineage {
+                if l.1 == minted {
+                    l.1 = id.clone();
+                }
+            }
+            taken.insert(id.clone());
+            assignment.ids[ci] = id;
+        }
+    }
+    assignment.lineage.sort();
+    // Sequence numbers minted and then given back are not used again.
+    assignment.next_seq = assignment
+        .ids
+        .iter()
+        .map(|id| super::seq_of(id))
+        .filter(|&q| q != u64::MAX && q >= next_seq)
+        .map(|q| q + 1)
+        .max()
+        .unwrap_or(next_seq);
+    Ok(assignment)
+}
+
+/// Remember, per scope, the ids minted now (from `next_seq` on) for the
+/// clusters holding one of the scope's records, by the cluster's smallest
+/// record key.
+fn remember_minted(
+    tx: &Connection,
+    clusters: &[Vec<&str>],
+    ids: &[String],
+    next_seq: u64,
+    scopes: &[Scope],
+    decision_id: Option<i64>,
+) -> Result<()> {
+    let mut ins = tx.prepare_cached(
+        "INSERT OR REPLACE INTO minted_ids (scope, anchor_key, customer360_id, decision_id, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let now = now_utc();
+    // Record -> the scopes naming it.
+    let mut scopes_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (si, scope) in scopes.iter().enumerate() {
+        for k in &scope.keys {
+            scopes_of.entry(k.as_str()).or_default().push(si);
+        }
+    }
+    for (cluster, id) in clusters.iter().zip(ids) {
+        let seq = super::seq_of(id);
+        if seq < next_seq || seq == u64::MAX {
+            continue;
+        }
+        let Some(anchor) = cluster.iter().min() else {
+            continue;
+        };
+        let mut mine: Vec<usize> = cluster
+            .iter()
+            .filter_map(|k| scopes_of.get(k))
+            .flatten()
+            .copied()
+            .collect();
+        mine.sort_unstable();
+        mine.dedup();
+        for si in mine {
+            ins.execute(params![scopes[si].name, anchor, id, decision_id, now])?;
+        }
+    }
+    Ok(())
+}
+
+/// Write the ids that changed, the lineage and the id sequence.
+fn write_assignment(
+    tx: &Connection,
+    clusters: &[Vec<&str>],
+    assignment: &super::Assignment,
+    previous: &HashMap<String, String>,
+) -> Result<()> {
+    let now = now_utc();
+    let mut upd = tx.prepare_cached(
+        "UPDATE customer360_id_map SET customer360_id = ?2 WHERE record_key = ?1",
+    )?;
+    for (cluster, id) in clusters.iter().zip(&assignment.ids) {
+        for k in cluster {
+            if previous.get(*k) != Some(id) {
+                upd.execute(params![k, id])?;
+            }
+        }
+    }
+    let mut lin = tx.prepare_cached(
+        "INSERT INTO customer360_id_lineage (old_id, new_id, reason, at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (old, new, reason) in &assignment.lineage {
+        lin.execute(params![old, new, reason.as_str(), now])?;
     }
     tx.execute(
         "INSERT INTO id_sequence (name, next) VALUES ('customer360_id', ?1)
-         ON CONFLICT(name) DO UPDATE SET next = excluded.next",
+         ON CONFLICT(name) DO UPDATE SET next = max(next, excluded.next)",
         [assignment.next_seq as i64],
     )?;
-    // The affected customers' events and profiles follow at once (in this
-    // transaction); analytics lag until analyse runs. Without profiles yet,
-    // unify has the id map to catch up on.
-    let mut affected: Vec<String> = customers.to_vec();
-    affected.extend(assignment.ids.iter().cloned());
-    // The decision commits whatever happens to the refresh: a refresh that
-    // fails is rolled back to here and leaves unify to catch up.
+    Ok(())
+}
+
+/// The affected customers' events and profiles follow at once (in this
+/// transaction); analytics lag until analyse runs. Without profiles yet,
+/// unify has the id map to catch up on. The decision commits whatever
+/// happens to the refresh: a refresh that fails is rolled back and leaves
+/// unify to catch up.
+fn refresh_affected(tx: &Transaction, affected: &[String]) -> Result<()> {
     use crate::store::versions;
     tx.execute_batch("SAVEPOINT live_refresh")?;
-    match crate::pipeline::unify::refresh(tx, &affected) {
+    match crate::pipeline::unify::refresh(tx, affected) {
         Ok(refreshed) => {
             tx.execute_batch("RELEASE live_refresh")?;
             match refreshed {
@@ -817,7 +1157,7 @@ fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
             // The next unify moves these customers' events and profiles.
             let mut changed =
                 tx.prepare("INSERT OR IGNORE INTO identity_changes (customer360_id) VALUES (?1)")?;
-            for id in &affected {
+            for id in affected {
                 changed.execute([id])?;
             }
             audit(
@@ -828,13 +1168,7 @@ fn recluster(tx: &Transaction, customers: &[String]) -> Result<(Lineage, u64)> {
             )?;
         }
     }
-    let lineage = assignment
-        .lineage
-        .into_iter()
-        .map(|(o, n, r)| (o, n, r.as_str().to_string()))
-        .collect();
-    let _ = LineageReason::Merge;
-    Ok((lineage, refused))
+    Ok(())
 }
 
 // -------------------------------------------------------------- the queue
@@ -1218,7 +1552,17 @@ fn decide_bulk_durably(
         )?);
     }
     let customers: Vec<String> = before.iter().cloned().collect();
-    let (lineage, refused) = recluster(&tx, &customers)?;
+    let scopes: Vec<Scope> = if approve {
+        Vec::new()
+    } else {
+        rows.iter()
+            .map(|r| {
+                let (l, rr) = ordered(&r.left_key, &r.right_key);
+                Scope::reject(l, rr)
+            })
+            .collect()
+    };
+    let (lineage, refused) = recluster_scoped(&tx, &customers, &scopes, ids.last().copied())?;
     let mut after: BTreeSet<String> = BTreeSet::new();
     for r in &rows {
         after.insert(customer_of(&tx, &r.left_key)?);
@@ -1269,6 +1613,46 @@ fn decide_bulk_durably(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_cluster_takes_back_the_id_its_decision_minted_while_free() {
+        let conn = crate::store::open_in_memory().unwrap();
+        let scope = Scope::reject("crm:s:1", "crm:s:2");
+        conn.execute(
+            "INSERT INTO minted_ids (scope, anchor_key, customer360_id, at)
+             VALUES (?1, 'crm:s:2', 'C360-00000007', 't')",
+            [&scope.name],
+        )
+        .unwrap();
+        let previous: HashMap<String, String> = ["crm:s:1", "crm:s:2", "web:s:3"]
+            .iter()
+            .map(|k| (k.to_string(), "C360-00000001".to_string()))
+            .collect();
+        let clusters = vec![vec!["crm:s:1", "web:s:3"], vec!["crm:s:2"]];
+        let a = assign_with_memory(&conn, &clusters, &previous, 9, std::slice::from_ref(&scope))
+            .unwrap();
+        assert_eq!(a.ids, ["C360-00000001", "C360-00000007"]);
+        assert_eq!(a.next_seq, 9, "nothing minted");
+        assert_eq!(
+            a.lineage,
+            [(
+                "C360-00000001".to_string(),
+                "C360-00000007".to_string(),
+                super::super::LineageReason::Split
+            )]
+        );
+        // Without the scope, or while someone holds the id: a new one.
+        let b = assign_with_memory(&conn, &clusters, &previous, 9, &[]).unwrap();
+        assert_eq!(b.ids[1], "C360-00000009");
+        conn.execute(
+            "INSERT INTO customer360_id_map VALUES ('crm:s:9', 'crm', 's', '9', 'C360-00000007')",
+            [],
+        )
+        .unwrap();
+        let c = assign_with_memory(&conn, &clusters, &previous, 9, &[scope]).unwrap();
+        assert_eq!(c.ids[1], "C360-00000009");
+        assert_eq!(c.next_seq, 10);
+    }
 
     #[test]
     fn names_come_from_the_comparisons() {
