@@ -310,3 +310,67 @@ fn a_redone_split_gets_its_id_back() {
     assert_ne!(fresh, minted);
     assert_ne!(fresh, customer);
 }
+
+/// (left, right) -> candidate_id.
+fn candidate_ids(conn: &Connection) -> BTreeMap<(String, String), i64> {
+    let mut stmt = conn
+        .prepare("SELECT left_key, right_key, candidate_id FROM match_candidates")
+        .unwrap();
+    stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn candidate_ids_are_kept_per_pair_across_runs_and_never_reused() {
+    use c360::pipeline::{self, Mode, progress::NoProgress};
+    let (_dir, ws, mut conn) = demo();
+    let first = candidate_ids(&conn);
+    assert!(first.len() > 100, "{} candidates", first.len());
+    let max_first = *first.values().max().unwrap();
+
+    // A full re-run: every pair keeps its id.
+    pipeline::run_step_with(&mut conn, &ws, "resolve", &NoProgress, Mode::Full).unwrap();
+    let full = candidate_ids(&conn);
+    assert_eq!(full, first, "same pairs, same ids");
+
+    // New data: Klaus Dvořák again, under another customer id and e-mail.
+    let crm = ws.root.join("data").join("crm.csv");
+    let mut text = std::fs::read(&crm).unwrap();
+    text.extend_from_slice(
+        b"C0000001,Klaus,Dvorak,klaus.d@example.org,,1983-02-10,160 Main St,San Francisco,94134,US,active,2024-10-19T06:02:56Z,2024-10-19T06:02:56Z,Bronze,true\n",
+    );
+    std::fs::write(&crm, text).unwrap();
+    pipeline::run_all(&mut conn, &ws, &NoProgress).unwrap();
+    let after = candidate_ids(&conn);
+    let mut kept = 0;
+    let mut new = Vec::new();
+    for (pair, id) in &after {
+        match first.get(pair) {
+            Some(old) => {
+                assert_eq!(id, old, "{pair:?}");
+                kept += 1;
+            }
+            None => new.push((pair.clone(), *id)),
+        }
+    }
+    assert!(kept > 100);
+    assert!(
+        new.iter()
+            .any(|((l, r), _)| l.ends_with(":C0000001") || r.ends_with(":C0000001")),
+        "the new record has a candidate: {new:?}"
+    );
+    for (pair, id) in &new {
+        assert!(*id > max_first, "{pair:?} got {id}, not above {max_first}");
+    }
+    // A pair dropped and new ones after it: ids only grow.
+    let max_now = *after.values().max().unwrap();
+    assert_eq!(
+        int(
+            &conn,
+            "SELECT next FROM id_sequence WHERE name = 'candidate_id'"
+        ),
+        max_now + 1
+    );
+}
