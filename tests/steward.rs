@@ -374,3 +374,90 @@ fn candidate_ids_are_kept_per_pair_across_runs_and_never_reused() {
         max_now + 1
     );
 }
+
+#[test]
+fn a_pairs_decision_and_a_customers_pending_pairs() {
+    let (_dir, _ws, mut conn) = demo();
+    let (left, right) = review_pair(&conn);
+    assert_eq!(steward::decision_of(&conn, &left, &right).unwrap(), None);
+    let customer = id_of(&conn, &left);
+    let records = members(&conn, &left);
+    // What the customer's pending pairs are, by brute force over the queue.
+    let expected = |conn: &Connection, records: &BTreeSet<String>| -> Vec<i64> {
+        let mut ids: Vec<i64> = steward::queue(
+            conn,
+            QueueFilter::Pending,
+            QueueOrder::Uncertainty,
+            None,
+            0,
+            100_000,
+        )
+        .unwrap()
+        .into_iter()
+        .filter(|r| records.contains(&r.left_key) || records.contains(&r.right_key))
+        .map(|r| r.candidate_id)
+        .collect();
+        ids.sort();
+        ids
+    };
+    let pending = steward::pending_pairs_of(&conn, &customer).unwrap();
+    let mut got: Vec<i64> = pending.iter().map(|r| r.candidate_id).collect();
+    got.sort();
+    assert_eq!(got, expected(&conn, &records));
+    assert!(
+        pending
+            .iter()
+            .any(|r| r.left_key == left && r.right_key == right)
+    );
+    assert!(pending.iter().all(|r| r.decision.is_none()));
+    assert!(
+        pending
+            .windows(2)
+            .all(|w| w[0].match_weight.abs() <= w[1].match_weight.abs()),
+        "closest to a coin flip first"
+    );
+
+    // Approved: the decision is there (either order of the keys), the pair
+    // no longer pending.
+    let o = steward::decide_pair(&mut conn, &right, &left, true, "ann", "same phone").unwrap();
+    let d = steward::decision_of(&conn, &right, &left)
+        .unwrap()
+        .expect("a decision");
+    assert_eq!(d.decision_id, o.decision_id);
+    assert_eq!(
+        (d.action.as_str(), d.actor.as_str(), d.reason.as_str()),
+        ("approve", "ann", "same phone")
+    );
+    assert_eq!(d.bulk_id, None);
+    assert!(!d.at.is_empty());
+    let now = id_of(&conn, &left);
+    let after = steward::pending_pairs_of(&conn, &now).unwrap();
+    assert!(
+        after
+            .iter()
+            .all(|r| !(r.left_key == left && r.right_key == right))
+    );
+    let mut got: Vec<i64> = after.iter().map(|r| r.candidate_id).collect();
+    got.sort();
+    assert_eq!(got, expected(&conn, &members(&conn, &left)));
+
+    // Undone: no decision in force.
+    steward::undo(&mut conn, None, "ann", "").unwrap();
+    assert_eq!(steward::decision_of(&conn, &left, &right).unwrap(), None);
+    // Part of a bulk: the bulk id is given.
+    let p: f64 = conn
+        .query_row(
+            "SELECT probability FROM match_candidates WHERE left_key = ?1 AND right_key = ?2",
+            [&left, &right],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let bulk = steward::decide_bulk(&mut conn, p, p, false, "bob", "band").unwrap();
+    let d = steward::decision_of(&conn, &left, &right).unwrap().unwrap();
+    assert_eq!((d.action.as_str(), d.bulk_id), ("reject", bulk.bulk_id));
+    assert_eq!(
+        steward::pending_pairs_of(&conn, "C360-99999999").unwrap(),
+        vec![],
+        "an unknown customer has none"
+    );
+}

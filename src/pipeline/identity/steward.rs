@@ -1317,6 +1317,66 @@ fn names_of(comparisons: &str) -> (String, String) {
     (join(&first.0, &last.0), join(&first.1, &last.1))
 }
 
+/// The decision in force on a pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionInfo {
+    pub decision_id: i64,
+    /// approve or reject.
+    pub action: String,
+    pub actor: String,
+    /// When (UTC, RFC 3339).
+    pub at: String,
+    pub reason: String,
+    /// The bulk it was part of, if any.
+    pub bulk_id: Option<i64>,
+}
+
+/// The latest decision in force (not undone) on the pair `a`, `b` (either
+/// order), if any.
+pub fn decision_of(conn: &Connection, a: &str, b: &str) -> Result<Option<DecisionInfo>> {
+    let (left, right) = ordered(a, b);
+    let mut stmt = conn.prepare_cached(
+        "SELECT decision_id, action, actor, at, reason, bulk_id FROM steward_decisions
+         WHERE pair_left = ?1 AND pair_right = ?2 AND undone_at IS NULL
+         ORDER BY decision_id DESC LIMIT 1",
+    )?;
+    Ok(stmt
+        .query_row(params![left, right], |r| {
+            Ok(DecisionInfo {
+                decision_id: r.get(0)?,
+                action: r.get(1)?,
+                actor: r.get(2)?,
+                at: r.get(3)?,
+                reason: r.get(4)?,
+                bulk_id: r.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
+/// The pending queue pairs (review band or flagged weak bridges, not
+/// decided) with a record of customer `customer360_id` on either side,
+/// closest to a coin flip first. Walks the id map's customer index and the
+/// candidates' left and right key indexes.
+pub fn pending_pairs_of(conn: &Connection, customer360_id: &str) -> Result<Vec<QueueRow>> {
+    let sql = format!(
+        "SELECT candidate_id, left_key, right_key, probability, match_weight, band, flags, decision, comparisons
+         FROM match_candidates WHERE candidate_id IN (
+             SELECT c.candidate_id FROM customer360_id_map m
+               JOIN match_candidates c ON c.left_key = m.record_key WHERE m.customer360_id = ?1
+             UNION
+             SELECT c.candidate_id FROM customer360_id_map m
+               JOIN match_candidates c ON c.right_key = m.record_key WHERE m.customer360_id = ?1)
+           AND {}
+         ORDER BY {}",
+        QueueFilter::Pending.sql(),
+        QueueOrder::Uncertainty.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([customer360_id], |r| Ok(queue_row(r)?.0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Counts for the queue header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueCounts {
@@ -1613,6 +1673,27 @@ fn decide_bulk_durably(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_customers_pending_pairs_walk_indexes() {
+        let conn = crate::store::open_in_memory().unwrap();
+        let sql = "EXPLAIN QUERY PLAN SELECT c.candidate_id FROM customer360_id_map m
+               JOIN match_candidates c ON c.left_key = m.record_key WHERE m.customer360_id = 'x'
+             UNION
+             SELECT c.candidate_id FROM customer360_id_map m
+               JOIN match_candidates c ON c.right_key = m.record_key WHERE m.customer360_id = 'x'";
+        let mut stmt = conn.prepare(sql).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().all(|l| !l.starts_with("SCAN")),
+            "{}",
+            plan.join(" | ")
+        );
+    }
 
     #[test]
     fn a_new_cluster_takes_back_the_id_its_decision_minted_while_free() {
