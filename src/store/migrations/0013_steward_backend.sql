@@ -32,3 +32,9 @@ CREATE TABLE minted_ids (
 -- id never used before (the sequence only grows).
 INSERT OR IGNORE INTO id_sequence (name, next)
   SELECT 'candidate_id', coalesce(max(candidate_id), 0) + 1 FROM match_candidates;
+
+-- Customer search compares phones on their digits, whatever their format
+-- (E.164, or as written when it could not be read): the same expression
+-- as read::customers::PHONE_DIGITS and the unify step's index list.
+CREATE INDEX IF NOT EXISTS profiles_by_phone_digits ON customer360_profiles(
+  replace(replace(replace(replace(replace(replace(phone, '+', ''), ' ', ''), '-', ''), '(', ''), ')', ''), '.', ''));
