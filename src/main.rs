@@ -1295,7 +1295,7 @@ fn review_decisions(conn: &rusqlite::Connection, limit: u64) -> Result<()> {
             match &d.undone_at {
                 Some(at) => format!("  (undone {})", printable(at)),
                 None => String::new(),
-            }
+            } + &d.bulk_id.map_or(String::new(), |b| format!("  (bulk {b})"))
         );
     }
     Ok(())

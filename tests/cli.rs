@@ -525,6 +525,15 @@ fn review_undo_after_a_bulk_undoes_the_bulk() {
         count("SELECT count(DISTINCT bulk_id) FROM steward_decisions WHERE undone_at IS NULL"),
         1
     );
+    let decisions = stdout_of(c360().args(["review", "decisions", "--workspace"]).arg(&ws));
+    assert_eq!(
+        decisions
+            .lines()
+            .filter(|l| l.ends_with("(bulk 1)"))
+            .count() as i64,
+        n,
+        "{decisions}"
+    );
     let undone = stdout_of(c360().args(["review", "undo", "--workspace"]).arg(&ws));
     assert!(
         undone.contains(&format!("undid bulk 1: {n} decision(s)")),

@@ -122,7 +122,8 @@ pub struct Outcome {
     /// Unions refused because of other decisions.
     pub refused: u64,
     pub message: String,
-    /// Every decision written or undone (one, or all of a bulk's).
+    /// Every decision written or undone (one, or all of a bulk's; none for
+    /// a bulk with nothing to decide, whose `decision_id` is 0).
     pub decision_ids: Vec<i64>,
     /// The bulk the decisions belong to, if any.
     pub bulk_id: Option<i64>,
@@ -321,6 +322,7 @@ pub struct RejectPreview {
     pub still_together: bool,
     /// After the rejection: the customer's records that would go with the
     /// left record, and with the right one (each including that record).
+    /// When `still_together`, every record is in `left_side`.
     pub left_side: Vec<PreviewRecord>,
     pub right_side: Vec<PreviewRecord>,
     /// Records that would form customers of their own, with neither.
@@ -1399,6 +1401,8 @@ pub struct LoggedDecision {
     pub undone_at: Option<String>,
     /// The records a split moved.
     pub members: i64,
+    /// The bulk the decision was part of.
+    pub bulk_id: Option<i64>,
 }
 
 /// The latest `limit` steward decisions, newest first (undone ones too).
@@ -1406,7 +1410,8 @@ pub fn decision_log(conn: &Connection, limit: usize) -> Result<Vec<LoggedDecisio
     let mut stmt = conn.prepare(
         "SELECT d.decision_id, d.at, d.actor, d.action, d.pair_left, d.pair_right, d.reason,
                 d.undone_at,
-                (SELECT count(*) FROM decision_members m WHERE m.decision_id = d.decision_id)
+                (SELECT count(*) FROM decision_members m WHERE m.decision_id = d.decision_id),
+                d.bulk_id
          FROM steward_decisions d ORDER BY d.decision_id DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit as i64], |r| {
@@ -1421,6 +1426,7 @@ pub fn decision_log(conn: &Connection, limit: usize) -> Result<Vec<LoggedDecisio
             reason: r.get(6)?,
             undone_at: r.get(7)?,
             members: r.get(8)?,
+            bulk_id: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
