@@ -779,11 +779,13 @@ fn evidence(
         groups.extend(carriers.into_iter().map(|(_, c)| c).filter(|c| c.len() > 1));
         groups.extend(logins);
     }
-    // Auto-merged fuzzy candidates, most probable first.
+    // Auto-merged fuzzy candidates, most probable first. (`+band`: by the
+    // record's key indexes, not the band index, which would walk every
+    // auto-merged pair for each record.)
     {
         let mut stmt = tx.prepare(
             "SELECT left_key, right_key, probability FROM match_candidates
-             WHERE (left_key = ?1 OR right_key = ?1) AND band = 'auto_merge'
+             WHERE (left_key = ?1 OR right_key = ?1) AND +band = 'auto_merge'
                AND coalesce(decision, '') <> 'reject'",
         )?;
         let mut pairs: Vec<(String, String, f64)> = Vec::new();
@@ -1679,6 +1681,29 @@ fn decide_bulk_durably(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_evidence_of_a_record_is_found_by_its_key() {
+        let conn = crate::store::open_in_memory().unwrap();
+        let mut stmt = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT left_key, right_key, probability FROM match_candidates
+                 WHERE (left_key = 'x' OR right_key = 'x') AND +band = 'auto_merge'
+                   AND coalesce(decision, '') <> 'reject'",
+            )
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("(left_key=?)"))
+                && plan.iter().any(|l| l.contains("(right_key=?)")),
+            "{}",
+            plan.join(" | ")
+        );
+    }
 
     #[test]
     fn a_customers_pending_pairs_walk_indexes() {
