@@ -461,3 +461,62 @@ fn a_pairs_decision_and_a_customers_pending_pairs() {
         "an unknown customer has none"
     );
 }
+
+/// Latency of the steward reads on a big workspace: `C360_STEWARD_WS=DIR
+/// cargo test --release --test steward -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn steward_reads_latency_on_a_big_workspace() {
+    use c360::read::audit::{self, AuditFilter};
+    let Ok(dir) = std::env::var("C360_STEWARD_WS") else {
+        return;
+    };
+    let conn = c360::store::open(&std::path::Path::new(&dir).join("c360.db")).unwrap();
+    let pairs: Vec<(String, String)> = {
+        let mut stmt = conn
+            .prepare(
+                "SELECT left_key, right_key FROM match_candidates WHERE band = 'auto_merge'
+                 ORDER BY candidate_id LIMIT 20",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let time = |name: &str, f: &mut dyn FnMut(usize)| {
+        let mut ms = Vec::new();
+        for i in 0..pairs.len() {
+            let t = std::time::Instant::now();
+            f(i);
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{name}: median {:.2} ms, worst {:.2} ms",
+            ms[ms.len() / 2],
+            ms[ms.len() - 1]
+        );
+    };
+    time("reject_preview", &mut |i| {
+        steward::reject_preview(&conn, &pairs[i].0, &pairs[i].1).unwrap();
+    });
+    time("decision_of", &mut |i| {
+        steward::decision_of(&conn, &pairs[i].0, &pairs[i].1).unwrap();
+    });
+    time("pending_pairs_of", &mut |i| {
+        steward::pending_pairs_of(&conn, &id_of(&conn, &pairs[i].0)).unwrap();
+    });
+    let f = AuditFilter::default();
+    time("audit list (first 50) + count", &mut |_| {
+        audit::list(&conn, &f, 0, 50).unwrap();
+        audit::count(&conn, &f).unwrap();
+    });
+    let f = AuditFilter {
+        kinds: vec![],
+        text: Some("C360-0000".into()),
+    };
+    time("audit list filtered by text", &mut |_| {
+        audit::list(&conn, &f, 0, 50).unwrap();
+    });
+}
