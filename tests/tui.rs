@@ -92,9 +92,11 @@ fn keys_become_actions_by_mode() {
     let mut app = App::new(ws, 30).unwrap();
     let k = |c| KeyEvent::new(c, KeyModifiers::NONE);
     assert_eq!(
-        app.key_to_action(&k(KeyCode::Char('r'))),
+        app.key_to_action(&k(KeyCode::Char(' '))),
         Some(Action::RunStep)
     );
+    // Ctrl-R is not r, and r never runs anything.
+    assert_eq!(app.key_to_action(&k(KeyCode::Char('r'))), None);
     assert_eq!(
         app.key_to_action(&k(KeyCode::Char('2'))),
         Some(Action::Tab(1))
@@ -159,7 +161,7 @@ fn pipeline_screen_runs_the_load_on_a_worker_and_shows_counts() {
 
     // Run all went through every step, analyse included.
     let rows = &app.pipeline.steps;
-    assert!(rows.iter().all(|r| r.status == "done"), "{after}");
+    assert!(rows.iter().all(|r| r.status(None) == "done"), "{after}");
 }
 
 #[test]
@@ -245,9 +247,9 @@ fn rejects_screen_pages_filters_and_opens_rows() {
     assert_eq!(app.rejects.total, 120);
 
     // Reason filter cycles through the reasons present.
-    key(&mut app, KeyCode::Char('e'));
+    key(&mut app, KeyCode::Char('f'));
     assert_eq!(app.rejects.filter.reason.as_deref(), Some("missing_value"));
-    key(&mut app, KeyCode::Char('e'));
+    key(&mut app, KeyCode::Char('f'));
     assert_eq!(app.rejects.filter.reason, None);
 }
 
@@ -411,11 +413,11 @@ fn review_screen_snapshots() {
         assert!(shown.contains(part), "no {part:?} in\n{shown}");
     }
     insta::assert_snapshot!("review_120x30", shown);
-    app.resize(24);
+    app.resize(120, 24);
     insta::assert_snapshot!("review_100x24", render(&app, 100, 24));
     // Narrow terminals stack the queue above the candidate; under the
     // minimum the screen says so.
-    app.resize(15);
+    app.resize(120, 15);
     let small = render(&app, 60, 15);
     assert!(small.contains("Queue: to review"), "{small}");
     assert!(render(&app, 59, 15).contains("too small"));
@@ -484,7 +486,15 @@ fn review_approve_reject_and_undo_write_decisions() {
     assert_eq!(app.review.list.total, 1);
     assert_eq!(selected(&app).0, id);
     assert!(render(&app, 120, 30).contains("✓"));
+    // The pair is one customer now: rejecting it is a split, asked first.
     key(&mut app, KeyCode::Char('r'));
+    let Mode::Confirm { prompt, body, .. } = &app.mode else {
+        panic!("a split is confirmed first: {:?}", app.mode)
+    };
+    assert!(prompt.contains("splits it"), "{prompt}");
+    assert!(body.iter().any(|l| l.contains(&left)), "{body:?}");
+    assert!(app.job.is_none(), "nothing decided before the yes");
+    key(&mut app, KeyCode::Char('y'));
     assert!(app.wait_for_job(Duration::from_secs(30)));
     assert_ne!(customer_of(&conn, &left), customer_of(&conn, &right));
     assert!(app.flash.as_deref().unwrap().starts_with("rejected"));
@@ -569,9 +579,9 @@ fn review_keys_filter_order_skip_and_reason() {
     assert_eq!(app.review.list.pos, 1);
     assert!(app.job.is_none());
 
-    // R asks for a reason, then rejects with it.
+    // N asks for a reason, then rejects with it.
     let (_, left, right) = selected(&app);
-    key(&mut app, KeyCode::Char('R'));
+    key(&mut app, KeyCode::Char('N'));
     assert!(matches!(app.mode, Mode::Input { .. }));
     keys(&mut app, "different people, same phone");
     key(&mut app, KeyCode::Enter);
@@ -625,8 +635,13 @@ fn review_bulk_decides_a_band_after_confirming_the_count() {
     let Mode::Confirm { prompt, .. } = &app.mode else {
         panic!("the count is confirmed first: {:?}", app.mode)
     };
+    let pairs = if expected == 1 {
+        "1 pending pair".to_string()
+    } else {
+        format!("{expected} pending pairs")
+    };
     assert!(
-        prompt.starts_with(&format!("Reject {expected} pending pair(s)")),
+        prompt.starts_with(&format!("Reject {pairs} with probability")),
         "{prompt}"
     );
     assert!(render(&app, 120, 30).contains("y yes · n no"));
@@ -840,17 +855,24 @@ fn customers_app(height: u16) -> (tempfile::TempDir, App, rusqlite::Connection) 
 fn customers_screen_lists_sorts_filters_and_pages() {
     let (_d, mut app, conn) = customers_app(30);
     let v = &app.customers;
-    assert_eq!(v.rows.len(), c360::tui::customers::CHUNK, "a first page");
+    assert_eq!(
+        v.rows.len(),
+        c360::tui::screens::customers::CHUNK,
+        "a first page"
+    );
     assert!(v.rows.windows(2).all(|w| w[0].revenue >= w[1].revenue));
     assert!(v.rows.iter().all(|r| !r.anonymous));
     insta::assert_snapshot!("customers_120x30", render(&app, 120, 30));
     insta::assert_snapshot!("customers_100x24", {
-        app.resize(24);
+        app.resize(120, 24);
         render(&app, 100, 24)
     });
     // G reaches the end of the page and fetches the next one.
     key(&mut app, KeyCode::Char('G'));
-    assert_eq!(app.customers.rows.len(), 2 * c360::tui::customers::CHUNK);
+    assert_eq!(
+        app.customers.rows.len(),
+        2 * c360::tui::screens::customers::CHUNK
+    );
     key(&mut app, KeyCode::Char('g'));
     // o: by last activity, newest first.
     key(&mut app, KeyCode::Char('o'));
@@ -995,7 +1017,7 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
     assert!(app.analytics.ready);
     let shown = render(&app, 150, 42);
     for part in [
-        "Lifecycle mix",
+        "Lifecycle now",
         "Revenue per month",
         "Retention",
         "Churn risk",
@@ -1007,10 +1029,7 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
     // L: the lifecycle mix month by month.
     key(&mut app, KeyCode::Char('L'));
     let by_month = render(&app, 150, 42);
-    assert!(
-        by_month.contains("Lifecycle mix by month end"),
-        "{by_month}"
-    );
+    assert!(by_month.contains("Lifecycle at month end"), "{by_month}");
     let last_month = app.analytics.lifecycle_months.last().unwrap().0.clone();
     assert!(by_month.contains(&last_month), "{by_month}");
     key(&mut app, KeyCode::Char('L'));
@@ -1035,8 +1054,9 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
             |r| r.get(0),
         )
         .unwrap();
+    let want_text = c360::tui::format::count(want as u64);
     assert!(
-        flash.starts_with(&format!("{want} profiles match")),
+        flash.starts_with(&format!("{want_text} profiles match")),
         "{flash}"
     );
     // Half-typed: the error says where.
@@ -1046,7 +1066,7 @@ fn analytics_screen_draws_and_counts_a_segment_while_typing() {
         key(&mut app, KeyCode::Backspace);
     }
     key(&mut app, KeyCode::Enter);
-    assert!(render(&app, 150, 42).contains(&format!("→ {want} profiles")));
+    assert!(render(&app, 150, 42).contains(&format!("→ {want_text} profiles")));
     // S saves it under a name; E exports it.
     key(&mut app, KeyCode::Char('S'));
     keys(&mut app, "de regulars");
@@ -1090,14 +1110,15 @@ fn a_decision_shows_in_customers_at_once_and_analytics_say_stale_until_r() {
     key(&mut app, KeyCode::Enter);
     let shown = render(&app, 150, 40);
     assert!(shown.contains(&survivor), "{shown}");
-    // Analytics lag the decision, and say so until r runs the analyse step.
+    // Analytics lag the decision, and say so until R runs what is out of
+    // date (the analyse step).
     key(&mut app, KeyCode::Char('6'));
     let shown = render(&app, 150, 40);
-    assert!(shown.contains("stale: r to refresh"), "{shown}");
-    key(&mut app, KeyCode::Char('r'));
+    assert!(shown.contains("out of date: R refreshes"), "{shown}");
+    key(&mut app, KeyCode::Char('R'));
     assert!(app.wait_for_job(Duration::from_secs(60)));
     key(&mut app, KeyCode::Char('6'));
     let shown = render(&app, 150, 40);
-    assert!(!shown.contains("stale: r to refresh"), "{shown}");
-    assert!(shown.contains("Lifecycle mix"), "{shown}");
+    assert!(!shown.contains("out of date"), "{shown}");
+    assert!(shown.contains("Lifecycle now"), "{shown}");
 }

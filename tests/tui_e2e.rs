@@ -103,11 +103,15 @@ fn demo_opens_the_workbench_help_tabs_and_quits_cleanly() {
     );
 
     tmux.keys(&["?"]);
-    tmux.wait_for("help", |s| s.contains("Customer360 Workbench — keys"));
-    // The help scrolls: the Pipeline keys follow the global ones.
-    tmux.keys(&["PageDown"]);
-    tmux.wait_for("the Pipeline keys in the help", |s| {
-        s.contains("run all remaining steps")
+    // The help starts with this screen's keys; it scrolls to the commands.
+    tmux.wait_for("the Pipeline keys first in the help", |s| {
+        s.contains("Customer360 Workbench — keys")
+            && s.contains("Pipeline (this screen)")
+            && s.contains("run the selected step")
+    });
+    tmux.keys(&["G"]);
+    tmux.wait_for("the commands at the end of the help", |s| {
+        s.contains("quit (also q)")
     });
     tmux.keys(&["Escape"]);
     tmux.wait_for("help to close", |s| {
@@ -116,7 +120,36 @@ fn demo_opens_the_workbench_help_tabs_and_quits_cleanly() {
 
     tmux.keys(&["2"]);
     let rejects = tmux.wait_for("the Rejects screen", |s| s.contains("Enter opens the row"));
-    assert!(rejects.contains("rejected rows"), "{rejects}");
+    assert!(rejects.contains("filter:"), "{rejects}");
+
+    // A steward's loop: approve, see the merged customer, come back, undo,
+    // and a bulk decision previewed and declined.
+    tmux.keys(&["4"]);
+    tmux.wait_for("the Review screen", |s| s.contains("Queue: to review"));
+    tmux.keys(&["a"]);
+    tmux.wait_for("the approval", |s| s.contains(" approved:"));
+    // The decided list holds the pair; c shows the customer it is now.
+    tmux.keys(&["f", "f", "f"]);
+    tmux.wait_for("the decided list", |s| s.contains("Queue: decided"));
+    tmux.keys(&["c"]);
+    tmux.wait_for("the merged customer", |s| {
+        s.contains("Enter: 360 view and why") && s.contains("records:")
+    });
+    tmux.keys(&["b"]);
+    tmux.wait_for("back on the Review screen", |s| {
+        s.contains("Queue: decided")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the list to review", |s| s.contains("Queue: to review"));
+    tmux.keys(&["u"]);
+    tmux.wait_for("the undo", |s| s.contains("undid decision"));
+    tmux.keys(&["B"]);
+    tmux.keys(&["0-1 a", "Enter"]);
+    tmux.wait_for("the bulk preview", |s| {
+        s.contains("y yes · n no") && s.contains("↔")
+    });
+    tmux.keys(&["n"]);
+    tmux.wait_for("the preview to close", |s| !s.contains("y yes · n no"));
 
     tmux.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -459,6 +459,7 @@ fn customers_are_found_listed_and_explained() {
     let churned = ListFilter {
         anonymous: false,
         lifecycle: Some("churned".into()),
+        segment: None,
     };
     let rows = customers::list(&conn, Sort::ChurnRisk, &churned, None, 50).unwrap();
     assert!(!rows.is_empty());
@@ -469,6 +470,7 @@ fn customers_are_found_listed_and_explained() {
     let with_anon = ListFilter {
         anonymous: true,
         lifecycle: None,
+        segment: None,
     };
     let rows = customers::list(&conn, Sort::LastActivity, &with_anon, None, 3000).unwrap();
     assert!(rows.iter().any(|r| r.anonymous));

@@ -254,6 +254,28 @@ pub fn last_run(conn: &Connection, step: &str) -> Result<Option<LastRun>> {
         .optional()?)
 }
 
+/// The last successful run of a step: what its tables hold now, when a
+/// later run failed or was cancelled (and rolled back).
+pub fn last_ok_run(conn: &Connection, step: &str) -> Result<Option<LastRun>> {
+    Ok(conn
+        .query_row(
+            "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
+             WHERE step = ?1 AND status = 'ok' ORDER BY run_id DESC LIMIT 1",
+            [run_name(step)],
+            |r| {
+                Ok(LastRun {
+                    status: r.get(0)?,
+                    rows_in: r.get(1)?,
+                    rows_out: r.get(2)?,
+                    seconds: r.get(3)?,
+                    finished_at: r.get(4)?,
+                    message: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// The phases of a step's last successful run that did its work (none
 /// before the first): what [`progress::StepProgress`] estimates from.
 fn previous_phases(conn: &Connection, run_name: &str) -> Vec<progress::PhaseTime> {

@@ -102,6 +102,8 @@ pub struct ListFilter {
     pub anonymous: bool,
     /// Only this lifecycle status.
     pub lifecycle: Option<String>,
+    /// Only the members of this segment filter.
+    pub segment: Option<String>,
 }
 
 /// Where the next page starts: the last row's sort value and id.
@@ -143,7 +145,12 @@ pub fn list(
     Ok(rows)
 }
 
-fn filter_conds(filter: &ListFilter, conds: &mut Vec<String>, args: &mut Vec<Value>) {
+fn filter_conds(
+    conn: &Connection,
+    filter: &ListFilter,
+    conds: &mut Vec<String>,
+    args: &mut Vec<Value>,
+) -> Result<()> {
     if !filter.anonymous {
         conds.push("anonymous = 0".into());
     }
@@ -151,6 +158,10 @@ fn filter_conds(filter: &ListFilter, conds: &mut Vec<String>, args: &mut Vec<Val
         conds.push(format!("lifecycle_status = ?{}", args.len() + 1));
         args.push(Value::Text(l.clone()));
     }
+    if let Some(f) = &filter.segment {
+        conds.push(crate::read::segments::condition_into(conn, f, args)?);
+    }
+    Ok(())
 }
 
 fn list_nulls(
@@ -163,7 +174,7 @@ fn list_nulls(
     let (col, _) = sort.column();
     let mut conds: Vec<String> = vec![format!("{col} IS NULL")];
     let mut args: Vec<Value> = Vec::new();
-    filter_conds(filter, &mut conds, &mut args);
+    filter_conds(conn, filter, &mut conds, &mut args)?;
     if let Some(id) = after_id {
         conds.push(format!("customer360_id > ?{}", args.len() + 1));
         args.push(Value::Text(id.to_string()));
@@ -193,7 +204,7 @@ fn list_values(
     let (col, desc) = sort.column();
     let mut conds: Vec<String> = vec![format!("{col} IS NOT NULL")];
     let mut args: Vec<Value> = Vec::new();
-    filter_conds(filter, &mut conds, &mut args);
+    filter_conds(conn, filter, &mut conds, &mut args)?;
     if let Some(c) = after {
         let (a, b) = (args.len() + 1, args.len() + 2);
         conds.push(if desc {
@@ -641,6 +652,16 @@ pub fn timeline(
     if let Some(s) = filter.system() {
         conds.push(format!("system = ?{}", args.len() + 1));
         args.push(Value::Text(s.into()));
+    } else {
+        // One fact once: a web purchase whose order has its own row is
+        // shown as the order.
+        conds.push(
+            "NOT (system = 'web' AND event_name = 'purchase' AND order_id IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM customer360_events o INDEXED BY events_by_customer
+                              WHERE o.customer360_id = ?1 AND o.system = 'transactions'
+                                AND o.order_id = customer360_events.order_id))"
+                .into(),
+        );
     }
     if let Some((t, seq)) = before {
         let (a, b) = (args.len() + 1, args.len() + 2);
@@ -683,6 +704,34 @@ pub fn lifecycle_statuses(conn: &Connection) -> Result<Vec<String>> {
     )?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// "first seen … · last seen … · last activity … (N days ago, as of …)",
+/// or "no activity yet" for a profile without any.
+fn activity_line(fields: &[(String, String)]) -> String {
+    let get = |name: &str| -> &str {
+        fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let t = |name: &str| {
+        let v = get(name);
+        (!v.is_empty()).then(|| crate::read::display::time(v))
+    };
+    let seen = format!(
+        "first seen {} · last seen {}",
+        t("first_seen").unwrap_or_else(|| "—".into()),
+        t("last_seen").unwrap_or_else(|| "—".into())
+    );
+    match (t("last_activity_at"), get("days_since_last_activity")) {
+        (None, _) => format!("{seen} · no activity yet"),
+        (Some(at), "") => format!("{seen} · last activity {at}"),
+        (Some(at), days) => format!(
+            "{seen} · last activity {at} ({days} days ago, as of {})",
+            t("as_of").unwrap_or_else(|| "—".into())
+        ),
+    }
 }
 
 /// The whole 360 view of a customer as text: golden record with
@@ -733,51 +782,70 @@ pub fn view_text(conn: &Connection, id: &str) -> Result<String> {
                 format!(
                     "{} ({})",
                     s["status"].as_str().unwrap_or(""),
-                    s["at"].as_str().unwrap_or("").get(..10).unwrap_or("")
+                    crate::read::display::date(s["at"].as_str().unwrap_or(""))
                 )
             })
             .collect();
         writeln!(out, "  history    {}", steps.join(" → "))?;
     }
     writeln!(out, "\nActivity")?;
-    writeln!(
-        out,
-        "  first seen {} · last seen {} · last activity {} ({} days ago, as of {})",
-        get("first_seen"),
-        get("last_seen"),
-        get("last_activity_at"),
-        get("days_since_last_activity"),
-        get("as_of")
-    )?;
+    writeln!(out, "  {}", activity_line(&fields))?;
+    let or_none = |s: &str| {
+        if s.is_empty() {
+            "—".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let money = |name: &str| {
+        get(name)
+            .parse::<f64>()
+            .map_or("—".to_string(), |x| format!("{x:.2}"))
+    };
+    let when = |name: &str| {
+        let v = get(name);
+        if v.is_empty() {
+            "—".to_string()
+        } else {
+            crate::read::display::time(v)
+        }
+    };
     writeln!(
         out,
         "  orders {} · refunds {} · revenue {} · AOV {} · first order {} · last order {} · favourite category {}",
-        get("orders"),
-        get("refunds"),
-        get("revenue"),
-        get("aov"),
-        get("first_order_at"),
-        get("last_order_at"),
-        get("favourite_category")
+        or_none(get("orders")),
+        or_none(get("refunds")),
+        money("revenue"),
+        money("aov"),
+        when("first_order_at"),
+        when("last_order_at"),
+        or_none(get("favourite_category"))
     )?;
     writeln!(
         out,
         "  last 30 / 90 days: sessions {} / {} · page views {} / {} · key events {} / {}",
-        get("sessions_30d"),
-        get("sessions_90d"),
-        get("page_views_30d"),
-        get("page_views_90d"),
-        get("key_events_30d"),
-        get("key_events_90d")
+        or_none(get("sessions_30d")),
+        or_none(get("sessions_90d")),
+        or_none(get("page_views_30d")),
+        or_none(get("page_views_90d")),
+        or_none(get("key_events_30d")),
+        or_none(get("key_events_90d"))
     )?;
+    let rfm = if get("rfm_segment").is_empty() {
+        "RFM — (no orders)".to_string()
+    } else {
+        format!(
+            "RFM {} (recency {}, frequency {}, monetary {})",
+            get("rfm_segment"),
+            or_none(get("rfm_recency")),
+            or_none(get("rfm_frequency")),
+            or_none(get("rfm_monetary"))
+        )
+    };
     writeln!(
         out,
-        "  RFM {} (recency {}, frequency {}, monetary {}) · churn risk {}{}",
-        get("rfm_segment"),
-        get("rfm_recency"),
-        get("rfm_frequency"),
-        get("rfm_monetary"),
-        get("churn_risk"),
+        "  {rfm} · churn risk {}{}",
+        or_none(get("churn_risk")),
         if get("churn_signals").is_empty() {
             String::new()
         } else {
@@ -786,12 +854,12 @@ pub fn view_text(conn: &Connection, id: &str) -> Result<String> {
     )?;
     writeln!(
         out,
-        "  records: {} CRM ({}), {} web events, {} orders and refunds · identifiers {}",
-        get("crm_records"),
-        get("crm_ids"),
-        get("web_events"),
-        get("transactions"),
-        get("identifiers")
+        "  records: {} CRM ({}), {} web events, {} orders and refunds · {}",
+        or_none(get("crm_records")),
+        or_none(get("crm_ids")),
+        or_none(get("web_events")),
+        or_none(get("transactions")),
+        crate::read::display::identifiers(get("identifiers"))
     )?;
     writeln!(out, "\nSource records")?;
     let recs = records(conn, id, 51)?;
@@ -827,7 +895,7 @@ pub fn view_text(conn: &Connection, id: &str) -> Result<String> {
         writeln!(
             out,
             "  {}  {:<18} {:<12} {}{}",
-            e.time,
+            crate::read::display::time(&e.time),
             e.name,
             e.system,
             e.detail,

@@ -6,8 +6,12 @@
 //! ([`segments`]), and exports of tables and segments to CSV / Parquet
 //! ([`export`]).
 
+pub mod analytics;
 pub mod audit;
 pub mod customers;
+pub mod display;
 pub mod explain;
 pub mod export;
+pub mod queue;
+pub mod records;
 pub mod segments;

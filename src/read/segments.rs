@@ -350,6 +350,16 @@ impl Parser {
                 | (Lit::Num(_), Kind::Number | Kind::Flag)
                 | (Lit::Dur(_), Kind::Time)
         );
+        if let (Lit::Str(text), Kind::Time) = (&lit, kind)
+            && !is_date(text)
+        {
+            return Err(FilterError {
+                at,
+                message: format!(
+                    "{text:?} is not a date: {field} takes a date like \"2025-01-31\" (or \"2025-01-31T08:00:00Z\") or a duration like 90d"
+                ),
+            });
+        }
         if !ok {
             let want = match kind {
                 Kind::Text => "quoted text",
@@ -874,6 +884,12 @@ impl Bound<'_> {
     }
 }
 
+/// A real calendar date ("2025-01-31"), or an RFC 3339 time.
+fn is_date(s: &str) -> bool {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+        || chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
 /// A date as a timestamp ("2025-01-31" -> "2025-01-31T00:00:00.000Z").
 fn date_time(s: &str) -> String {
     if s.len() == 10 {
@@ -913,6 +929,13 @@ pub fn condition(conn: &Connection, filter: &str) -> Result<(String, Vec<Value>)
     let mut args = Vec::new();
     let cond = to_sql(&e, as_of_ms(conn)?, &mut args);
     Ok((cond, args))
+}
+
+/// The SQL condition of a filter text, its parameters appended to `args`
+/// (numbered after the ones already there).
+pub fn condition_into(conn: &Connection, filter: &str, args: &mut Vec<Value>) -> Result<String> {
+    let e = parse(filter).map_err(|e| anyhow::anyhow!("filter {filter:?}: {e}"))?;
+    Ok(to_sql(&e, as_of_ms(conn)?, args))
 }
 
 /// A saved segment (rules/segments.toml).
@@ -977,6 +1000,17 @@ pub fn save(rules_dir: &Path, segment: Segment) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_date_that_is_not_a_date_is_an_error_at_its_place() {
+        let e = parse(r#"first_order > "2025-13-01""#).unwrap_err();
+        assert!(e.message.contains("is not a date"), "{}", e.message);
+        assert_eq!(e.at, 14, "the column of the quoted date");
+        assert!(parse(r#"first_order > "2025-12-01""#).is_ok());
+        assert!(parse(r#"first_order > "2025-02-30""#).is_err());
+        assert!(parse(r#"last_order < "2025-03-01T08:00:00Z""#).is_ok());
+    }
+
     use super::*;
 
     fn sql(text: &str) -> (String, Vec<Value>) {

@@ -312,6 +312,33 @@ pub struct Batch {
     pub finished_at: Option<String>,
 }
 
+/// Rows read, staged and rejected over every load batch.
+pub fn load_totals(conn: &Connection) -> Result<(u64, u64, u64)> {
+    let (r, s, j): (i64, i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(rows_read),0), coalesce(sum(rows_staged),0), coalesce(sum(rows_rejected),0) FROM load_batches",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok((r as u64, s as u64, j as u64))
+}
+
+/// The load state rejects were written at (latest batch, rejected rows):
+/// the rejects' counts change only when it does.
+pub fn rejects_version(conn: &Connection) -> Result<(i64, i64)> {
+    Ok(conn.query_row(
+        "SELECT coalesce(max(batch_id), 0), coalesce(sum(rows_rejected), 0) FROM load_batches",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// SQLite's count of committed changes by any connection to the file
+/// (`PRAGMA data_version` moves when another connection commits): a
+/// second workbench polls it to notice changes.
+pub fn data_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+}
+
 /// All load batches, newest first (optionally of one source).
 pub fn batches(conn: &Connection, source: Option<&str>) -> Result<Vec<Batch>> {
     let mut stmt = conn.prepare(

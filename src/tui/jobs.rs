@@ -257,18 +257,24 @@ impl Job {
         eta_of(self.phase_started.elapsed(), self.done, self.total)
     }
 
-    /// "standardise web 1,200,000/4,800,000 · 25% · eta 48s", and for a
-    /// run of every step, "step 3 of 5 · " before it.
+    /// What the job is at, most telling first so that a narrow bar cuts
+    /// the detail, not the figure: the step's share done and time left when
+    /// it is estimated ("resolve 64 % done, about 12 s left"), then, for a
+    /// run of every step, "step 3 of 5", then the phase with its rows
+    /// ("write identifiers and links 1,200,000/4,800,000 · 25% · eta 48s").
     pub fn progress_label(&self) -> String {
-        let mut label = String::new();
+        let mut parts: Vec<String> = Vec::new();
+        if let Some((share, left)) = self.overall {
+            parts.push(crate::console::overall_text(&self.phase, share, left));
+        }
         if matches!(self.kind, JobKind::All)
             && let Some(i) = step_of(&self.phase)
         {
-            label.push_str(&format!("step {} of {} · ", i + 1, RUN_STEPS.len()));
+            parts.push(format!("step {} of {}", i + 1, RUN_STEPS.len()));
         }
-        label.push_str(&self.phase);
+        let mut phase = self.phase.clone();
         if self.total > 0 {
-            label.push_str(&format!(
+            phase.push_str(&format!(
                 " {}/{} · {:.0}%",
                 thousands(self.done.min(self.total)),
                 thousands(self.total),
@@ -276,13 +282,12 @@ impl Job {
             ));
         }
         if let Some(eta) = self.eta() {
-            label.push_str(&format!(" · eta {}", short_duration(eta)));
+            phase.push_str(&format!(" · eta {}", short_duration(eta)));
         }
-        if let Some((share, left)) = self.overall {
-            label.push_str(" · ");
-            label.push_str(&crate::console::overall_text(&self.phase, share, left));
+        if !phase.is_empty() {
+            parts.push(phase);
         }
-        label
+        parts.join(" · ")
     }
 
     /// What a progress bar shows: the step's share done when it is
@@ -356,10 +361,10 @@ impl Job {
 
 /// The steps a run of every step goes through, by the first word of their
 /// phase names ("load crm", "resolve: read web", "unify: events" …).
-const RUN_STEPS: [&str; 5] = ["load", "standardise", "resolve", "unify", "analyse"];
+pub const RUN_STEPS: [&str; 5] = ["load", "standardise", "resolve", "unify", "analyse"];
 
 /// Which of [`RUN_STEPS`] a phase belongs to.
-fn step_of(phase: &str) -> Option<usize> {
+pub fn step_of(phase: &str) -> Option<usize> {
     let first = phase.split([' ', ':']).next()?;
     RUN_STEPS.iter().position(|s| *s == first)
 }
@@ -408,6 +413,19 @@ mod progress_tests {
         assert_eq!(step_of("unify: events"), Some(3));
         assert_eq!(step_of("analyse"), Some(4));
         assert_eq!(step_of("restage crm"), None);
+    }
+
+    #[test]
+    fn the_share_done_leads_the_label() {
+        let mut job = Job::spawn_with(JobKind::All, |_| Ok(String::new()));
+        job.phase = "resolve: write identifiers and links".into();
+        job.overall = Some((0.64, Some(Duration::from_secs(12))));
+        let label = job.progress_label();
+        assert!(
+            label.starts_with("resolve 64 % done, about 12 s left · step 3 of 5 · resolve: write"),
+            "{label}"
+        );
+        assert!((job.bar_ratio() - 0.64).abs() < 1e-9);
     }
 
     #[test]

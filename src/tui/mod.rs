@@ -1,18 +1,23 @@
-//! The workbench TUI. One loop over input, ticks and job events; state in
-//! [`app::App`], drawing in [`ui`], pipeline work on worker threads
-//! ([`jobs`]). The terminal is restored on quit, on error and on a panic of
+//! The workbench TUI. One loop over input, ticks and job events; the app
+//! ([`app::App`]) routes keys to one component per screen ([`screens`],
+//! the contract in [`screen`]), drawing in [`ui`], pipeline work on worker
+//! threads ([`jobs`]). The terminal is restored on quit, on error and on a panic of
 //! the UI thread. A panic of a worker thread does not touch the terminal:
 //! its job ends as a failed job with the panic's message ([`jobs::catch`])
 //! and the workbench keeps running.
 
-pub mod analytics;
 pub mod app;
-pub mod customers;
+pub mod format;
+pub mod input;
 pub mod jobs;
 pub mod keymap;
 pub mod paged;
+pub mod palette;
+pub mod screen;
+pub mod screens;
 pub mod text;
 pub mod ui;
+pub mod widgets;
 
 use crate::workspace::Workspace;
 use anyhow::Result;
@@ -120,6 +125,7 @@ pub fn run(ws: Workspace) -> Result<()> {
         ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     let size = terminal.size()?;
     let mut app = App::new(ws, size.height)?;
+    app.resize(size.width, size.height);
 
     // Input on its own thread so the loop can wait on input and jobs at once.
     let (tx, rx) = mpsc::channel::<Event>();
@@ -139,10 +145,7 @@ pub fn run(ws: Workspace) -> Result<()> {
         }
         // Wake for input, or every 100 ms while a job runs (its progress and
         // elapsed time), or every second otherwise.
-        let waiting = app.rejects.search.is_some()
-            || app.review.counting.is_some()
-            || app.analytics.loading.is_some();
-        let tick = if app.job.is_some() || waiting {
+        let tick = if app.job.is_some() || app.waiting() {
             Duration::from_millis(100)
         } else {
             Duration::from_secs(1)
@@ -151,8 +154,8 @@ pub fn run(ws: Workspace) -> Result<()> {
             Ok(Event::Key(key)) if key.kind != KeyEventKind::Release => {
                 dirty |= app.handle_key(key);
             }
-            Ok(Event::Resize(_, h)) => {
-                app.resize(h);
+            Ok(Event::Resize(w, h)) => {
+                app.resize(w, h);
                 dirty = true;
             }
             Ok(_) => {}
@@ -160,9 +163,8 @@ pub fn run(ws: Workspace) -> Result<()> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         dirty |= app.poll_job(None);
-        dirty |= app.poll_search(None);
-        dirty |= app.poll_review(None);
-        dirty |= app.poll_analytics();
+        dirty |= app.poll_workers();
+        dirty |= app.poll_changes();
     }
     if app.job.is_some() {
         // Quitting mid-job: it was asked to cancel; give it a moment to roll back.

@@ -223,6 +223,16 @@ impl Orders {
     }
 }
 
+/// The reporting currency of a workspace's `rules/orders.toml` (EUR when
+/// the file is missing, unreadable or names none).
+pub fn reporting_currency(rules_dir: &std::path::Path) -> String {
+    std::fs::read_to_string(rules_dir.join("orders.toml"))
+        .ok()
+        .and_then(|t| Orders::parse(&t, "orders.toml").ok())
+        .and_then(|o| o.reporting)
+        .unwrap_or_else(|| "EUR".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
