@@ -226,7 +226,20 @@ enum Review {
         #[arg(long, default_value = "steward")]
         actor: String,
     },
-    /// Undo a decision (the latest one when no id is given).
+    /// Approve or reject every pending pair with a probability in [min, max] as one bulk.
+    Bulk {
+        /// approve or reject
+        action: String,
+        #[arg(long)]
+        min: f64,
+        #[arg(long)]
+        max: f64,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value = "steward")]
+        actor: String,
+    },
+    /// Undo a decision (the latest one when no id is given; a bulk as a whole).
     Undo {
         decision: Option<i64>,
         #[arg(long, default_value = "")]
@@ -1092,6 +1105,21 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
             let o = steward::split(conn, &records, &actor, &reason)?;
             println!("decision {}: {}", o.decision_id, printable(&o.message));
         }
+        Review::Bulk {
+            action,
+            min,
+            max,
+            reason,
+            actor,
+        } => {
+            let approve = match action.as_str() {
+                "approve" => true,
+                "reject" => false,
+                other => bail!("{other:?}: use approve or reject"),
+            };
+            let o = steward::decide_bulk(conn, min, max, approve, &actor, &reason)?;
+            println!("{}", printable(&o.message));
+        }
         Review::Undo {
             decision,
             reason,
@@ -1267,7 +1295,7 @@ fn review_decisions(conn: &rusqlite::Connection, limit: u64) -> Result<()> {
             match &d.undone_at {
                 Some(at) => format!("  (undone {})", printable(at)),
                 None => String::new(),
-            }
+            } + &d.bulk_id.map_or(String::new(), |b| format!("  (bulk {b})"))
         );
     }
     Ok(())

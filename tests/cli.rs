@@ -482,3 +482,70 @@ fn explain_rejects_and_review_print_data_escaped() {
     assert!(shown.contains(" Ann\\u{202e}a\\u{2066}\n"), "{shown}");
     assert_printable(&shown);
 }
+
+#[test]
+fn review_undo_after_a_bulk_undoes_the_bulk() {
+    let (_dir, ws) = headless_demo();
+    let conn = rusqlite::Connection::open(ws.join("c360.db")).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    // The three most probable pending pairs.
+    let min: f64 = conn
+        .query_row(
+            "SELECT probability FROM match_candidates
+             WHERE (band = 'review' OR flags LIKE '%weak_bridge%') AND decision IS NULL
+             ORDER BY probability DESC LIMIT 1 OFFSET 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let pending = format!(
+        "SELECT count(*) FROM match_candidates
+         WHERE (band = 'review' OR flags LIKE '%weak_bridge%') AND decision IS NULL
+           AND probability >= {min}"
+    );
+    let n = count(&pending);
+    assert!(n >= 3);
+    let said = stdout_of(
+        c360()
+            .args([
+                "review",
+                "bulk",
+                "approve",
+                "--min",
+                &min.to_string(),
+                "--max",
+                "1",
+            ])
+            .args(["--reason", "clearly the same", "--workspace"])
+            .arg(&ws),
+    );
+    assert!(said.contains(&format!("approved {n} pair(s)")), "{said}");
+    assert_eq!(count(&pending), 0);
+    assert_eq!(
+        count("SELECT count(DISTINCT bulk_id) FROM steward_decisions WHERE undone_at IS NULL"),
+        1
+    );
+    let decisions = stdout_of(c360().args(["review", "decisions", "--workspace"]).arg(&ws));
+    assert_eq!(
+        decisions
+            .lines()
+            .filter(|l| l.ends_with("(bulk 1)"))
+            .count() as i64,
+        n,
+        "{decisions}"
+    );
+    let undone = stdout_of(c360().args(["review", "undo", "--workspace"]).arg(&ws));
+    assert!(
+        undone.contains(&format!("undid bulk 1: {n} decision(s)")),
+        "{undone}"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM steward_decisions WHERE undone_at IS NULL"),
+        0
+    );
+    assert_eq!(
+        count(&pending),
+        n,
+        "every pair of the bulk is pending again"
+    );
+}

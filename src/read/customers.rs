@@ -7,7 +7,7 @@
 use crate::pipeline::identity::fuzzy::fold;
 use anyhow::Result;
 use rusqlite::types::Value;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 /// The golden fields as (label, profile column, provenance column prefix).
 pub const GOLDEN_FIELDS: [(&str, &str, &str); 6] = [
@@ -242,108 +242,268 @@ pub fn cursor_after(conn: &Connection, sort: Sort, row: &ProfileRow) -> Result<C
     })
 }
 
-/// Find customers by name, e-mail, phone or any id: a customer360_id, a
-/// record id (CRM customer id, order id, event id) or an identifier value
-/// (device, cookie, user id). Exact id matches come first.
+/// A profile phone's digits, as indexed by `profiles_by_phone_digits`
+/// (the same expression as the index, so SQLite uses it).
+pub const PHONE_DIGITS: &str = "replace(replace(replace(replace(replace(replace(phone, '+', ''), ' ', ''), '-', ''), '(', ''), ')', ''), '.', '')";
+
+/// Customers found so far, in order, each once, up to a limit.
+struct Found<'c> {
+    conn: &'c Connection,
+    ids: Vec<String>,
+    limit: usize,
+}
+
+impl Found<'_> {
+    fn full(&self) -> bool {
+        self.ids.len() >= self.limit
+    }
+
+    /// Add the customer ids `sql` returns for `args`; `?LIMIT` in the SQL
+    /// is bound to how many are still wanted.
+    fn add(&mut self, sql: &str, args: &[&str]) -> Result<()> {
+        if self.full() {
+            return Ok(());
+        }
+        let mut values: Vec<Value> = args.iter().map(|a| Value::Text(a.to_string())).collect();
+        let sql = if sql.contains("?LIMIT") {
+            values.push(Value::Integer((self.limit - self.ids.len()) as i64));
+            sql.replace("?LIMIT", &format!("?{}", values.len()))
+        } else {
+            sql.to_string()
+        };
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(values.iter()), |r| r.get::<_, String>(0))?;
+        for id in rows {
+            let id = id?;
+            if !self.ids.contains(&id) {
+                self.ids.push(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Find customers as people type: by any id (a customer360_id or its
+/// start, a record id such as a CRM customer id, order id or event id, an
+/// identifier value such as a device or cookie), by phone in any format
+/// (compared on digits, with or without the country code), by e-mail
+/// (any record's, its start, or any part of the golden one: `gmail`), or
+/// by name (accents and case folded, first or last name first). Exact id
+/// matches come first. Every read walks an index; only a part of an e-mail
+/// found nowhere else scans the e-mail index.
 pub fn search(conn: &Connection, query: &str, limit: usize) -> Result<Vec<ProfileRow>> {
     let q = query.trim();
-    if q.is_empty() {
+    if q.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let mut ids: Vec<String> = Vec::new();
-    let mut add = |found: Vec<String>| {
-        for id in found {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
+    let mut found = Found {
+        conn,
+        ids: Vec::new(),
+        limit,
     };
-    let strings = |sql: &str, args: &[&str]| -> Result<Vec<String>> {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    };
-    let n = limit.to_string();
-    let prefix_end = |p: &str| format!("{p}\u{10ffff}");
-    // Ids: a customer360_id, a record id, an identifier value.
-    add(strings(
-        "SELECT customer360_id FROM customer360_profiles WHERE customer360_id = ?1",
-        &[q],
-    )?);
-    add(strings(
-        "SELECT DISTINCT customer360_id FROM customer360_id_map WHERE record_id = ?1 LIMIT ?2",
-        &[q, &n],
-    )?);
-    add(strings(
-        "SELECT DISTINCT m.customer360_id FROM identifiers i
-         JOIN identity_links l ON l.identifier_id = i.identifier_id
-         JOIN customer360_id_map m ON m.record_key = l.record_key
-         WHERE i.value = ?1 LIMIT ?2",
-        &[q, &n],
-    )?);
-    if q.to_ascii_uppercase().starts_with("C360-") {
-        let p = q.to_ascii_uppercase();
-        add(strings(
-            "SELECT customer360_id FROM customer360_profiles
-             WHERE customer360_id >= ?1 AND customer360_id < ?2 ORDER BY customer360_id LIMIT ?3",
-            &[&p, &prefix_end(&p), &n],
-        )?);
-    }
+    search_ids(&mut found, q)?;
     let digits: String = q.chars().filter(|c| c.is_ascii_digit()).collect();
-    // Any record's e-mail or phone, not only the golden one.
-    add(strings(
-        "SELECT DISTINCT m.customer360_id FROM clean_crm_customers c
-         JOIN customer360_id_map m ON m.record_key = 'crm:' || c.source || ':' || c.customer_id
-         WHERE c.email = ?1 OR c.phone = ?1 OR c.phone = ?2 LIMIT ?3",
-        &[&q.to_lowercase(), &format!("+{digits}"), &n],
-    )?);
-    if q.contains('@') {
-        let p = q.to_lowercase();
-        add(strings(
-            "SELECT customer360_id FROM customer360_profiles
-             WHERE email >= ?1 AND email < ?2 ORDER BY email LIMIT ?3",
-            &[&p, &prefix_end(&p), &n],
-        )?);
-    } else if digits.len() >= 4
+    let phone_like = digits.len() >= 4
         && q.chars()
-            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
-    {
-        // Phones are E.164 (+4915112345678); a query may lack the + or the
-        // country code, so try both the digits and "+digits".
-        // Phones are E.164 (+4915112345678): the digits as written, with
-        // a +. (A national number such as 0151 ... is matched by its
-        // record's phone only when written the same way.)
-        let plus = format!("+{digits}");
-        add(strings(
-            "SELECT customer360_id FROM customer360_profiles
-             WHERE phone >= ?1 AND phone < ?2 ORDER BY phone LIMIT ?3",
-            &[&plus, &prefix_end(&plus), &n],
-        )?);
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if phone_like {
+        search_phones(&mut found, &digits)?;
+    } else if q.contains('@') {
+        search_emails(&mut found, q)?;
     } else {
-        let key = fold(q);
-        if !key.is_empty() {
-            for index in ["name_key", "name_key_rev"] {
-                add(strings(
-                    &format!(
-                        "SELECT customer360_id FROM customer360_profiles
-                         WHERE {index} >= ?1 AND {index} < ?2 ORDER BY {index} LIMIT ?3"
-                    ),
-                    &[&key, &prefix_end(&key), &n],
-                )?);
-            }
+        search_names(&mut found, q)?;
+        if q.len() >= 3 && !q.contains(char::is_whitespace) {
+            search_email_parts(&mut found, q)?;
         }
     }
-    ids.truncate(limit);
-    let mut out = Vec::with_capacity(ids.len());
+    let mut out = Vec::with_capacity(found.ids.len());
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ROW_COLUMNS} FROM customer360_profiles WHERE customer360_id = ?1"
     ))?;
-    for id in ids {
+    for id in found.ids {
         if let Some(r) = stmt.query_map([&id], row)?.next() {
             out.push(r?);
         }
     }
     Ok(out)
+}
+
+/// Phase 1: exact ids (a customer360_id, a record id, an identifier value),
+/// a customer360_id's start, and any CRM record's exact e-mail or phone.
+fn search_ids(found: &mut Found, q: &str) -> Result<()> {
+    found.add(
+        "SELECT customer360_id FROM customer360_profiles WHERE customer360_id = ?1",
+        &[q],
+    )?;
+    found.add(
+        "SELECT DISTINCT customer360_id FROM customer360_id_map WHERE record_id = ?1 LIMIT ?LIMIT",
+        &[q],
+    )?;
+    found.add(
+        "SELECT DISTINCT m.customer360_id FROM identifiers i
+         JOIN identity_links l ON l.identifier_id = i.identifier_id
+         JOIN customer360_id_map m ON m.record_key = l.record_key
+         WHERE i.value = ?1 LIMIT ?LIMIT",
+        &[q],
+    )?;
+    if q.to_ascii_uppercase().starts_with("C360-") {
+        let p = q.to_ascii_uppercase();
+        found.add(
+            "SELECT customer360_id FROM customer360_profiles
+             WHERE customer360_id >= ?1 AND customer360_id < ?2 ORDER BY customer360_id LIMIT ?LIMIT",
+            &[&p, &prefix_end(&p)],
+        )?;
+    }
+    let digits: String = q.chars().filter(|c| c.is_ascii_digit()).collect();
+    found.add(
+        "SELECT DISTINCT m.customer360_id FROM clean_crm_customers c
+         JOIN customer360_id_map m ON m.record_key = 'crm:' || c.source || ':' || c.customer_id
+         WHERE c.email = ?1 OR c.phone = ?1 OR c.phone = ?2 LIMIT ?LIMIT",
+        &[&q.to_lowercase(), &format!("+{digits}")],
+    )
+}
+
+/// The upper bound of a prefix range.
+fn prefix_end(p: &str) -> String {
+    format!("{p}\u{10ffff}")
+}
+
+/// Phase 2 (a phone): on digits, whatever the format stored or typed: the
+/// digits as typed; then as (the start of) a national
+/// number under each country calling code the profiles' phones use (with
+/// its trunk 0 dropped: 0151 … is +49 151 …), and a number typed with its
+/// country code (or 00 and the code) against phones stored without one.
+fn search_phones(found: &mut Found, digits: &str) -> Result<()> {
+    let by_digits = format!(
+        "SELECT customer360_id FROM customer360_profiles INDEXED BY profiles_by_phone_digits
+         WHERE {PHONE_DIGITS} >= ?1 AND {PHONE_DIGITS} < ?2 ORDER BY {PHONE_DIGITS} LIMIT ?LIMIT"
+    );
+    let mut probes: Vec<String> = vec![digits.to_string()];
+    // 00 is the international prefix: 0049 … is +49 ….
+    let international = digits.strip_prefix("00").filter(|d| d.len() >= 6);
+    probes.extend(international.map(str::to_string));
+    let national = digits.trim_start_matches('0');
+    for code in calling_codes(found.conn)? {
+        probes.push(format!("{code}{digits}"));
+        if national != digits {
+            probes.push(format!("{code}{national}"));
+        }
+    }
+    let international = international.unwrap_or(digits);
+    if let Some(code) = calling_code(international)
+        && international.len() >= code.len() + 6
+    {
+        let rest = &international[code.len()..];
+        probes.push(rest.to_string());
+        probes.push(format!("0{rest}"));
+    }
+    for p in &probes {
+        found.add(&by_digits, &[p, &prefix_end(p)])?;
+        // Any CRM record's phone, not only the golden one.
+        found.add(
+            "SELECT DISTINCT m.customer360_id FROM clean_crm_customers c
+             JOIN customer360_id_map m ON m.record_key = 'crm:' || c.source || ':' || c.customer_id
+             WHERE c.phone = ?1 LIMIT ?LIMIT",
+            &[&format!("+{p}")],
+        )?;
+        if found.full() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The country calling codes of the profiles' E.164 phones: a skip scan of
+/// the phone index, one seek per code.
+fn calling_codes(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT phone FROM customer360_profiles INDEXED BY profiles_by_phone
+         WHERE phone > ?1 AND phone < '+:' ORDER BY phone LIMIT 1",
+    )?;
+    let mut codes = Vec::new();
+    let mut from = "+".to_string();
+    // Fewer than 300 codes exist.
+    for _ in 0..300 {
+        let Some(phone) = stmt
+            .query_row([&from], |r| r.get::<_, String>(0))
+            .optional()?
+        else {
+            break;
+        };
+        match calling_code(&phone[1..]) {
+            Some(code) => {
+                from = format!("+{code}:");
+                codes.push(code.to_string());
+            }
+            None => from = phone,
+        }
+    }
+    Ok(codes)
+}
+
+/// The country calling code at the start of an international number's
+/// digits (ITU-T E.164: 1 and 7 alone, a fixed set of two-digit codes,
+/// three digits for the rest).
+fn calling_code(digits: &str) -> Option<&str> {
+    const TWO: [&str; 44] = [
+        "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46",
+        "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
+        "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+    ];
+    if !digits.bytes().take(3).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match digits.as_bytes().first()? {
+        b'0' => None,
+        b'1' | b'7' => Some(&digits[..1]),
+        _ if TWO.contains(&digits.get(..2)?) => Some(&digits[..2]),
+        _ => digits.get(..3),
+    }
+}
+
+/// Phase 2 (an e-mail): its start, then any part of it (`@gmail`).
+fn search_emails(found: &mut Found, q: &str) -> Result<()> {
+    let p = q.to_lowercase();
+    found.add(
+        "SELECT customer360_id FROM customer360_profiles
+         WHERE email >= ?1 AND email < ?2 ORDER BY email LIMIT ?LIMIT",
+        &[&p, &prefix_end(&p)],
+    )?;
+    search_email_parts(found, q)
+}
+
+/// Any part of the golden e-mail (`gmail`, `lee@`): a scan of the e-mail
+/// index, stopping at the limit.
+fn search_email_parts(found: &mut Found, q: &str) -> Result<()> {
+    let escaped = q
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    found.add(
+        "SELECT customer360_id FROM customer360_profiles INDEXED BY profiles_by_email
+         WHERE email LIKE ?1 ESCAPE '\\' ORDER BY email LIMIT ?LIMIT",
+        &[&format!("%{escaped}%")],
+    )
+}
+
+/// Phase 2 (a name): folded (accents and case: `bjorn bohm` is Björn
+/// Böhm), as the start of "first last" or of "last first".
+fn search_names(found: &mut Found, q: &str) -> Result<()> {
+    let key = fold(q);
+    if key.is_empty() {
+        return Ok(());
+    }
+    for index in ["name_key", "name_key_rev"] {
+        found.add(
+            &format!(
+                "SELECT customer360_id FROM customer360_profiles
+                 WHERE {index} >= ?1 AND {index} < ?2 ORDER BY {index} LIMIT ?LIMIT"
+            ),
+            &[&key, &prefix_end(&key)],
+        )?;
+    }
+    Ok(())
 }
 
 /// One of a customer's source records.
@@ -754,6 +914,17 @@ pub fn view_text(conn: &Connection, id: &str) -> Result<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn calling_codes_of_international_numbers() {
+        assert_eq!(calling_code("12067951850"), Some("1"));
+        assert_eq!(calling_code("4915112345678"), Some("49"));
+        assert_eq!(calling_code("353861234567"), Some("353"));
+        assert_eq!(calling_code("79161234567"), Some("7"));
+        assert_eq!(calling_code("0151"), None);
+        assert_eq!(calling_code("4"), None);
+        assert_eq!(calling_code("4x1"), None);
+    }
+
     /// No query of this module scans the profiles or events table.
     #[test]
     fn every_query_walks_an_index() {
@@ -767,6 +938,12 @@ mod tests {
             "SELECT customer360_id FROM customer360_profiles WHERE name_key >= 'a' AND name_key < 'b' LIMIT 5".into(),
             "SELECT customer360_id FROM customer360_profiles WHERE phone >= '+1' AND phone < '+2' LIMIT 5".into(),
             "SELECT DISTINCT customer360_id FROM customer360_id_map WHERE record_id = 'x'".into(),
+            format!(
+                "SELECT customer360_id FROM customer360_profiles INDEXED BY profiles_by_phone_digits
+                 WHERE {PHONE_DIGITS} >= '1206' AND {PHONE_DIGITS} < '1207' ORDER BY {PHONE_DIGITS} LIMIT 5"
+            ),
+            "SELECT phone FROM customer360_profiles INDEXED BY profiles_by_phone
+             WHERE phone > '+1:' AND phone < '+:' ORDER BY phone LIMIT 1".into(),
             "SELECT event_seq FROM customer360_events INDEXED BY events_by_customer
              WHERE customer360_id = 'x' ORDER BY event_time DESC, event_seq DESC LIMIT 50".into(),
         ];

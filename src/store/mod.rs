@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_real_exports",
         include_str!("migrations/0012_real_exports.sql"),
     ),
+    (
+        "0013_steward_backend",
+        include_str!("migrations/0013_steward_backend.sql"),
+    ),
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

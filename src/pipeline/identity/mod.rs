@@ -119,7 +119,7 @@ pub fn format_id(seq: u64) -> String {
 }
 
 /// Sequence number of an id (for "older"); ids not minted here sort last.
-fn seq_of(id: &str) -> u64 {
+pub(crate) fn seq_of(id: &str) -> u64 {
     id.strip_prefix("C360-")
         .and_then(|n| n.parse().ok())
         .unwrap_or(u64::MAX)

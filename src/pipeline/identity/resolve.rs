@@ -19,7 +19,7 @@ use crate::workspace::Workspace;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use rusqlite::types::Value;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -236,6 +236,7 @@ pub fn run_with(
         tx.execute_batch("DELETE FROM identity_links; DELETE FROM identifiers;")?;
     }
     let now = now_utc();
+    let mut candidate_ids = CandidateIds::read(&tx)?;
     tx.execute_batch(
         "DELETE FROM match_candidates; DELETE FROM match_model; DELETE FROM refused_unions;",
     )?;
@@ -270,8 +271,10 @@ pub fn run_with(
                     .collect(),
             },
             &mut clustering.base,
+            &mut candidate_ids,
         )?;
     }
+    candidate_ids.save(&tx)?;
     tx.execute(
         "INSERT INTO id_sequence (name, next) VALUES ('customer360_id', ?1)
          ON CONFLICT(name) DO UPDATE SET next = excluded.next",
@@ -1174,10 +1177,66 @@ struct Marks<'a> {
     conflicts: &'a FxHashSet<(u32, u32)>,
 }
 
+/// Candidate ids kept per pair across resolve runs (an id in a ticket
+/// keeps pointing at its pair): the previous run's ids by (left, right), and
+/// the next id for a new pair, above every id ever given (a dropped pair's
+/// id is never reused).
+struct CandidateIds {
+    previous: FxHashMap<(String, String), i64>,
+    next: i64,
+}
+
+impl CandidateIds {
+    /// The ids of the candidates stored now (read before they are cleared).
+    fn read(conn: &Connection) -> Result<CandidateIds> {
+        let mut stmt =
+            conn.prepare("SELECT left_key, right_key, candidate_id FROM match_candidates")?;
+        let previous: FxHashMap<(String, String), i64> = stmt
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let seq: i64 = conn
+            .query_row(
+                "SELECT next FROM id_sequence WHERE name = 'candidate_id'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(1);
+        let above = previous.values().max().map_or(1, |m| m + 1);
+        Ok(CandidateIds {
+            previous,
+            next: seq.max(above),
+        })
+    }
+
+    /// The id a pair had, if any.
+    fn of(&self, left: &str, right: &str) -> Option<i64> {
+        self.previous
+            .get(&(left.to_string(), right.to_string()))
+            .copied()
+    }
+
+    /// A new id.
+    fn mint(&mut self) -> i64 {
+        self.next += 1;
+        self.next - 1
+    }
+
+    fn save(&self, tx: &Connection) -> Result<()> {
+        tx.execute(
+            "INSERT INTO id_sequence (name, next) VALUES ('candidate_id', ?1)
+             ON CONFLICT(name) DO UPDATE SET next = max(next, excluded.next)",
+            [self.next],
+        )?;
+        Ok(())
+    }
+}
+
 /// Write `match_model` and the candidates worth a look: every pair in the
 /// review band or above, except pairs the deterministic links (or a steward
-/// approval) already joined and nobody decided on. Returns how many are in
-/// the review band.
+/// approval) already joined and nobody decided on. A pair keeps its
+/// candidate id from the last run; a new pair gets a new one. Returns how
+/// many are in the review band.
 fn write_candidates(
     tx: &rusqlite::Transaction,
     rules: &FuzzyRules,
@@ -1185,6 +1244,7 @@ fn write_candidates(
     cols: &Columns,
     marks: &Marks,
     base: &mut super::UnionFind,
+    ids: &mut CandidateIds,
 ) -> Result<u64> {
     let base_root: Vec<u32> = (0..base.len() as u32).map(|x| base.find(x)).collect();
     let prior = s.model.prior_weight();
@@ -1221,6 +1281,7 @@ fn write_candidates(
         tx,
         "match_candidates",
         &[
+            "candidate_id",
             "left_key",
             "right_key",
             "weight",
@@ -1235,7 +1296,7 @@ fn write_candidates(
         .map(String::from),
     );
     // Build the rows (explanations as JSON) in parallel, write in order.
-    let rows: Vec<Option<[Value; 10]>> = s
+    let rows: Vec<Option<(Option<i64>, [Value; 10])>> = s
         .kept
         .par_iter()
         .enumerate()
@@ -1311,26 +1372,31 @@ fn write_candidates(
                     })
                 })
                 .collect();
-            Some([
-                Value::Text(left.clone()),
-                Value::Text(right.clone()),
-                Value::Real(cand.weight),
-                Value::Real(cand.weight + prior),
-                Value::Real(cand.probability),
-                Value::Text(band.into()),
-                Value::Text(blocking.join(", ")),
-                Value::Text(serde_json::Value::Array(detail).to_string()),
-                Value::Text(flags.join(",")),
-                decision.map_or(Value::Null, |d| Value::Text(d.clone())),
-            ])
+            let id = ids.of(left, right);
+            Some((
+                id,
+                [
+                    Value::Text(left.clone()),
+                    Value::Text(right.clone()),
+                    Value::Real(cand.weight),
+                    Value::Real(cand.weight + prior),
+                    Value::Real(cand.probability),
+                    Value::Text(band.into()),
+                    Value::Text(blocking.join(", ")),
+                    Value::Text(serde_json::Value::Array(detail).to_string()),
+                    Value::Text(flags.join(",")),
+                    decision.map_or(Value::Null, |d| Value::Text(d.clone())),
+                ],
+            ))
         })
         .collect();
     let mut review = 0;
-    for row in rows.into_iter().flatten() {
+    for (id, row) in rows.into_iter().flatten() {
         if matches!(&row[5], Value::Text(b) if b == "review") {
             review += 1;
         }
-        ins.push(row)?;
+        let id = id.unwrap_or_else(|| ids.mint());
+        ins.push(std::iter::once(Value::Integer(id)).chain(row))?;
     }
     ins.finish()?;
     Ok(review)
@@ -1364,4 +1430,34 @@ pub fn eval_truth(conn: &Connection, truth_path: &std::path::Path) -> Result<eva
         predicted.insert((row.get(0)?, row.get(1)?), row.get(2)?);
     }
     Ok(eval::pairwise(&predicted, &truth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_ids_stay_with_their_pair_and_new_ones_never_reuse_an_id() {
+        let conn = crate::store::open_in_memory().unwrap();
+        let add = |id: i64, l: &str, r: &str| {
+            conn.execute(
+                "INSERT INTO match_candidates (candidate_id, left_key, right_key, weight, match_weight,
+                   probability, band, blocking, comparisons) VALUES (?1, ?2, ?3, 0, 0, 0.5, 'review', '', '[]')",
+                params![id, l, r],
+            )
+            .unwrap();
+        };
+        add(4, "a", "b");
+        add(9, "a", "c");
+        let mut ids = CandidateIds::read(&conn).unwrap();
+        assert_eq!(ids.of("a", "b"), Some(4));
+        assert_eq!(ids.of("b", "c"), None);
+        assert_eq!(ids.mint(), 10, "above every id stored");
+        ids.save(&conn).unwrap();
+        // Pair 9 dropped, the sequence remembers 10 was given.
+        conn.execute_batch("DELETE FROM match_candidates WHERE candidate_id = 9")
+            .unwrap();
+        let mut again = CandidateIds::read(&conn).unwrap();
+        assert_eq!(again.mint(), 11);
+    }
 }

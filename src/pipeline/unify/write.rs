@@ -21,13 +21,16 @@ const INDEXES: &str = "
     CREATE INDEX profiles_by_revenue ON customer360_profiles(revenue);
     CREATE INDEX profiles_by_last_activity ON customer360_profiles(last_activity_at);
     CREATE INDEX profiles_by_churn ON customer360_profiles(churn_risk);
-    CREATE INDEX profiles_by_lifecycle ON customer360_profiles(lifecycle_status);";
+    CREATE INDEX profiles_by_lifecycle ON customer360_profiles(lifecycle_status);
+    CREATE INDEX profiles_by_phone_digits ON customer360_profiles(
+      replace(replace(replace(replace(replace(replace(phone, '+', ''), ' ', ''), '-', ''), '(', ''), ')', ''), '.', ''));";
 
 const DROP_INDEXES: &str = "
     DROP INDEX IF EXISTS profiles_by_name; DROP INDEX IF EXISTS profiles_by_name_rev;
     DROP INDEX IF EXISTS profiles_by_email; DROP INDEX IF EXISTS profiles_by_phone;
     DROP INDEX IF EXISTS profiles_by_revenue; DROP INDEX IF EXISTS profiles_by_last_activity;
-    DROP INDEX IF EXISTS profiles_by_churn; DROP INDEX IF EXISTS profiles_by_lifecycle;";
+    DROP INDEX IF EXISTS profiles_by_churn; DROP INDEX IF EXISTS profiles_by_lifecycle;
+    DROP INDEX IF EXISTS profiles_by_phone_digits;";
 
 /// Writes profile rows: bulk on a first run, else only what changed.
 pub(super) struct Writer<'a> {
