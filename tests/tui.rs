@@ -134,8 +134,12 @@ fn keys_become_actions_by_mode() {
         Some(Action::CycleGrain)
     );
     key(&mut app, KeyCode::Tab);
+    assert_eq!(app.tab, Tab::Audit);
+    key(&mut app, KeyCode::Tab);
     assert_eq!(app.tab, Tab::Pipeline);
     assert_eq!(app.key_to_action(&k(KeyCode::Char('a'))), None);
+    key(&mut app, KeyCode::BackTab);
+    assert_eq!(app.tab, Tab::Audit);
     key(&mut app, KeyCode::BackTab);
     assert_eq!(app.tab, Tab::Analytics);
 }

@@ -441,3 +441,205 @@ fn a_segment_filters_the_charts_lists_its_members_and_never_overwrites_silently(
     assert!(app.job.is_none());
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
 }
+
+#[test]
+fn the_audit_screen_lists_decisions_undos_and_runs_and_filters_them() {
+    let (_d, mut app, _conn) = review_app(30);
+    key(&mut app, KeyCode::Char('N'));
+    keys(&mut app, "two different people");
+    key(&mut app, KeyCode::Enter);
+    if matches!(app.mode, Mode::Confirm { .. }) {
+        // The pair is one customer: the split is confirmed.
+        key(&mut app, KeyCode::Char('y'));
+    }
+    assert!(app.wait_for_job(Duration::from_secs(60)));
+    // The Review screen says who decided, when and why.
+    key(&mut app, KeyCode::Char('f'));
+    key(&mut app, KeyCode::Char('f'));
+    key(&mut app, KeyCode::Char('f'));
+    let shown = render(&app, 120, 30);
+    assert!(shown.contains("rejected by steward on"), "{shown}");
+    assert!(shown.contains("why: two different people"), "{shown}");
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('u'));
+    assert!(app.wait_for_job(Duration::from_secs(60)));
+    key(&mut app, KeyCode::Char('7'));
+    assert_eq!(app.tab, Tab::Audit);
+    let kinds: Vec<String> = app.audit.list.rows.iter().map(|r| r.kind.clone()).collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("undo"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "reject"));
+    assert!(
+        kinds.iter().any(|k| k == "run"),
+        "pipeline runs are in the trail"
+    );
+    let shown = render(&app, 160, 48);
+    assert!(shown.contains("two different people"), "{shown}");
+    // Text as you type narrows it; f picks a kind.
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, "different people");
+    assert!(app.audit.list.total >= 1);
+    assert!(
+        app.audit
+            .list
+            .rows
+            .iter()
+            .all(|r| r.reason.contains("different people")
+                || r.subject.contains("different people")
+                || r.change.contains("different people"))
+    );
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('f'));
+    assert!(app.audit.list.rows.iter().all(|r| r.kind == "approve"));
+    key(&mut app, KeyCode::Char('f'));
+    assert!(app.audit.list.rows.iter().all(|r| r.kind == "reject"));
+    assert_eq!(app.audit.list.total, 1);
+    key(&mut app, KeyCode::Enter);
+    let Mode::Detail { body, .. } = &app.mode else {
+        panic!("{:?}", app.mode)
+    };
+    assert!(body.contains("why:     two different people"), "{body}");
+}
+
+#[test]
+fn review_finds_pairs_as_you_type_and_a_customer_jumps_to_its_pending_pairs() {
+    let (_d, mut app, conn) = review_app(30);
+    let (left, _) = pair_at(&app, 0);
+    key(&mut app, KeyCode::Char('/'));
+    keys(&mut app, &left);
+    assert!(
+        app.review.pinned.is_some(),
+        "{:?} {:?}",
+        app.flash,
+        app.mode
+    );
+    assert!(app.review.list.total >= 1);
+    assert!(
+        app.review
+            .pinned
+            .as_ref()
+            .unwrap()
+            .rows
+            .iter()
+            .all(|r| r.left_key.contains(&left)
+                || r.right_key.contains(&left)
+                || r.left_name.contains(&left))
+    );
+    key(&mut app, KeyCode::Enter);
+    assert!(render(&app, 120, 30).contains("matching"));
+    key(&mut app, KeyCode::Esc);
+    assert!(app.review.pinned.is_none());
+    // From the customer of the first pair's left record to its pending pairs.
+    let customer = app.review.candidate().unwrap().left_customer.clone();
+    key(&mut app, KeyCode::Char('c'));
+    assert_eq!(app.tab, Tab::Customers);
+    key(&mut app, KeyCode::Char('p'));
+    assert_eq!(app.tab, Tab::Review);
+    let want = c360::pipeline::identity::steward::pending_pairs_of(&conn, &customer).unwrap();
+    assert!(!want.is_empty());
+    assert_eq!(app.review.list.total, want.len() as u64);
+    assert!(render(&app, 120, 30).contains(&format!("pending of {customer}")));
+}
+
+#[test]
+fn a_split_shows_which_records_go_where() {
+    let (_d, mut app, conn) = review_app(30);
+    // A pending pair that is one customer already.
+    while app
+        .review
+        .candidate()
+        .is_some_and(|d| d.left_customer != d.right_customer)
+    {
+        key(&mut app, KeyCode::Char('j'));
+    }
+    let d = app
+        .review
+        .candidate()
+        .cloned()
+        .expect("a pair that is one customer");
+    key(&mut app, KeyCode::Char('r'));
+    let Mode::Confirm { body, .. } = &app.mode else {
+        panic!("{:?}", app.mode)
+    };
+    let preview =
+        c360::pipeline::identity::steward::reject_preview(&conn, &d.row.left_key, &d.row.right_key)
+            .unwrap();
+    assert!(
+        body.iter().any(|l| l.contains(&preview.left_id_after)),
+        "{body:?}"
+    );
+    for r in preview.left_side.iter().chain(&preview.right_side) {
+        assert!(
+            body.iter().any(|l| l.contains(&r.key)),
+            "{} missing: {body:?}",
+            r.key
+        );
+    }
+    key(&mut app, KeyCode::Char('y'));
+    assert!(app.wait_for_job(Duration::from_secs(60)));
+    let customer_of = |k: &str| -> String {
+        conn.query_row(
+            "SELECT customer360_id FROM customer360_id_map WHERE record_key = ?1",
+            [k],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    if !preview.still_together {
+        assert_ne!(customer_of(&d.row.left_key), customer_of(&d.row.right_key));
+        assert_eq!(customer_of(&d.row.right_key), preview.right_id_after);
+    }
+}
+
+/// Times of day change from run to run: masked for snapshots.
+fn masked(shown: &str) -> String {
+    let chars: Vec<char> = shown.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    let pat = "dddd-dd-dd dd:dd";
+    while i < chars.len() {
+        let fits = i + pat.len() <= chars.len()
+            && pat.chars().enumerate().all(|(k, p)| match p {
+                'd' => chars[i + k].is_ascii_digit(),
+                c => chars[i + k] == c,
+            });
+        if fits {
+            out.push_str("YYYY-MM-DD hh:mm");
+            i += pat.len();
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    // A run's seconds ("…, 0.4 s") vary too.
+    out.split(", ")
+        .map(|part| match part.split_once(" s") {
+            Some((n, rest)) if n.parse::<f64>().is_ok() => format!("x.x s{rest}"),
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn new_screens_at_80x24_and_160x48() {
+    let (_d, mut app, _conn) = review_app(24);
+    key(&mut app, KeyCode::Char('a'));
+    assert!(app.wait_for_job(Duration::from_secs(60)));
+    for (w, h) in [(80u16, 24u16), (160, 48)] {
+        app.resize(w, h);
+        for (k, name) in [
+            ('7', "audit"),
+            ('4', "review"),
+            ('6', "analytics"),
+            ('5', "customers"),
+            ('3', "rules"),
+        ] {
+            key(&mut app, KeyCode::Char(k));
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), masked(&render(&app, w, h)));
+        }
+        key(&mut app, KeyCode::Char('?'));
+        insta::assert_snapshot!(format!("help_{w}x{h}"), masked(&render(&app, w, h)));
+        key(&mut app, KeyCode::Esc);
+    }
+}

@@ -23,6 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use crate::tui::screens::analytics::AnalyticsView;
+pub use crate::tui::screens::audit::AuditView;
 pub use crate::tui::screens::customers::CustomersView;
 pub use crate::tui::screens::pipeline::{PipelinePane, PipelineView, SourceRow, StepRow};
 pub use crate::tui::screens::rejects::RejectsView;
@@ -38,16 +39,18 @@ pub enum Tab {
     Review,
     Customers,
     Analytics,
+    Audit,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Pipeline,
         Tab::Rejects,
         Tab::Rules,
         Tab::Review,
         Tab::Customers,
         Tab::Analytics,
+        Tab::Audit,
     ];
     pub fn title(self) -> &'static str {
         match self {
@@ -57,6 +60,7 @@ impl Tab {
             Tab::Review => "Review",
             Tab::Customers => "Customers",
             Tab::Analytics => "Analytics",
+            Tab::Audit => "Audit",
         }
     }
     fn index(self) -> usize {
@@ -134,6 +138,10 @@ pub enum InputKind {
     Band,
     /// Narrow the rules and their examples.
     RulesSearch,
+    /// Find pairs by record key, name or compared value (Review screen).
+    ReviewSearch,
+    /// Narrow the audit trail (as you type).
+    AuditSearch,
 }
 
 impl InputKind {
@@ -143,8 +151,9 @@ impl InputKind {
             InputKind::Search => Tab::Rejects,
             InputKind::CustomerSearch => Tab::Customers,
             InputKind::Segment | InputKind::SegmentName => Tab::Analytics,
-            InputKind::Reason { .. } | InputKind::Band => Tab::Review,
+            InputKind::Reason { .. } | InputKind::Band | InputKind::ReviewSearch => Tab::Review,
             InputKind::RulesSearch => Tab::Rules,
+            InputKind::AuditSearch => Tab::Audit,
             InputKind::Palette => return None,
         })
     }
@@ -190,6 +199,7 @@ pub struct App {
     pub review: ReviewView,
     pub customers: CustomersView,
     pub analytics: AnalyticsView,
+    pub audit: AuditView,
     pub job: Option<Job>,
     /// The last finished job: (label, outcome).
     pub last_job: Option<(String, Result<String, String>)>,
@@ -236,6 +246,7 @@ impl App {
             review: ReviewView::new(viewport),
             customers: CustomersView::default(),
             analytics: AnalyticsView::default(),
+            audit: AuditView::new(viewport),
             job: None,
             last_job: None,
             flash: None,
@@ -268,6 +279,7 @@ impl App {
             Tab::Review => &self.review,
             Tab::Customers => &self.customers,
             Tab::Analytics => &self.analytics,
+            Tab::Audit => &self.audit,
         }
     }
 
@@ -282,6 +294,7 @@ impl App {
             Tab::Review => &mut self.review,
             Tab::Customers => &mut self.customers,
             Tab::Analytics => &mut self.analytics,
+            Tab::Audit => &mut self.audit,
         };
         let out = f(screen, &mut cx);
         let effects = std::mem::take(&mut cx.effects);

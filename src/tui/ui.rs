@@ -59,6 +59,7 @@ fn draw_frame(frame: &mut Frame, app: &App) {
         Tab::Review => app.review.draw(frame, body, &view),
         Tab::Customers => app.customers.draw(frame, body, &view),
         Tab::Analytics => app.analytics.draw(frame, body, &view),
+        Tab::Audit => app.audit.draw(frame, body, &view),
     }
     draw_status(frame, app, status);
     match &app.mode {
@@ -79,28 +80,53 @@ fn draw_frame(frame: &mut Frame, app: &App) {
     }
 }
 
-fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
-    let titles: Vec<Line> = Tab::ALL
+/// The tab titles that fit in `width`: " 1 Pipeline ", then "1 Pipeline",
+/// then "1 Pip" (the number keys always show).
+fn tab_titles(width: u16) -> Vec<String> {
+    let full: Vec<String> = Tab::ALL
         .iter()
         .enumerate()
-        .map(|(i, t)| Line::from(format!(" {} {} ", i + 1, t.title())))
+        .map(|(i, t)| format!(" {} {} ", i + 1, t.title()))
         .collect();
+    let tight: Vec<String> = full.iter().map(|t| t.trim().to_string()).collect();
+    let short: Vec<String> = Tab::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "{} {}",
+                i + 1,
+                t.title().chars().take(3).collect::<String>()
+            )
+        })
+        .collect();
+    let need =
+        |ts: &[String]| -> u16 { ts.iter().map(|t| format::width(t) as u16 + 1).sum::<u16>() + 1 };
+    [full, tight, short]
+        .into_iter()
+        .find(|ts| need(ts) <= width)
+        .unwrap_or_else(|| (1..=Tab::ALL.len()).map(|i| i.to_string()).collect())
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, area: Rect) {
+    let titles = tab_titles(area.width);
+    let tabs_width: u16 = titles
+        .iter()
+        .map(|t| format::width(t) as u16 + 1)
+        .sum::<u16>()
+        + 1;
     let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
     // The workspace name gives way to the tabs in narrow terminals.
-    let tabs_width: u16 = Tab::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!(" {} {} ", i + 1, t.title()).chars().count() as u16 + 3)
-        .sum();
     let name_width = 30.min(area.width.saturating_sub(tabs_width + 1));
     let name_width = if name_width < 12 { 0 } else { name_width };
     let [left, right] =
         Layout::horizontal([Constraint::Min(10), Constraint::Length(name_width)]).areas(area);
     frame.render_widget(
-        Tabs::new(titles)
+        Tabs::new(titles.into_iter().map(Line::from).collect::<Vec<_>>())
             .select(selected)
             .highlight_style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD))
-            .divider("│"),
+            .divider("│")
+            .padding("", ""),
         left,
     );
     let name = app
@@ -310,6 +336,11 @@ fn input_title(kind: InputKind) -> (&'static str, &'static str) {
             "band, e.g. 0.80-0.95 a: ",
         ),
         InputKind::RulesSearch => ("Narrow rules and examples (as you type)", "/"),
+        InputKind::AuditSearch => ("Narrow the trail: who, what, why (as you type)", "/"),
+        InputKind::ReviewSearch => (
+            "Find pairs: record key, name, e-mail or any compared value (as you type)",
+            "/",
+        ),
     }
 }
 

@@ -1381,6 +1381,41 @@ pub fn pending_pairs_of(conn: &Connection, customer360_id: &str) -> Result<Vec<Q
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Pairs of `filter` whose record keys or compared values contain `text`
+/// (case-insensitive; accents as stored), in queue order, at most `limit`:
+/// the Review screen's search. It reads the filter's pairs once (the review
+/// queue is small next to the candidates).
+pub fn find_pairs(
+    conn: &Connection,
+    filter: QueueFilter,
+    order: QueueOrder,
+    text: &str,
+    limit: u64,
+) -> Result<Vec<QueueRow>> {
+    let needle = format!(
+        "%{}%",
+        text.trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let sql = format!(
+        "SELECT candidate_id, left_key, right_key, probability, match_weight, band, flags, decision, comparisons
+         FROM match_candidates
+         WHERE {} AND (lower(left_key) LIKE ?1 ESCAPE '\\' OR lower(right_key) LIKE ?1 ESCAPE '\\'
+                       OR lower(comparisons) LIKE ?1 ESCAPE '\\' OR CAST(candidate_id AS TEXT) = ?2)
+         ORDER BY {} LIMIT ?3",
+        filter.sql(),
+        order.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![needle, text.trim(), limit as i64], |r| {
+        Ok(queue_row(r)?.0)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Counts for the queue header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueCounts {

@@ -474,6 +474,36 @@ pub fn hbar(share: f64, width: usize) -> String {
     s
 }
 
+/// One bar row fitted to `width`: the label, a bar `share` long, then the
+/// figures; when space is short the last figures go first, then the bar
+/// shrinks, so no figure is ever cut.
+fn bar_row(
+    label: &str,
+    label_w: usize,
+    share: f64,
+    colour: ratatui::style::Color,
+    figures: &[String],
+    width: usize,
+) -> Line<'static> {
+    let mut figures = figures.to_vec();
+    let need = |f: &[String]| label_w + 1 + f.iter().map(|x| format::width(x) + 1).sum::<usize>();
+    while figures.len() > 1 && width.saturating_sub(need(&figures)) < 4 {
+        figures.pop();
+    }
+    let bar_w = width.saturating_sub(need(&figures));
+    let mut spans = vec![
+        Span::raw(format!("{:<label_w$} ", fit(&clean(label), label_w))),
+        Span::styled(
+            format!("{:<bar_w$}", hbar(share, bar_w)),
+            Style::new().fg(colour),
+        ),
+    ];
+    for f in figures {
+        spans.push(Span::raw(format!(" {f}")));
+    }
+    Line::from(spans)
+}
+
 /// Whether `period` of `grain` is still running on `as_of` (its last day
 /// not reached): drawn as partial.
 pub fn is_partial(grain: &str, period: &str, as_of: &str) -> bool {
@@ -536,7 +566,6 @@ impl AnalyticsView {
         let max = shown.iter().map(|x| x.1).max().unwrap_or(0).max(1) as f64;
         let total: i64 = shown.iter().map(|x| x.1).sum();
         let inner_w = area.width.saturating_sub(2) as usize;
-        let bar_w = inner_w.saturating_sub(9 + 1 + 8 + 1 + 5).max(4);
         let lines: Vec<Line> = shown
             .iter()
             .map(|(s, n)| {
@@ -546,18 +575,11 @@ impl AnalyticsView {
                     "churned" => BAD,
                     _ => ACCENT,
                 };
-                Line::from(vec![
-                    Span::raw(format!("{:<9} ", fit(&clean(s), 9))),
-                    Span::styled(
-                        format!("{:<bar_w$}", hbar(*n as f64 / max, bar_w)),
-                        Style::new().fg(colour),
-                    ),
-                    Span::raw(format!(
-                        " {:>8} {:>4}",
-                        format::count_in(*n as u64, 8),
-                        percent(*n as f64 / total.max(1) as f64)
-                    )),
-                ])
+                let figures = [
+                    format!("{:>6}", format::count_in(*n as u64, 6)),
+                    format!("{:>4}", percent(*n as f64 / total.max(1) as f64)),
+                ];
+                bar_row(s, 9, *n as f64 / max, colour, &figures, inner_w)
             })
             .collect();
         let title = if self.mix.is_some() {
@@ -743,31 +765,21 @@ impl AnalyticsView {
         let first = self.funnel.first().map_or(0, |x| x.1).max(1) as f64;
         let inner_w = area.width.saturating_sub(2) as usize;
         let label_w = 14.min(inner_w / 3);
-        let bar_w = inner_w
-            .saturating_sub(label_w + 1 + 8 + 1 + 5 + 1 + 6)
-            .max(4);
         let mut prev: Option<i64> = None;
         let lines: Vec<Line> = self
             .funnel
             .iter()
             .map(|(s, n)| {
-                let step = prev.map_or(String::new(), |p| {
+                let step = prev.map_or(format!("{:>5}", ""), |p| {
                     format!("{:>5}", percent(*n as f64 / p.max(1) as f64))
                 });
                 prev = Some(*n);
-                Line::from(vec![
-                    Span::raw(format!("{:<label_w$} ", fit(&clean(s), label_w))),
-                    Span::styled(
-                        format!("{:<bar_w$}", hbar(*n as f64 / first, bar_w)),
-                        Style::new().fg(ACCENT),
-                    ),
-                    Span::raw(format!(
-                        " {:>8} {:>4} {}",
-                        format::count_in(*n as u64, 8),
-                        percent(*n as f64 / first),
-                        step
-                    )),
-                ])
+                let figures = [
+                    format!("{:>6}", format::count_in(*n as u64, 6)),
+                    format!("{:>4}", percent(*n as f64 / first)),
+                    step,
+                ];
+                bar_row(s, label_w, *n as f64 / first, ACCENT, &figures, inner_w)
             })
             .collect();
         let title = format!(

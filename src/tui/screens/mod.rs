@@ -3,6 +3,7 @@
 //! draws it (see [`crate::tui::screen::Screen`]).
 
 pub mod analytics;
+pub mod audit;
 pub mod customers;
 pub mod pipeline;
 pub mod rejects;

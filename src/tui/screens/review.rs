@@ -86,6 +86,36 @@ pub type OwnValues = (Vec<(String, String)>, Vec<(String, String)>);
 /// The pairs a bulk decision would decide, read on a worker thread.
 pub type BandPreview = Result<Vec<QueueRow>, String>;
 
+/// A list the queue shows instead of the filter's: the pairs a search
+/// found, or a customer's pending pairs (Esc goes back to the queue).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pinned {
+    pub label: String,
+    pub rows: Vec<QueueRow>,
+}
+
+/// The queue's rows: the pinned list's when there is one, else the filter's.
+fn fetcher<'a>(
+    conn: &'a rusqlite::Connection,
+    filter: QueueFilter,
+    order: QueueOrder,
+    pinned: &'a Option<Pinned>,
+) -> Box<dyn FnMut(u64, usize) -> Result<Vec<QueueRow>> + 'a> {
+    match pinned {
+        Some(p) => Box::new(move |offset, n| {
+            Ok(p.rows
+                .iter()
+                .skip(offset as usize)
+                .take(n)
+                .cloned()
+                .collect())
+        }),
+        None => {
+            Box::new(move |offset, n| steward::queue(conn, filter, order, None, offset, n as u64))
+        }
+    }
+}
+
 /// The Review screen.
 pub struct ReviewView {
     pub filter: QueueFilter,
@@ -102,6 +132,10 @@ pub struct ReviewView {
     pub counting: Option<(BandRequest, Receiver<BandPreview>)>,
     /// The candidate a running decision is about.
     pub deciding: Option<i64>,
+    /// A search's or a customer's pairs, shown instead of the filter's.
+    pub pinned: Option<Pinned>,
+    /// The selected pair's decision in force: what, who, when, why.
+    pub decision: Option<steward::DecisionInfo>,
 }
 
 impl ReviewView {
@@ -116,6 +150,8 @@ impl ReviewView {
             detail_scroll: 0,
             counting: None,
             deciding: None,
+            pinned: None,
+            decision: None,
         }
     }
 
@@ -127,15 +163,10 @@ impl ReviewView {
         }
     }
 
-    fn fetch(
-        conn: &rusqlite::Connection,
-        filter: QueueFilter,
-        order: QueueOrder,
-    ) -> impl FnMut(u64, usize) -> Result<Vec<QueueRow>> + '_ {
-        move |offset, n| steward::queue(conn, filter, order, None, offset, n as u64)
-    }
-
     fn total(&self, conn: &rusqlite::Connection) -> Result<u64> {
+        if let Some(p) = &self.pinned {
+            return Ok(p.rows.len() as u64);
+        }
         Ok(match self.filter {
             QueueFilter::Pending => self.counts.remaining,
             QueueFilter::AllReview => self.counts.reviewed + self.counts.remaining,
@@ -148,8 +179,8 @@ impl ReviewView {
     fn reset(&mut self, cx: &mut Ctx) {
         let result = (|| -> Result<()> {
             let total = self.total(cx.conn)?;
-            let mut fetch = Self::fetch(cx.conn, self.filter, self.order);
-            self.list.reset(total, &mut fetch)
+            let mut fetch = fetcher(cx.conn, self.filter, self.order, &self.pinned);
+            self.list.reset(total, &mut *fetch)
         })();
         cx.report(result);
         self.load_detail(cx);
@@ -173,6 +204,12 @@ impl ReviewView {
             ),
             Err(_) => Default::default(),
         };
+        self.decision = match &detail {
+            Ok(d) => steward::decision_of(cx.conn, &d.row.left_key, &d.row.right_key)
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
         self.detail = Some((id, detail));
         self.detail_scroll = 0;
     }
@@ -194,14 +231,18 @@ impl ReviewView {
             && let Some(d) = self.candidate()
             && d.left_customer == d.right_customer
         {
+            let body = match steward::reject_preview(cx.conn, &d.row.left_key, &d.row.right_key) {
+                Ok(p) => split_preview(&p),
+                Err(e) => vec![format!("cannot preview the split: {e:#}")],
+            };
             cx.open(Mode::confirm(
                 format!(
-                    "{} and {} are one customer now ({}). Rejecting the pair splits it.",
+                    "{} and {} are one customer now ({}). Rejecting the pair splits it:",
                     d.row.left_key,
                     d.row.right_key,
                     plural(d.left_records, "record", "records")
                 ),
-                split_preview(d),
+                body,
                 Pending::Start(kind),
             ));
             return;
@@ -311,6 +352,27 @@ impl ReviewView {
     }
 }
 
+/// Pairs a search shows at most.
+const SEARCH_LIMIT: u64 = 1000;
+
+/// Read a pinned list again (after a decision): a search's pairs, or a
+/// customer's pending ones.
+fn repin(
+    conn: &rusqlite::Connection,
+    label: &str,
+    filter: QueueFilter,
+    order: QueueOrder,
+) -> Result<Vec<QueueRow>> {
+    if let Some(customer) = label.strip_prefix("pending of ") {
+        return steward::pending_pairs_of(conn, customer);
+    }
+    let text = label
+        .strip_prefix("matching ")
+        .map(|t| t.trim_matches('"'))
+        .unwrap_or(label);
+    steward::find_pairs(conn, filter, order, text, SEARCH_LIMIT)
+}
+
 /// "0.912  crm:C1 Anna Meier  ↔  crm:C7 Anna Maier".
 fn pair_line(r: &QueueRow) -> String {
     format!(
@@ -319,21 +381,49 @@ fn pair_line(r: &QueueRow) -> String {
     )
 }
 
-/// Which records go where when a pair that is one customer is rejected:
-/// said in general terms (the split keeps each side's own links).
-fn split_preview(d: &CandidateDetail) -> Vec<String> {
-    vec![
+/// Which records go where when a pair that is one customer is rejected,
+/// as the rejection itself would re-cluster them.
+fn split_preview(p: &steward::RejectPreview) -> Vec<String> {
+    if p.still_together {
+        return vec![
+            p.message.clone(),
+            "A steward approval keeps them together: the rejection is recorded, nothing moves."
+                .into(),
+        ];
+    }
+    let mut out = Vec::new();
+    let mut side = |title: String, records: &[steward::PreviewRecord]| {
+        out.push(title);
+        for r in records {
+            out.push(format!("  {}  {}", r.key, r.description));
+        }
+    };
+    side(
         format!(
-            "{} keeps {} with the records linked to it;",
-            d.left_customer, d.row.left_key
+            "{} keeps {}:",
+            p.left_id_after,
+            plural(p.left_side.len() as u64, "record", "records")
         ),
+        &p.left_side,
+    );
+    side(
         format!(
-            "{} and the records linked only through it move to a customer of their own.",
-            d.row.right_key
+            "{} gets {}:",
+            p.right_id_after,
+            plural(p.right_side.len() as u64, "record", "records")
         ),
-        String::new(),
-        "Enter or y splits · n or Esc keeps the customer as it is.".into(),
-    ]
+        &p.right_side,
+    );
+    if !p.others.is_empty() {
+        side(
+            format!(
+                "{} become customers of their own:",
+                plural(p.others.len() as u64, "record", "records")
+            ),
+            &p.others,
+        );
+    }
+    out
 }
 
 impl Screen for ReviewView {
@@ -343,8 +433,8 @@ impl Screen for ReviewView {
 
     fn update(&mut self, action: Action, cx: &mut Ctx) {
         let moved = {
-            let mut fetch = Self::fetch(cx.conn, self.filter, self.order);
-            self.list.apply(&action, &mut fetch)
+            let mut fetch = fetcher(cx.conn, self.filter, self.order, &self.pinned);
+            self.list.apply(&action, &mut *fetch)
         };
         match moved {
             Ok(true) => return self.load_detail(cx),
@@ -394,9 +484,7 @@ impl Screen for ReviewView {
             Action::JumpLeft => self.jump_to_customer(true, cx),
             Action::JumpRight => self.jump_to_customer(false, cx),
             Action::Open => self.open_detail(cx),
-            Action::Search => {
-                cx.flash("search pairs: :find <name or id> finds customers; f changes the list")
-            }
+            Action::Search => cx.input(InputKind::ReviewSearch, ""),
             _ => {}
         }
     }
@@ -404,6 +492,7 @@ impl Screen for ReviewView {
     fn submit(&mut self, kind: InputKind, text: &str, cx: &mut Ctx) {
         match kind {
             InputKind::Reason { approve } => self.decide(approve, text.trim().to_string(), cx),
+            InputKind::ReviewSearch => self.typed(kind, text, cx),
             InputKind::Band => match BandRequest::parse(text) {
                 Ok(req) => self.start_band_preview(req, cx),
                 Err(e) => {
@@ -416,6 +505,10 @@ impl Screen for ReviewView {
     }
 
     fn clear(&mut self, cx: &mut Ctx) -> bool {
+        if self.pinned.take().is_some() {
+            self.reset(cx);
+            return true;
+        }
         if (self.filter, self.order) == (QueueFilter::default(), QueueOrder::default()) {
             return false;
         }
@@ -428,10 +521,18 @@ impl Screen for ReviewView {
     /// Re-read the counts, the queue around the cursor and the candidate.
     fn refresh(&mut self, cx: &mut Ctx) -> Result<()> {
         self.counts = steward::queue_counts(cx.conn)?;
+        if let Some(p) = &self.pinned {
+            // A pinned list is re-read too: decided pairs leave it.
+            let label = p.label.clone();
+            self.pinned = Some(Pinned {
+                rows: repin(cx.conn, &label, self.filter, self.order)?,
+                label,
+            });
+        }
         let total = self.total(cx.conn)?;
         {
-            let mut fetch = Self::fetch(cx.conn, self.filter, self.order);
-            self.list.reload(total, &mut fetch)?;
+            let mut fetch = fetcher(cx.conn, self.filter, self.order, &self.pinned);
+            self.list.reload(total, &mut *fetch)?;
         }
         self.detail = None;
         self.load_detail(cx);
@@ -447,12 +548,51 @@ impl Screen for ReviewView {
     }
 
     fn resize(&mut self, cx: &mut Ctx) {
-        let (f, o) = (self.filter, self.order);
-        let result = self.list.set_viewport(cx.viewport, &mut |off, n| {
-            steward::queue(cx.conn, f, o, None, off, n as u64)
-        });
+        let mut fetch = fetcher(cx.conn, self.filter, self.order, &self.pinned);
+        let result = self.list.set_viewport(cx.viewport, &mut *fetch);
+        drop(fetch);
         cx.report(result);
         self.load_detail(cx);
+    }
+
+    fn typed(&mut self, kind: InputKind, text: &str, cx: &mut Ctx) {
+        if kind != InputKind::ReviewSearch {
+            return;
+        }
+        let t = text.trim();
+        if t.is_empty() {
+            self.pinned = None;
+        } else {
+            match steward::find_pairs(cx.conn, self.filter, self.order, t, SEARCH_LIMIT) {
+                Ok(rows) => {
+                    self.pinned = Some(Pinned {
+                        label: format!("matching {t:?}"),
+                        rows,
+                    })
+                }
+                Err(e) => return cx.flash(format!("search failed: {e:#}")),
+            }
+        }
+        self.reset(cx);
+    }
+
+    fn arrive(&mut self, jump: &Jump, cx: &mut Ctx) {
+        if let Jump::PairsOf(customer) = jump {
+            match steward::pending_pairs_of(cx.conn, customer) {
+                Ok(rows) => {
+                    cx.flash(format!(
+                        "{} of {customer} to review · Esc shows the whole queue",
+                        plural(rows.len() as u64, "pair", "pairs")
+                    ));
+                    self.pinned = Some(Pinned {
+                        label: format!("pending of {customer}"),
+                        rows,
+                    });
+                    self.reset(cx);
+                }
+                Err(e) => cx.flash(format!("cannot read the pairs: {e:#}")),
+            }
+        }
     }
 
     fn draw(&self, frame: &mut Frame, area: Rect, _view: &View) {
@@ -485,19 +625,16 @@ fn order_label(order: QueueOrder) -> &'static str {
 impl ReviewView {
     fn draw_head(&self, frame: &mut Frame, area: Rect) {
         let c = &self.counts;
-        let counters = Line::from(vec![
-            Span::raw(format!(
-                " {} reviewed · {} to review",
-                format::count(c.reviewed),
-                format::count(c.remaining)
-            ))
-            .bold(),
-            Span::raw(format!(
-                " · {} auto-merged · {} in force",
-                format::count(c.auto_merged),
-                plural(c.decisions, "decision", "decisions")
-            )),
-        ]);
+        let head = format!(
+            " {} reviewed · {} to review",
+            format::count(c.reviewed),
+            format::count(c.remaining)
+        );
+        let tail = format!(
+            " · {} auto-merged · {} in force",
+            format::count(c.auto_merged),
+            plural(c.decisions, "decision", "decisions")
+        );
         let mut list = format!("f {} · o {} ", self.filter.label(), order_label(self.order));
         if let Some((req, _)) = &self.counting {
             list = format!("reading {:.2}–{:.2}… · {list}", req.lo, req.hi);
@@ -505,6 +642,8 @@ impl ReviewView {
         let list_w = (format::width(&list) as u16 + 1).min(area.width / 2);
         let [left, right] =
             Layout::horizontal([Constraint::Min(10), Constraint::Length(list_w)]).areas(area);
+        let room = (left.width as usize).saturating_sub(format::width(&head));
+        let counters = Line::from(vec![Span::raw(head).bold(), Span::raw(fit(&tail, room))]);
         frame.render_widget(Paragraph::new(counters), left);
         frame.render_widget(
             Paragraph::new(fit(&list, list_w as usize))
@@ -518,7 +657,9 @@ impl ReviewView {
         let list = &self.list;
         if list.total == 0 {
             let c = &self.counts;
-            let msg = if c.reviewed + c.remaining + c.auto_merged == 0 {
+            let msg = if self.pinned.is_some() {
+                "No pair here.\n\nEsc shows the whole queue."
+            } else if c.reviewed + c.remaining + c.auto_merged == 0 {
                 "No match candidates yet.\n\nThe Resolve step finds them: R runs the steps that are out of date."
             } else {
                 "Nothing in this list.\n\nf shows another list."
@@ -570,7 +711,12 @@ impl ReviewView {
         let mut state = TableState::new().with_selected(Some(sel - skip));
         let title = format!(
             "Queue: {} · {} of {}",
-            self.filter.label(),
+            self.pinned
+                .as_ref()
+                .map_or(self.filter.label().to_string(), |p| format!(
+                    "{} · Esc: all",
+                    clean(&p.label)
+                )),
             format::count(list.pos + 1),
             format::count(list.total)
         );
@@ -643,7 +789,10 @@ impl ReviewView {
         let outer = block(&title_in(&title, area.width), false);
         let inner = outer.inner(area);
         frame.render_widget(outer, area);
-        let lines = candidate_lines(d, &self.own, inner.width);
+        let mut lines = candidate_lines(d, &self.own, inner.width);
+        if let Some(info) = &self.decision {
+            lines.insert(1, decision_line(info, inner.width));
+        }
         let max_scroll = (lines.len() as u16).saturating_sub(inner.height);
         frame.render_widget(
             Paragraph::new(lines).scroll((self.detail_scroll.min(max_scroll), 0)),
@@ -660,6 +809,32 @@ impl ReviewView {
             candidate_text(d, &self.own),
         );
     }
+}
+
+/// "✓ approved by steward on 2026-12-04 21:40 · bulk 3 · why: same person".
+fn decision_line(info: &steward::DecisionInfo, width: u16) -> Line<'static> {
+    let (mark, colour, verb) = match info.action.as_str() {
+        "approve" => ("✓", GOOD, "approved"),
+        "reject" => ("✗", BAD, "rejected"),
+        _ => ("?", WARN, "decided"),
+    };
+    let mut text = format!(
+        "{verb} by {} on {}",
+        clean(&info.actor),
+        format::time(&info.at)
+    );
+    if let Some(b) = info.bulk_id {
+        text.push_str(&format!(" · bulk {b}"));
+    }
+    text.push_str(&if info.reason.is_empty() {
+        " · no reason given".to_string()
+    } else {
+        format!(" · why: {}", clean(&info.reason))
+    });
+    Line::from(vec![
+        Span::styled(format!("{mark} "), Style::new().fg(colour).bold()),
+        Span::raw(fit(&text, (width as usize).saturating_sub(2))),
+    ])
 }
 
 /// A record's own value of `field`, when it differs from the compared one.
