@@ -311,6 +311,10 @@ impl App {
                 if let Mode::Input { kind, .. } = &mode {
                     self.histories.entry(*kind).or_default().reset();
                 }
+                // A question replaces the message that led to it.
+                if matches!(mode, Mode::Confirm { .. }) {
+                    self.flash = None;
+                }
                 self.mode = mode;
             }
             Effect::Start(kind) => self.start_job(kind),

@@ -244,6 +244,12 @@ fn hint_line(app: &App, width: usize) -> Line<'static> {
 /// The help text: the current screen's keys first, then the keys of every
 /// screen, the other screens, and every palette command.
 pub fn help_lines(first: Scope) -> Vec<Line<'static>> {
+    help_lines_in(first, usize::MAX)
+}
+
+/// [`help_lines`] with each description cut to fit `width` cells.
+fn help_lines_in(first: Scope, width: usize) -> Vec<Line<'static>> {
+    let text = |s: &str, indent: usize| fit(s, width.saturating_sub(indent));
     let mut lines = vec![
         Line::from("Customer360 Workbench — keys").bold(),
         Line::from(""),
@@ -264,7 +270,7 @@ pub fn help_lines(first: Scope) -> Vec<Line<'static>> {
         }
         lines.push(Line::from(vec![
             Span::raw(format!("  {key:<10}")).bold(),
-            Span::raw(help),
+            Span::raw(text(help, 12)),
         ]));
     }
     lines.push(Line::from(""));
@@ -281,15 +287,16 @@ pub fn help_lines(first: Scope) -> Vec<Line<'static>> {
         };
         lines.push(Line::from(vec![
             Span::raw(format!("  {words:<22}")).bold(),
-            Span::raw(c.help),
+            Span::raw(text(c.help, 24)),
         ]));
     }
     lines
 }
 
 fn draw_help(frame: &mut Frame, first: Scope, scroll: u16, area: Rect) {
-    let lines = help_lines(first);
-    let popup = centered(area, 78, lines.len() as u16 + 2);
+    let n = help_lines(first).len() as u16;
+    let popup = centered(area, 78, n + 2);
+    let lines = help_lines_in(first, popup.width.saturating_sub(2) as usize);
     let max = (lines.len() as u16).saturating_sub(popup.height.saturating_sub(2));
     frame.render_widget(Clear, popup);
     frame.render_widget(
