@@ -643,3 +643,38 @@ fn new_screens_at_80x24_and_160x48() {
         key(&mut app, KeyCode::Esc);
     }
 }
+
+#[test]
+fn the_customer_list_shows_its_total_and_g_goes_to_the_true_last_row() {
+    let (_d, ws, conn) = common::demo();
+    let mut app = App::new(ws, 30).unwrap();
+    app.resize(120, 30);
+    key(&mut app, KeyCode::Char('5'));
+    let want = common::int(
+        &conn,
+        "SELECT count(*) FROM customer360_profiles WHERE anonymous = 0",
+    ) as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.customers.total.is_none() && std::time::Instant::now() < deadline {
+        app.poll_workers();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(app.customers.total, Some(want));
+    let shown = render(&app, 120, 30);
+    let total = c360::tui::format::count(want);
+    assert!(shown.contains(&format!("200 of {total} read")), "{shown}");
+    key(&mut app, KeyCode::Char('G'));
+    assert!(app.customers.exhausted);
+    assert_eq!(app.customers.rows.len() as u64, want);
+    assert_eq!(app.customers.sel as u64, want - 1);
+    let last: String = conn
+        .query_row(
+            "SELECT customer360_id FROM customer360_profiles WHERE anonymous = 0
+             ORDER BY revenue IS NULL, revenue DESC, customer360_id DESC LIMIT 1 OFFSET ?1",
+            [want as i64 - 1],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(app.customers.selected().unwrap().id, last);
+    assert!(render(&app, 120, 30).contains(&format!("Customers · by revenue · {total}")));
+}

@@ -164,6 +164,20 @@ fn filter_conds(
     Ok(())
 }
 
+/// How many profiles a list shows under `filter` (the whole list, not a
+/// page): its title's total.
+pub fn count(conn: &Connection, filter: &ListFilter) -> Result<u64> {
+    let mut conds: Vec<String> = vec!["1".into()];
+    let mut args: Vec<Value> = Vec::new();
+    filter_conds(conn, filter, &mut conds, &mut args)?;
+    let sql = format!(
+        "SELECT count(*) FROM customer360_profiles WHERE {}",
+        conds.join(" AND ")
+    );
+    let n: i64 = conn.query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))?;
+    Ok(n as u64)
+}
+
 fn list_nulls(
     conn: &Connection,
     sort: Sort,

@@ -26,6 +26,9 @@ use rusqlite::Connection;
 /// Profiles and events fetched per page.
 pub const CHUNK: usize = 200;
 
+/// Rows `G` reads at most in one press to reach the true last row.
+pub const TO_END_LIMIT: usize = 50_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Pane {
     #[default]
@@ -56,6 +59,12 @@ pub struct CustomersView {
     pub detail_for: Option<String>,
     /// True when the step has not run (no profile table rows).
     pub empty: bool,
+    /// The whole list's size under the filter (counted on a worker), and
+    /// the count running: (filter counted, receiver).
+    pub total: Option<u64>,
+    pub counting: Option<(ListFilter, std::sync::mpsc::Receiver<Result<u64, String>>)>,
+    /// The filter a count failed for (not tried again).
+    pub count_failed: Option<ListFilter>,
 }
 
 impl CustomersView {
@@ -75,9 +84,28 @@ impl CustomersView {
             None => customers::list(conn, self.sort, &self.filter, None, CHUNK)?,
         };
         self.exhausted = self.query.is_some() || self.rows.len() < CHUNK;
+        self.total = self.exhausted.then_some(self.rows.len() as u64);
         self.sel = 0;
         self.detail_for = None;
         self.load_detail(conn)
+    }
+
+    /// Read pages until the list ends or `limit` more rows were read.
+    /// Returns how many were read.
+    fn read_to_end(&mut self, conn: &Connection, limit: usize) -> Result<usize> {
+        let before = self.rows.len();
+        while !self.exhausted && self.rows.len() - before < limit {
+            self.sel = self.rows.len().saturating_sub(1);
+            let n = self.rows.len();
+            self.more(conn)?;
+            if self.rows.len() == n {
+                break;
+            }
+        }
+        if self.exhausted {
+            self.total = Some(self.rows.len() as u64);
+        }
+        Ok(self.rows.len() - before)
     }
 
     /// Fetch the next page when the selection reaches the end.
@@ -202,6 +230,19 @@ impl CustomersView {
                 self.load_detail(conn)?;
                 return Ok(Some(format!("timeline: {}", self.tl_filter.label())));
             }
+            (Pane::List, Action::Bottom) => {
+                // The true last row: read the rest of the list first (a
+                // keyset walk of the sort index), up to a bound.
+                let read = self.read_to_end(conn, TO_END_LIMIT)?;
+                self.sel = self.rows.len().saturating_sub(1);
+                self.load_detail(conn)?;
+                if !self.exhausted {
+                    return Ok(Some(format!(
+                        "read {} more; the list goes on: G again reads further",
+                        read
+                    )));
+                }
+            }
             (Pane::List, a) => {
                 let last = self.rows.len().saturating_sub(1);
                 match a {
@@ -234,6 +275,30 @@ impl CustomersView {
             }
         }
         Ok(None)
+    }
+}
+
+impl CustomersView {
+    /// Count the whole list on a worker when a page does not hold it.
+    fn start_count(&mut self, db: std::path::PathBuf) {
+        if self.total.is_some() || self.empty {
+            self.counting = None;
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let filter = self.filter.clone();
+        let f = filter.clone();
+        std::thread::spawn(move || {
+            let result = crate::tui::jobs::catch(|| {
+                (|| -> Result<u64> {
+                    let conn = crate::store::open(&db)?;
+                    customers::count(&conn, &f)
+                })()
+                .map_err(|e| format!("{e:#}"))
+            });
+            let _ = tx.send(result);
+        });
+        self.counting = Some((filter, rx));
     }
 }
 
@@ -307,6 +372,40 @@ impl Screen for CustomersView {
             self.sel = sel.min(self.rows.len().saturating_sub(1));
         }
         self.load_detail(cx.conn)
+    }
+
+    fn poll(&mut self, cx: &mut Ctx) -> bool {
+        let Some((filter, rx)) = &self.counting else {
+            // A list read again (sort, filter, search) is counted again.
+            if self.total.is_none()
+                && !self.empty
+                && self.query.is_none()
+                && self.count_failed.as_ref() != Some(&self.filter)
+            {
+                self.start_count(cx.ws.db_path());
+            }
+            return false;
+        };
+        let got = match rx.try_recv() {
+            Ok(r) => r,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Err("the count stopped".into()),
+        };
+        let current = *filter == self.filter && self.query.is_none();
+        self.counting = None;
+        match got {
+            Ok(n) if current => self.total = Some(n),
+            Ok(_) => {}
+            Err(e) => {
+                self.count_failed = Some(self.filter.clone());
+                cx.flash(format!("cannot count the customers: {e}"))
+            }
+        }
+        true
+    }
+
+    fn waiting(&self) -> bool {
+        self.counting.is_some()
     }
 
     fn arrive(&mut self, jump: &Jump, cx: &mut Ctx) {
@@ -384,11 +483,15 @@ impl Screen for CustomersView {
 
 impl CustomersView {
     fn list_title(&self) -> String {
-        let count = format!(
-            "{}{}",
-            format::count(self.rows.len() as u64),
-            if self.exhausted { "" } else { "+" }
-        );
+        let count = match self.total {
+            Some(t) if self.exhausted => format::count(t),
+            Some(t) => format!(
+                "{} of {} read",
+                format::count(self.rows.len() as u64),
+                format::count(t)
+            ),
+            None => format!("{}+ (counting…)", format::count(self.rows.len() as u64)),
+        };
         match &self.query {
             Some(q) => format!(
                 "Customers · {count} match {} · Esc: all",
