@@ -235,33 +235,21 @@ pub struct LastRun {
 
 /// The last run of a step (`extract` and `stage` both mean the load).
 pub fn last_run(conn: &Connection, step: &str) -> Result<Option<LastRun>> {
-    Ok(conn
-        .query_row(
-            "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
-             WHERE step = ?1 ORDER BY run_id DESC LIMIT 1",
-            [run_name(step)],
-            |r| {
-                Ok(LastRun {
-                    status: r.get(0)?,
-                    rows_in: r.get(1)?,
-                    rows_out: r.get(2)?,
-                    seconds: r.get(3)?,
-                    finished_at: r.get(4)?,
-                    message: r.get(5)?,
-                })
-            },
-        )
-        .optional()?)
+    latest_run(conn, step, false)
 }
 
 /// The last successful run of a step: what its tables hold now, when a
 /// later run failed or was cancelled (and rolled back).
 pub fn last_ok_run(conn: &Connection, step: &str) -> Result<Option<LastRun>> {
+    latest_run(conn, step, true)
+}
+
+fn latest_run(conn: &Connection, step: &str, only_ok: bool) -> Result<Option<LastRun>> {
     Ok(conn
         .query_row(
             "SELECT status, rows_in, rows_out, seconds, finished_at, message FROM pipeline_runs
-             WHERE step = ?1 AND status = 'ok' ORDER BY run_id DESC LIMIT 1",
-            [run_name(step)],
+             WHERE step = ?1 AND (?2 = 0 OR status = 'ok') ORDER BY run_id DESC LIMIT 1",
+            rusqlite::params![run_name(step), only_ok as i64],
             |r| {
                 Ok(LastRun {
                     status: r.get(0)?,

@@ -136,6 +136,30 @@ impl Grid {
     }
 }
 
+/// A bordered table of `rows` on `g`'s columns, titled (cut to fit), its
+/// `selected` row (if any, an index among `rows`) in reverse video.
+#[allow(clippy::too_many_arguments)]
+pub fn draw_table(
+    frame: &mut ratatui::Frame,
+    area: Rect,
+    g: &Grid,
+    header: Row<'static>,
+    rows: Vec<Row<'static>>,
+    title: &str,
+    focused: bool,
+    selected_row: Option<usize>,
+) {
+    let mut state = ratatui::widgets::TableState::new().with_selected(selected_row);
+    frame.render_stateful_widget(
+        ratatui::widgets::Table::new(rows, g.constraints())
+            .header(header)
+            .block(block(&title_in(title, area.width), focused))
+            .row_highlight_style(selected()),
+        area,
+        &mut state,
+    );
+}
+
 /// Rows of a list `height` cells high (borders and a header), and the first
 /// row to show so that `sel` is visible.
 pub fn scroll_window(height: u16, sel: usize, header: bool) -> (usize, usize) {

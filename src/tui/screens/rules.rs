@@ -8,7 +8,9 @@ use crate::tui::format;
 use crate::tui::keymap::{Action, Scope};
 use crate::tui::screen::{Ctx, Screen, View};
 use crate::tui::text::clean;
-use crate::tui::widgets::{ACCENT, Grid, WARN, block, scroll_window, selected, title_in};
+use crate::tui::widgets::{
+    ACCENT, Grid, WARN, block, draw_table, scroll_window, selected, title_in,
+};
 use anyhow::Result;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -367,15 +369,9 @@ impl RulesView {
             format::count(self.items.len() as u64),
             clean(rule)
         );
-        let mut state = TableState::new().with_selected(focused.then_some(self.item_sel - offset));
-        frame.render_stateful_widget(
-            Table::new(rows, g.constraints())
-                .header(g.header(&["count", "value"], &[0]))
-                .block(block(&title_in(&title, area.width), focused))
-                .row_highlight_style(selected()),
-            area,
-            &mut state,
-        );
+        let header = g.header(&["count", "value"], &[0]);
+        let sel = focused.then_some(self.item_sel - offset);
+        draw_table(frame, area, &g, header, rows, &title, focused, sel);
     }
 
     fn draw_examples(&self, frame: &mut Frame, area: Rect) {
@@ -422,14 +418,8 @@ impl RulesView {
                 "flagged only"
             },
         );
-        let mut state = TableState::new().with_selected(focused.then_some(self.item_sel - offset));
-        frame.render_stateful_widget(
-            Table::new(rows, g.constraints())
-                .header(g.header(&["source", "record", "field", "before", "after"], &[]))
-                .block(block(&title_in(&title, area.width), focused))
-                .row_highlight_style(selected()),
-            area,
-            &mut state,
-        );
+        let header = g.header(&["source", "record", "field", "before", "after"], &[]);
+        let sel = focused.then_some(self.item_sel - offset);
+        draw_table(frame, area, &g, header, rows, &title, focused, sel);
     }
 }
