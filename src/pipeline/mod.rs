@@ -161,7 +161,11 @@ pub fn run_step_with(
     {
         return Ok(report);
     }
-    let timed = progress::StepProgress::new(progress, previous_phases(conn, run_name));
+    let timed = progress::StepProgress::with_plan(
+        progress,
+        previous_phases(conn, run_name),
+        phase_plan(ws, run_name),
+    );
     // A cancel interrupts the step's SQL at once (see interrupt_on_cancel).
     let handle = conn.get_interrupt_handle();
     let result = progress::interrupt_on_cancel(handle, progress, || {
@@ -262,6 +266,56 @@ fn latest_run(conn: &Connection, step: &str, only_ok: bool) -> Result<Option<Las
             },
         )
         .optional()?)
+}
+
+/// The phases a step goes through, by name, for the share done of its
+/// first run (later runs are estimated from the previous run's timings).
+fn phase_plan(ws: &Workspace, run_name: &str) -> Vec<String> {
+    let systems = || {
+        let mut v: Vec<&str> = ws.sources.iter().map(|s| s.system.as_str()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    match run_name {
+        "load" => ws
+            .sources
+            .iter()
+            .map(|s| format!("load {}", s.name))
+            .collect(),
+        "standardise" => systems()
+            .into_iter()
+            .map(|s| format!("standardise {s}"))
+            .collect(),
+        "resolve" => {
+            let mut v: Vec<String> = systems()
+                .into_iter()
+                .map(|s| format!("resolve: read {s}"))
+                .collect();
+            v.extend(
+                [
+                    "deterministic links",
+                    "fuzzy matching",
+                    "cluster",
+                    "clear previous results",
+                    "write identifiers and links",
+                    "write the id map",
+                    "write lineage and candidates",
+                ]
+                .map(|p| format!("resolve: {p}")),
+            );
+            v
+        }
+        "unify" => [
+            "unify: events",
+            "unify: activity and golden values",
+            "unify: profiles",
+        ]
+        .map(String::from)
+        .to_vec(),
+        "analyse" => ["analyse: events", "analyse"].map(String::from).to_vec(),
+        _ => Vec::new(),
+    }
 }
 
 /// The phases of a step's last successful run that did its work (none

@@ -93,10 +93,14 @@ impl PhaseTime {
 /// the phases of the step's previous run: each finished phase counts what
 /// it took then, the current one in proportion to its done / total, and
 /// the time left is the previous run's remainder at this run's pace.
-/// Without a previous run there is no estimate (the phase bar still moves).
+/// Without a previous run the step's phases are counted instead (each
+/// phase an equal share, see [`StepProgress::first_run`]): a share done, but
+/// no time left, which would be a guess.
 pub struct StepProgress<'a> {
     inner: &'a dyn Progress,
     expected: Vec<PhaseTime>,
+    /// The expected phases are a plan of names, not timings.
+    rough: bool,
     state: Mutex<StepState>,
 }
 
@@ -110,10 +114,31 @@ struct StepState {
 }
 
 impl<'a> StepProgress<'a> {
+    /// A step estimated from `expected`; when that is empty (its first
+    /// run), from the plan of phase names `plan`, each an equal share.
+    pub fn with_plan(inner: &'a dyn Progress, expected: Vec<PhaseTime>, plan: Vec<String>) -> Self {
+        if !expected.is_empty() {
+            return StepProgress::new(inner, expected);
+        }
+        let mut p = StepProgress::new(
+            inner,
+            plan.into_iter()
+                .map(|name| PhaseTime {
+                    name,
+                    seconds: 1.0,
+                    cpu_seconds: 0.0,
+                })
+                .collect(),
+        );
+        p.rough = true;
+        p
+    }
+
     pub fn new(inner: &'a dyn Progress, expected: Vec<PhaseTime>) -> Self {
         StepProgress {
             inner,
             expected,
+            rough: false,
             state: Mutex::new(StepState {
                 started: Instant::now(),
                 phases: Vec::new(),
@@ -156,6 +181,9 @@ impl<'a> StepProgress<'a> {
             done += secs * (*done_rows).min(*total_rows) as f64 / *total_rows as f64;
         }
         let share = (done / total).clamp(0.0, 0.99);
+        if self.rough {
+            return Some((share, None));
+        }
         let elapsed = s.started.elapsed().as_secs_f64();
         let left = (done > 0.0)
             .then(|| Duration::from_secs_f64(((total - done).max(0.0) * elapsed / done).min(1e7)));
@@ -367,5 +395,45 @@ mod step_progress_tests {
         let ran = p.phases();
         assert_eq!(ran.len(), 1);
         assert!(ran[0].seconds >= 0.0 && ran[0].cpu_seconds >= 0.0);
+    }
+
+    #[test]
+    fn a_first_run_counts_its_planned_phases_and_guesses_no_time() {
+        #[derive(Default)]
+        struct Lefts(Mutex<Vec<(f64, Option<Duration>)>>);
+        impl Progress for Lefts {
+            fn start(&self, _phase: &str, _total: u64) {}
+            fn update(&self, _done: u64) {}
+            fn message(&self, _msg: &str) {}
+            fn finish(&self) {}
+            fn overall(&self, share: f64, left: Option<Duration>) {
+                self.0.lock().unwrap().push((share, left));
+            }
+        }
+        let sink = Lefts::default();
+        let plan = [
+            "unify: events",
+            "unify: activity and golden values",
+            "unify: profiles",
+        ]
+        .map(String::from)
+        .to_vec();
+        let p = StepProgress::with_plan(&sink, Vec::new(), plan);
+        p.start("unify: events", 0);
+        p.start("unify: activity and golden values", 0);
+        p.start("unify: profiles", 100);
+        std::thread::sleep(Duration::from_millis(120));
+        p.update(50);
+        let got = sink.0.lock().unwrap().clone();
+        let shares: Vec<f64> = got.iter().map(|x| x.0).collect();
+        let third = 1.0 / 3.0;
+        assert_eq!(shares.len(), 4);
+        assert!((shares[1] - third).abs() < 1e-9 && (shares[3] - 2.5 * third).abs() < 1e-9);
+        assert!(got.iter().all(|x| x.1.is_none()), "no time left is guessed");
+        // A previous run's timings win over the plan.
+        let sink = Shares::default();
+        let p = StepProgress::with_plan(&sink, vec![phase("a", 1.0)], vec!["b".into()]);
+        p.start("a", 0);
+        assert_eq!(*sink.0.lock().unwrap(), vec![0.0]);
     }
 }
