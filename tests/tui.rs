@@ -183,6 +183,11 @@ fn a_cancelled_job_rolls_back() {
     let (_, result) = app.last_job.clone().unwrap();
     let err = result.unwrap_err();
     assert!(err.contains("cancelled"), "{err}");
+    let flash = app.flash.clone().unwrap_or_default();
+    assert!(
+        flash.starts_with("run all cancelled"),
+        "said as a cancel: {flash}"
+    );
     let conn = store::open(&db).unwrap();
     assert_eq!(store::count(&conn, "stg_crm_customers").unwrap(), 0);
     assert_eq!(store::count(&conn, "load_batches").unwrap(), 0);

@@ -855,7 +855,8 @@ impl App {
     }
 
     fn finish_job(&mut self, result: Result<String, String>) {
-        let Some(kind) = self.job.take().map(|j| j.kind) else {
+        let Some((kind, cancelled)) = self.job.take().map(|j| (j.kind.clone(), j.cancelling()))
+        else {
             return;
         };
         let label = kind.label();
@@ -863,6 +864,7 @@ impl App {
             // A decision's outcome says what it did.
             Ok(m) if kind.is_decision() => m.clone(),
             Ok(m) => format!("{label}: {m}"),
+            Err(e) if cancelled => format!("{label} cancelled: {e}"),
             Err(e) => format!("{label} failed: {e}"),
         });
         let decided = self.review.deciding.take().filter(|_| result.is_ok());
