@@ -1,24 +1,12 @@
 //! The Audit trail on a small workspace: decisions, an undo and step runs,
 //! newest first, filtered by kind and text.
 
+mod common;
+
 use c360::pipeline::identity::steward;
 use c360::pipeline::progress::NoProgress;
 use c360::pipeline::{self, Mode};
 use c360::read::audit::{self, AuditFilter};
-use c360::store;
-use c360::workspace::Workspace;
-
-const CONFIG: &str = r#"
-[settings]
-timezone = "UTC"
-date_order = "dmy"
-
-[[sources]]
-name = "crm"
-system = "crm"
-location = "crm.csv"
-format = "csv"
-"#;
 
 const CRM: &str = "\
 customer_id,first_name,last_name,email,phone,birth_date,city,country
@@ -37,13 +25,7 @@ fn filter(kinds: &[&str], text: Option<&str>) -> AuditFilter {
 
 #[test]
 fn decisions_undos_and_runs_newest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    c360::workspace::init(dir.path()).unwrap();
-    std::fs::write(dir.path().join("c360.toml"), CONFIG).unwrap();
-    std::fs::write(dir.path().join("crm.csv"), CRM).unwrap();
-    let ws = Workspace::open(dir.path()).unwrap();
-    let mut conn = store::open(&ws.db_path()).unwrap();
-    pipeline::run_all(&mut conn, &ws, &NoProgress).unwrap();
+    let (_dir, ws, mut conn) = common::crm_workspace(CRM);
     let runs = audit::count(&conn, &filter(&["run"], None)).unwrap();
     assert!(runs >= 3, "load, standardise, resolve, ...: {runs}");
 

@@ -1,23 +1,12 @@
 //! Customer search as people type, on a small workspace: phones in any
 //! format, names with accents and case folded, parts of e-mails.
 
-use c360::pipeline::progress::NoProgress;
+mod common;
+
 use c360::read::customers;
 use c360::store;
 use c360::workspace::Workspace;
 use rusqlite::Connection;
-
-const CONFIG: &str = r#"
-[settings]
-timezone = "UTC"
-date_order = "dmy"
-
-[[sources]]
-name = "crm"
-system = "crm"
-location = "crm.csv"
-format = "csv"
-"#;
 
 const CRM: &str = "\
 customer_id,first_name,last_name,email,phone,birth_date,city,country
@@ -30,13 +19,7 @@ C6,Bjarne,Holm,bjarne@holm.dk,,1985-05-06,Aarhus,DK
 ";
 
 fn workspace() -> (tempfile::TempDir, Connection) {
-    let dir = tempfile::tempdir().unwrap();
-    c360::workspace::init(dir.path()).unwrap();
-    std::fs::write(dir.path().join("c360.toml"), CONFIG).unwrap();
-    std::fs::write(dir.path().join("crm.csv"), CRM).unwrap();
-    let ws = Workspace::open(dir.path()).unwrap();
-    let mut conn = store::open(&ws.db_path()).unwrap();
-    c360::pipeline::run_all(&mut conn, &ws, &NoProgress).unwrap();
+    let (dir, _ws, conn) = common::crm_workspace(CRM);
     (dir, conn)
 }
 

@@ -75,3 +75,27 @@ pub fn id_of(conn: &Connection, key: &str) -> String {
     )
     .unwrap()
 }
+
+/// A workspace of one CRM file (`crm.csv` holding `crm`, dates day first,
+/// UTC) run through every step.
+pub fn crm_workspace(crm: &str) -> (tempfile::TempDir, c360::workspace::Workspace, Connection) {
+    const CONFIG: &str = r#"
+[settings]
+timezone = "UTC"
+date_order = "dmy"
+
+[[sources]]
+name = "crm"
+system = "crm"
+location = "crm.csv"
+format = "csv"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    c360::workspace::init(dir.path()).unwrap();
+    std::fs::write(dir.path().join("c360.toml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("crm.csv"), crm).unwrap();
+    let ws = c360::workspace::Workspace::open(dir.path()).unwrap();
+    let mut conn = c360::store::open(&ws.db_path()).unwrap();
+    c360::pipeline::run_all(&mut conn, &ws, &c360::pipeline::progress::NoProgress).unwrap();
+    (dir, ws, conn)
+}

@@ -1177,6 +1177,9 @@ fn refresh_affected(tx: &Transaction, affected: &[String]) -> Result<()> {
 
 // -------------------------------------------------------------- the queue
 
+/// The columns [`queue_row`] reads, in its order.
+const QUEUE_COLUMNS: &str = "candidate_id, left_key, right_key, probability, match_weight, band, flags, decision, comparisons";
+
 /// Which candidates the queue shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueueFilter {
@@ -1266,7 +1269,7 @@ pub fn queue(
 ) -> Result<Vec<QueueRow>> {
     let (lo, hi) = band.unwrap_or((0.0, 1.0));
     let sql = format!(
-        "SELECT candidate_id, left_key, right_key, probability, match_weight, band, flags, decision, comparisons
+        "SELECT {QUEUE_COLUMNS}
          FROM match_candidates WHERE {} AND probability BETWEEN ?1 AND ?2
          ORDER BY {} LIMIT ?3 OFFSET ?4",
         filter.sql(),
@@ -1364,7 +1367,7 @@ pub fn decision_of(conn: &Connection, a: &str, b: &str) -> Result<Option<Decisio
 /// candidates' left and right key indexes.
 pub fn pending_pairs_of(conn: &Connection, customer360_id: &str) -> Result<Vec<QueueRow>> {
     let sql = format!(
-        "SELECT candidate_id, left_key, right_key, probability, match_weight, band, flags, decision, comparisons
+        "SELECT {QUEUE_COLUMNS}
          FROM match_candidates WHERE candidate_id IN (
              SELECT c.candidate_id FROM customer360_id_map m
                JOIN match_candidates c ON c.left_key = m.record_key WHERE m.customer360_id = ?1
@@ -1401,7 +1404,7 @@ pub fn find_pairs(
             .replace('_', "\\_")
     );
     let sql = format!(
-        "SELECT candidate_id, left_key, right_key, probability, match_weight, band, flags, decision, comparisons
+        "SELECT {QUEUE_COLUMNS}
          FROM match_candidates
          WHERE {} AND (lower(left_key) LIKE ?1 ESCAPE '\\' OR lower(right_key) LIKE ?1 ESCAPE '\\'
                        OR lower(comparisons) LIKE ?1 ESCAPE '\\' OR CAST(candidate_id AS TEXT) = ?2)
