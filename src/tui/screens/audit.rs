@@ -10,12 +10,12 @@ use crate::tui::keymap::{Action, Scope};
 use crate::tui::paged::Window;
 use crate::tui::screen::{Ctx, Screen, View};
 use crate::tui::text::clean;
-use crate::tui::widgets::{ACCENT, BAD, GOOD, Grid, WARN, block, selected, title_in};
+use crate::tui::widgets::{ACCENT, BAD, GOOD, Grid, WARN, block, draw_table};
 use anyhow::Result;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Stylize};
-use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Paragraph, Row, Wrap};
 
 /// Entries fetched at a time.
 const CHUNK: usize = 200;
@@ -211,7 +211,7 @@ impl Screen for AuditView {
                 ])
             })
             .collect();
-        let mut state = TableState::new().with_selected(Some(sel - skip));
+
         let title = format!(
             "Audit · {} of {} · kind {} (f){} · Enter: all of it",
             format::count(self.list.pos + 1),
@@ -222,13 +222,15 @@ impl Screen for AuditView {
                 .as_ref()
                 .map_or(String::new(), |t| format!(" · matching {:?}", clean(t)))
         );
-        frame.render_stateful_widget(
-            Table::new(table_rows, g.constraints())
-                .header(g.header(&["when", "who", "what", "subject", "why", "change"], &[]))
-                .block(block(&title_in(&title, area.width), true))
-                .row_highlight_style(selected()),
+        draw_table(
+            frame,
             area,
-            &mut state,
+            &g,
+            g.header(&["when", "who", "what", "subject", "why", "change"], &[]),
+            table_rows,
+            &title,
+            true,
+            Some(sel - skip),
         );
     }
 }

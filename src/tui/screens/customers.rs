@@ -13,14 +13,14 @@ use crate::tui::keymap::{Action, Scope};
 use crate::tui::screen::{Ctx, Jump, Screen, View};
 use crate::tui::text::clean;
 use crate::tui::widgets::{
-    ACCENT, BAD, GOOD, Grid, NONE, WARN, block, scroll_window, selected, title_in,
+    ACCENT, BAD, GOOD, Grid, NONE, WARN, block, draw_table, scroll_window, title_in,
 };
 use anyhow::Result;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Paragraph, Row, Wrap};
 use rusqlite::Connection;
 
 /// Profiles and events fetched per page.
@@ -575,17 +575,16 @@ impl CustomersView {
                 Row::new(cells)
             })
             .collect();
-        let mut state = TableState::new().with_selected(Some(self.sel - offset));
-        frame.render_stateful_widget(
-            Table::new(rows, g.constraints())
-                .header(g.header(&titles, &[n - 4, n - 3, n - 1]))
-                .block(block(
-                    &title_in(&self.list_title(), area.width),
-                    self.pane == Pane::List,
-                ))
-                .row_highlight_style(selected()),
+
+        draw_table(
+            frame,
             area,
-            &mut state,
+            &g,
+            g.header(&titles, &[n - 4, n - 3, n - 1]),
+            rows,
+            &self.list_title(),
+            self.pane == Pane::List,
+            Some(self.sel - offset),
         );
     }
 
@@ -697,23 +696,25 @@ impl CustomersView {
             })
             .collect();
         let focused = self.pane == Pane::Timeline;
-        let mut state = TableState::new().with_selected(focused.then_some(self.tl_sel - offset));
+
         let title = format!(
             "Timeline · {} · {}{} · t filter",
             self.tl_filter.label(),
             format::count(self.timeline.len() as u64),
             if self.tl_exhausted { "" } else { "+" }
         );
-        frame.render_stateful_widget(
-            Table::new(rows, g.constraints())
-                .header(g.header(
-                    &["time (local)", "event", "system", "revenue", "detail"],
-                    &[3],
-                ))
-                .block(block(&title_in(&title, area.width), focused))
-                .row_highlight_style(selected()),
+        draw_table(
+            frame,
             area,
-            &mut state,
+            &g,
+            g.header(
+                &["time (local)", "event", "system", "revenue", "detail"],
+                &[3],
+            ),
+            rows,
+            &title,
+            focused,
+            focused.then_some(self.tl_sel - offset),
         );
     }
 }

@@ -9,13 +9,13 @@ use crate::tui::jobs::{self, Job, JobKind};
 use crate::tui::keymap::{Action, Scope};
 use crate::tui::screen::{Ctx, Screen, View};
 use crate::tui::text::clean;
-use crate::tui::widgets::{ACCENT, BAD, GOOD, Grid, NONE, WARN, block, selected};
+use crate::tui::widgets::{ACCENT, BAD, GOOD, Grid, NONE, WARN, block, draw_table};
 use crate::workspace::{Source, Workspace};
 use anyhow::Result;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style, Stylize};
-use ratatui::widgets::{Gauge, Row, Table, TableState};
+use ratatui::widgets::{Gauge, Row};
 
 /// One source row.
 #[derive(Debug, Clone)]
@@ -265,14 +265,16 @@ impl PipelineView {
             })
             .collect();
         let focused = self.pane == PipelinePane::Sources;
-        let mut state = TableState::new().with_selected(focused.then_some(self.source_sel));
-        frame.render_stateful_widget(
-            Table::new(rows, g.constraints())
-                .header(header)
-                .block(block("Sources · L reload", focused))
-                .row_highlight_style(selected()),
+
+        draw_table(
+            frame,
             area,
-            &mut state,
+            &g,
+            header,
+            rows,
+            "Sources · L reload",
+            focused,
+            focused.then_some(self.source_sel),
         );
     }
 
@@ -339,17 +341,16 @@ impl PipelineView {
             "Steps · Space runs the selected one · R runs what is out of date".into()
         };
         let focused = self.pane == PipelinePane::Steps;
-        let mut state = TableState::new().with_selected(focused.then_some(self.step_sel));
-        frame.render_stateful_widget(
-            Table::new(rows, g.constraints())
-                .header(header)
-                .block(block(
-                    &crate::tui::widgets::title_in(&title, area.width),
-                    focused,
-                ))
-                .row_highlight_style(selected()),
+
+        draw_table(
+            frame,
             area,
-            &mut state,
+            &g,
+            header,
+            rows,
+            &title,
+            focused,
+            focused.then_some(self.step_sel),
         );
     }
 

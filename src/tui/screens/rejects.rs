@@ -9,13 +9,13 @@ use crate::tui::keymap::{Action, Scope};
 use crate::tui::paged::Paged;
 use crate::tui::screen::{Ctx, Screen, View};
 use crate::tui::text::clean;
-use crate::tui::widgets::{ACCENT, Grid, WARN, block, selected, title_in};
+use crate::tui::widgets::{ACCENT, Grid, WARN, block, draw_table, title_in};
 use anyhow::Result;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Paragraph, Row, Table};
 use std::sync::mpsc::Receiver;
 
 /// A finished search: (rows matching, the first page) or an error.
@@ -380,7 +380,7 @@ impl RejectsView {
             })
             .collect();
         let empty = self.page.rows.is_empty();
-        let mut state = TableState::new().with_selected((!empty).then_some(self.page.selected));
+
         let title = if self.search.is_some() {
             "Rejects · searching…".to_string()
         } else if empty {
@@ -393,23 +393,25 @@ impl RejectsView {
                 self.page.rows.last().map_or(0, |x| x.reject_id)
             )
         };
-        frame.render_stateful_widget(
-            Table::new(rows, g.constraints())
-                .header(g.header(
-                    &[
-                        "id",
-                        "source",
-                        "row",
-                        "reason",
-                        "field",
-                        "detail · original row",
-                    ],
-                    &[0, 2],
-                ))
-                .block(block(&title_in(&title, table_area.width), true))
-                .row_highlight_style(selected()),
+        draw_table(
+            frame,
             table_area,
-            &mut state,
+            &g,
+            g.header(
+                &[
+                    "id",
+                    "source",
+                    "row",
+                    "reason",
+                    "field",
+                    "detail · original row",
+                ],
+                &[0, 2],
+            ),
+            rows,
+            &title,
+            true,
+            (!empty).then_some(self.page.selected),
         );
     }
 }

@@ -17,13 +17,13 @@ use crate::tui::keymap::{Action, Scope};
 use crate::tui::paged::Window;
 use crate::tui::screen::{Ctx, Jump, Screen, View};
 use crate::tui::text::clean;
-use crate::tui::widgets::{ACCENT, BAD, GOOD, Grid, NONE, WARN, block, selected, title_in};
+use crate::tui::widgets::{ACCENT, BAD, GOOD, Grid, NONE, WARN, block, draw_table, title_in};
 use anyhow::Result;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Paragraph, Row, Wrap};
 use std::sync::mpsc::Receiver;
 
 /// Rows of the queue fetched at a time: moving through them costs no query
@@ -708,7 +708,7 @@ impl ReviewView {
                 ])
             })
             .collect();
-        let mut state = TableState::new().with_selected(Some(sel - skip));
+
         let title = format!(
             "Queue: {} · {} of {}",
             self.pinned
@@ -720,13 +720,15 @@ impl ReviewView {
             format::count(list.pos + 1),
             format::count(list.total)
         );
-        frame.render_stateful_widget(
-            Table::new(table_rows, g.constraints())
-                .header(g.header(&["prob", "", "", "left", "right"], &[0]))
-                .block(block(&title_in(&title, table_area.width), true))
-                .row_highlight_style(selected()),
+        draw_table(
+            frame,
             table_area,
-            &mut state,
+            &g,
+            g.header(&["prob", "", "", "left", "right"], &[0]),
+            table_rows,
+            &title,
+            true,
+            Some(sel - skip),
         );
         // The legend, shorter when the pane is narrow.
         let words = if legend.width >= 47 {

@@ -8,14 +8,12 @@ use crate::tui::format;
 use crate::tui::keymap::{Action, Scope};
 use crate::tui::screen::{Ctx, Screen, View};
 use crate::tui::text::clean;
-use crate::tui::widgets::{
-    ACCENT, Grid, WARN, block, draw_table, scroll_window, selected, title_in,
-};
+use crate::tui::widgets::{ACCENT, Grid, WARN, block, draw_table, scroll_window};
 use anyhow::Result;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Stylize};
-use ratatui::widgets::{Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Paragraph, Row, Wrap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RulesPane {
@@ -319,7 +317,7 @@ impl RulesView {
             })
             .collect();
         let focused = self.pane == RulesPane::Rules;
-        let mut state = TableState::new().with_selected(Some(self.sel - offset));
+
         let title = match &self.query {
             Some(q) => format!(
                 "Rules · {} of {} match {:?} · Esc: all",
@@ -329,23 +327,25 @@ impl RulesView {
             ),
             None => format!("Rules · {} · what standardise changed", self.rules.len()),
         };
-        frame.render_stateful_widget(
-            Table::new(rows, g.constraints())
-                .header(g.header(
-                    &[
-                        "rule",
-                        "fields",
-                        "seen",
-                        "changed",
-                        "flagged",
-                        "what it does",
-                    ],
-                    &[2, 3, 4],
-                ))
-                .block(block(&title_in(&title, area.width), focused))
-                .row_highlight_style(selected()),
+        draw_table(
+            frame,
             area,
-            &mut state,
+            &g,
+            g.header(
+                &[
+                    "rule",
+                    "fields",
+                    "seen",
+                    "changed",
+                    "flagged",
+                    "what it does",
+                ],
+                &[2, 3, 4],
+            ),
+            rows,
+            &title,
+            focused,
+            Some(self.sel - offset),
         );
     }
 
