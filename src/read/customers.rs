@@ -671,7 +671,7 @@ pub fn timeline(
         // shown as the order.
         conds.push(
             "NOT (system = 'web' AND event_name = 'purchase' AND order_id IS NOT NULL
-                  AND EXISTS (SELECT 1 FROM customer360_events o INDEXED BY events_by_customer
+                  AND EXISTS (SELECT 1 FROM customer360_events o
                               WHERE o.customer360_id = ?1 AND o.system = 'transactions'
                                 AND o.order_id = customer360_events.order_id))"
                 .into(),

@@ -30,11 +30,20 @@ pub fn values(conn: &Connection, key: &str) -> Result<Vec<(String, String)>> {
     let Some((table, key_col)) = table_of(&system) else {
         return Ok(Vec::new());
     };
+    // A transactions record is one row of its order: the key ends in its
+    // type (`transactions:shop:O1:refund`).
+    let (kind_cond, kind) = match system.as_str() {
+        "transactions" => (
+            "AND transaction_type = ?3",
+            key.rsplit(':').next().unwrap_or_default(),
+        ),
+        _ => ("AND ?3 = ''", ""),
+    };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT * FROM {table} WHERE source = ?1 AND {key_col} = ?2 LIMIT 1"
+        "SELECT * FROM {table} WHERE source = ?1 AND {key_col} = ?2 {kind_cond} LIMIT 1"
     ))?;
     let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
-    let mut rows = stmt.query([&source, &id])?;
+    let mut rows = stmt.query([source.as_str(), id.as_str(), kind])?;
     let mut out = Vec::new();
     if let Some(row) = rows.next()? {
         for (i, name) in names.iter().enumerate() {
@@ -78,5 +87,34 @@ mod tests {
         assert!(v.contains(&("city".into(), "Köln".into())));
         assert!(v.contains(&("first_name".into(), "Jürgen".into())));
         assert!(values(&conn, "crm:crm:nobody").unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_order_record_shows_its_own_row_of_the_order() {
+        let conn = crate::store::open_in_memory().unwrap();
+        conn.execute_batch(
+            "INSERT INTO customer360_id_map (record_key, customer360_id, system, source, record_id) VALUES
+               ('transactions:shop:O1:purchase', 'C360-1', 'transactions', 'shop', 'O1'),
+               ('transactions:shop:O1:refund', 'C360-1', 'transactions', 'shop', 'O1');
+             INSERT INTO clean_transactions (source, batch_id, row_num, order_id, transaction_type, order_time, revenue)
+             VALUES ('shop', 1, 1, 'O1', 'purchase', '2024-01-01T00:00:00Z', 10.0),
+                    ('shop', 1, 2, 'O1', 'refund', '2024-01-02T00:00:00Z', -10.0);",
+        )
+        .unwrap();
+        let kind = |key: &str| {
+            values(&conn, key)
+                .unwrap()
+                .into_iter()
+                .find(|(c, _)| c == "transaction_type")
+                .map(|(_, v)| v)
+        };
+        assert_eq!(
+            kind("transactions:shop:O1:refund").as_deref(),
+            Some("refund")
+        );
+        assert_eq!(
+            kind("transactions:shop:O1:purchase").as_deref(),
+            Some("purchase")
+        );
     }
 }

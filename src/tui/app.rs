@@ -327,7 +327,6 @@ impl App {
                     self.with_screen(tab, |s, cx| s.arrive(&j, cx));
                 }
             }
-            Effect::Quit => self.update_normal(Action::Quit),
         }
     }
 

@@ -21,8 +21,6 @@ use rusqlite::Connection;
 pub enum Jump {
     /// Customers: this customer selected.
     Customer(String),
-    /// Review: this candidate selected.
-    Pair(i64),
     /// Review: the pending pairs of this customer.
     PairsOf(String),
     /// Customers: the members of this segment filter.
@@ -36,7 +34,6 @@ pub enum Effect {
     Open(Mode),
     Start(JobKind),
     Goto(Tab, Option<Jump>),
-    Quit,
 }
 
 /// What a screen may read and ask for while it updates.
