@@ -565,14 +565,10 @@ impl App {
                     };
                 }
             }
+            // A text input takes its keys itself (`edit_input`): an action
+            // can only close it.
             Mode::Input { kind, edit } => match action {
                 Action::Back | Action::Quit => {}
-                Action::Submit => self.submit(kind, edit.text()),
-                Action::Char(c) => {
-                    let mut edit = edit;
-                    edit.insert(c);
-                    self.mode = Mode::Input { kind, edit };
-                }
                 _ => self.mode = Mode::Input { kind, edit },
             },
             Mode::Confirm {
