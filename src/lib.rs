@@ -14,4 +14,5 @@ pub mod report;
 pub mod safe_text;
 pub mod store;
 pub mod tui;
+pub mod warehouse;
 pub mod workspace;
