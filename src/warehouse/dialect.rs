@@ -206,13 +206,37 @@ impl Dialect {
     }
 
     /// A naive timestamp read as wall-clock time in zone `tz` (an IANA
-    /// name, a SQL expression), as a UTC instant.
-    pub fn in_zone(self, naive: &str, tz: &str) -> String {
+    /// name, a SQL expression), as a naive UTC timestamp. (Spark: with the
+    /// session time zone UTC, as the README says.)
+    pub fn zone_to_utc(self, naive: &str, tz: &str) -> String {
         match self {
-            Dialect::DuckDb => format!("timezone({tz}, {naive})"),
+            Dialect::DuckDb => format!("timezone('UTC', timezone({tz}, {naive}))"),
             Dialect::Spark => format!("to_utc_timestamp({naive}, {tz})"),
-            Dialect::BigQuery => format!("TIMESTAMP({naive}, {tz})"),
+            Dialect::BigQuery => format!("DATETIME(TIMESTAMP({naive}, {tz}), 'UTC')"),
             Dialect::Snowflake => format!("CONVERT_TIMEZONE({tz}, 'UTC', {naive})"),
+        }
+    }
+
+    /// A naive timestamp plus a whole number of milliseconds.
+    pub fn add_ms(self, ts: &str, ms: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("({ts} + to_milliseconds(CAST({ms} AS BIGINT)))"),
+            Dialect::Spark => format!("timestampadd(MILLISECOND, {ms}, {ts})"),
+            Dialect::BigQuery => format!("DATETIME_ADD({ts}, INTERVAL CAST({ms} AS INT64) MILLISECOND)"),
+            Dialect::Snowflake => format!("DATEADD(millisecond, {ms}, {ts})"),
+        }
+    }
+
+    /// Group `k` (1-based) of the first match of `pattern` in `x`: '' or
+    /// NULL when the group did not take part. BigQuery's REGEXP_EXTRACT
+    /// takes one group only: the others are made non-capturing.
+    pub fn re_group(self, x: &str, pattern: &str, k: usize) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::Spark => {
+                format!("regexp_extract({x}, {}, {k})", self.pat(pattern))
+            }
+            Dialect::BigQuery => format!("REGEXP_EXTRACT({x}, {})", self.pat(&only_group(pattern, k))),
+            Dialect::Snowflake => format!("REGEXP_SUBSTR({x}, {}, 1, 1, 'e', {k})", self.pat(pattern)),
         }
     }
 
@@ -236,13 +260,13 @@ impl Dialect {
         }
     }
 
-    /// A UTC instant as ISO 8601 text with milliseconds and `Z`
+    /// A naive UTC timestamp as ISO 8601 text with milliseconds and `Z`
     /// (`2024-01-31T12:00:00.000Z`), as the local tables write it.
     pub fn iso_utc(self, ts: &str) -> String {
         match self {
-            Dialect::DuckDb => format!("strftime(CAST({ts} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%gZ')"),
+            Dialect::DuckDb => format!("strftime({ts}, '%Y-%m-%dT%H:%M:%S.%gZ')"),
             Dialect::Spark => format!("date_format({ts}, \"yyyy-MM-dd'T'HH:mm:ss.SSS'Z'\")"),
-            Dialect::BigQuery => format!("FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E3SZ', {ts}, 'UTC')"),
+            Dialect::BigQuery => format!("FORMAT_DATETIME('%Y-%m-%dT%H:%M:%E3SZ', {ts})"),
             Dialect::Snowflake => format!("TO_VARCHAR({ts}, 'YYYY-MM-DD\"T\"HH24:MI:SS.FF3\"Z\"')"),
         }
     }
@@ -311,6 +335,48 @@ impl Dialect {
         }
     }
 
+    /// A quoted identifier (a file's column name as written).
+    pub fn ident(self, name: &str) -> String {
+        match self {
+            Dialect::Spark | Dialect::BigQuery => format!("`{}`", name.replace('`', "")),
+            _ => format!("\"{}\"", name.replace('"', "\"\"")),
+        }
+    }
+
+    /// The texts joined by `sep`, NULLs left out.
+    pub fn join_non_null(self, sep: &str, parts: &[String]) -> String {
+        let list = parts.join(", ");
+        match self {
+            Dialect::DuckDb | Dialect::Spark => format!("concat_ws({}, {list})", self.lit(sep)),
+            Dialect::BigQuery => format!("ARRAY_TO_STRING([{list}], {})", self.lit(sep)),
+            Dialect::Snowflake => format!(
+                "ARRAY_TO_STRING(ARRAY_CONSTRUCT_COMPACT({list}), {})",
+                self.lit(sep)
+            ),
+        }
+    }
+
+    /// A text as a JSON string literal (quoted and escaped).
+    pub fn json_string(self, v: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("CAST(to_json({v}) AS VARCHAR)"),
+            Dialect::Spark => format!(
+                "regexp_extract(to_json(named_struct('v', {v})), {}, 1)",
+                self.lit(r#"^\{"v":(.*)\}$"#)
+            ),
+            Dialect::BigQuery => format!("TO_JSON_STRING({v})"),
+            Dialect::Snowflake => format!("TO_JSON(TO_VARIANT({v}))"),
+        }
+    }
+
+    /// A back-reference to group `k` in a replacement text.
+    pub fn group_ref(self, k: usize) -> String {
+        match self {
+            Dialect::Spark => format!("${k}"),
+            _ => format!("\\{k}"),
+        }
+    }
+
     /// Where this dialect uses a simpler rule than the local pipeline.
     pub fn fallbacks(self) -> Vec<&'static str> {
         let mut out = vec![
@@ -333,6 +399,33 @@ impl Dialect {
 /// [`Dialect::strip_accents`] on engines without it.
 const ACCENTED: &str = "àáâãäåāăąçćčďèéêëēėęěìíîïīįłñńňòóôõöøōőŕřśšşťùúûüūůűųýÿźžżÀÁÂÃÄÅĀĂĄÇĆČĎÈÉÊËĒĖĘĚÌÍÎÏĪĮŁÑŃŇÒÓÔÕÖØŌŐŔŘŚŠŞŤÙÚÛÜŪŮŰŲÝŸŹŽŻ";
 const UNACCENTED: &str = "aaaaaaaaacccdeeeeeeeeiiiiiilnnnoooooooorrssstuuuuuuuuyyzzzAAAAAAAAACCCDEEEEEEEEIIIIIILNNNOOOOOOOORRSSSTUUUUUUUUYYZZZ";
+
+/// `pattern` with only its `k`-th capturing group left capturing.
+fn only_group(pattern: &str, k: usize) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let (mut n, mut escaped, mut class) = (0, false, false);
+    let chars: Vec<char> = pattern.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        out.push(c);
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '[' => class = true,
+            ']' => class = false,
+            '(' if !class && chars.get(i + 1) != Some(&'?') => {
+                n += 1;
+                if n != k {
+                    out.push_str("?:");
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
 
 /// A strftime format as Java's DateTimeFormatter pattern (Spark).
 fn java_format(fmt: &str) -> String {
@@ -365,6 +458,11 @@ mod tests {
     #[test]
     fn accent_tables_pair_up() {
         assert_eq!(ACCENTED.chars().count(), UNACCENTED.chars().count());
+    }
+
+    #[test]
+    fn one_group_stays_capturing() {
+        assert_eq!(only_group(r"^(\d)-(?:x)([a(]) (b)$", 2), r"^(?:\d)-(?:x)([a(]) (?:b)$");
     }
 
     #[test]

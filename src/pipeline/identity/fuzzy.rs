@@ -453,6 +453,17 @@ impl FuzzyRules {
     }
 
     /// The scoring units: single comparisons and groups, in first-seen order.
+    /// How field `f` is normalised: fold, lower, digits or date (the
+    /// warehouse scripts normalise the same way).
+    pub fn norm_name(&self, f: usize) -> &'static str {
+        match self.norms.get(f) {
+            Some(Norm::Fold) | None => "fold",
+            Some(Norm::Lower) => "lower",
+            Some(Norm::Digits) => "digits",
+            Some(Norm::Date) => "date",
+        }
+    }
+
     pub fn units(&self) -> Vec<Unit> {
         let mut units: Vec<Unit> = Vec::new();
         for (ci, c) in self.comparisons.iter().enumerate() {

@@ -110,6 +110,18 @@ impl Countries {
         }
     }
 
+    /// Every (folded name, alpha-2 code) the lookup knows, sorted (the
+    /// warehouse seed `country_aliases`).
+    pub fn entries(&self) -> Vec<(&str, &str)> {
+        let mut out: Vec<(&str, &str)> = self
+            .by_name
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// The alpha-2 code for a written country, if known.
     pub fn code(&self, raw: &str) -> Option<&str> {
         self.by_name.get(&fold(raw)).map(String::as_str)

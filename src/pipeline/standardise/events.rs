@@ -69,6 +69,25 @@ impl EventNames {
         }
     }
 
+    /// (folded event type, canonical), (folded alias, canonical) and
+    /// (pattern, canonical) in the order they are tried (the warehouse
+    /// seeds and patterns).
+    #[allow(clippy::type_complexity)]
+    pub fn entries(&self) -> (Vec<(&str, &str)>, Vec<(&str, &str)>, Vec<(&str, &str)>) {
+        let sorted = |m: &HashMap<String, String>| {
+            let mut v: Vec<(&str, &str)> =
+                m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            v.sort_unstable();
+            v
+        };
+        let patterns = self
+            .patterns
+            .iter()
+            .map(|(re, n)| (re.as_str(), n.as_str()))
+            .collect();
+        (sorted(&self.by_type), sorted(&self.exact), patterns)
+    }
+
     /// The canonical name of an event and how it was found, or None.
     pub fn canonical(&self, name: &str, event_type: Option<&str>) -> Option<(&str, How)> {
         if let Some(t) = event_type

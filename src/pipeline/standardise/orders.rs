@@ -35,6 +35,17 @@ impl OrderKind {
         })
     }
 
+    /// The kind's name in `rules/orders.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OrderKind::Purchase => "purchase",
+            OrderKind::Refund => "refund",
+            OrderKind::Refunded => "refunded",
+            OrderKind::Partial => "partial",
+            OrderKind::Void => "void",
+        }
+    }
+
     /// The `transaction_type` the clean row gets.
     pub fn transaction_type(self) -> &'static str {
         match self {
@@ -187,6 +198,28 @@ impl Orders {
         }
         orders.dated.sort_by_key(|(d, _)| *d);
         Ok(orders)
+    }
+
+    /// (folded status, kind), (currency, rate) and (from date, currency,
+    /// rate): the warehouse seeds.
+    #[allow(clippy::type_complexity)]
+    pub fn entries(&self) -> (Vec<(String, &'static str)>, Vec<(String, f64)>, Vec<(String, String, f64)>) {
+        let statuses = self
+            .statuses
+            .iter()
+            .map(|(k, v)| (k.clone(), v.name()))
+            .collect();
+        let rates = self.rates.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let dated = self
+            .dated
+            .iter()
+            .flat_map(|(day, rates)| {
+                rates
+                    .iter()
+                    .map(move |(c, r)| (day.format("%Y-%m-%d").to_string(), c.clone(), *r))
+            })
+            .collect();
+        (statuses, rates, dated)
     }
 
     /// The kind of an order row by its status, and whether a rule named

@@ -173,6 +173,23 @@ impl Lifecycle {
         Ok(Lifecycle { model, aliases })
     }
 
+    /// (folded value, status) of every alias and status of the model
+    /// (the warehouse seed `lifecycle_map`), aliases first.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .aliases
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for m in &self.model {
+            let key = people::fold_alnum(m);
+            if !self.aliases.contains_key(&key) {
+                out.push((key, m.clone()));
+            }
+        }
+        out
+    }
+
     /// The model status a CRM value stands for, if any.
     pub fn status(&self, raw: &str) -> Option<&str> {
         let folded = people::fold_alnum(raw);
