@@ -173,6 +173,13 @@ enum Command {
         #[command(subcommand)]
         what: Review,
     },
+    /// Beyond one machine: compile the workspace into SQL for a warehouse, pull a run back.
+    Warehouse {
+        #[arg(long, default_value = ".", global = true)]
+        workspace: PathBuf,
+        #[command(subcommand)]
+        what: WarehouseCmd,
+    },
     /// Benchmarks (figures for BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
@@ -251,6 +258,33 @@ enum Review {
     Decisions {
         #[arg(long, default_value_t = 50)]
         limit: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum WarehouseCmd {
+    /// Compile the rules, the trained match model and the steward decisions into
+    /// numbered SQL scripts, seed CSVs and a README (duckdb, spark, bigquery, snowflake).
+    Sql {
+        #[arg(long)]
+        dialect: c360::warehouse::Dialect,
+        #[arg(long)]
+        out: PathBuf,
+        /// Number new customers afresh instead of carrying this workspace's ids over.
+        #[arg(long)]
+        fresh_ids: bool,
+        /// Label propagation rounds before the fixed point is checked.
+        #[arg(long, default_value_t = c360::warehouse::identity::DEFAULT_ROUNDS)]
+        rounds: usize,
+    },
+    /// Bring a warehouse run's id map, candidate pairs and profiles into the
+    /// workspace for review (a folder of CSV files, e.g. DIR/results).
+    Pull {
+        #[arg(long)]
+        from: PathBuf,
+        /// Keep only this many review-band pairs (a sample, highest weight first).
+        #[arg(long)]
+        sample: Option<usize>,
     },
 }
 
@@ -548,9 +582,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", report.summary());
         }
         Command::Eval { workspace, truth } => eval(workspace, truth)?,
+        Command::Warehouse { workspace, what } => warehouse(workspace, what)?,
         Command::Bench { what } => bench(what, &progress)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `c360 warehouse sql|pull`.
+fn warehouse(workspace: PathBuf, what: WarehouseCmd) -> Result<()> {
+    use c360::warehouse::compile;
+    let ws = Workspace::open(&workspace)?;
+    match what {
+        WarehouseCmd::Sql {
+            dialect,
+            out,
+            fresh_ids,
+            rounds,
+        } => {
+            let opts = compile::Options {
+                dialect,
+                out: out.clone(),
+                previous_ids: !fresh_ids,
+                rounds,
+            };
+            let done = compile::compile(&ws, &opts)?;
+            println!(
+                "wrote {} scripts and {} seed tables for {dialect} to {} (how to run them: {})",
+                done.scripts.len(),
+                done.seeds.rows.len(),
+                out.display(),
+                out.join("README.md").display()
+            );
+        }
+        WarehouseCmd::Pull { from, sample } => {
+            let report = c360::warehouse::pull::pull(&ws, &from, sample)?;
+            println!("{}", report.summary());
+        }
+    }
+    Ok(())
 }
 
 /// `c360 demo`: build (or reuse) the demo workspace, then open the workbench

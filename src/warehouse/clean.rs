@@ -26,7 +26,7 @@ fn name(d: Dialect, x: &str) -> String {
     let t = tidy(d, x);
     let title = match d {
         Dialect::DuckDb => format!(
-            "array_to_string(list_transform(string_split(lower({t}), ' '), w -> array_to_string(list_transform(string_split(w, '-'), h -> array_to_string(list_transform(string_split(h, ''''), a -> upper(a[1]) || a[2:]), '''')), '-')), ' ')"
+            "array_to_string(list_transform(string_split(lower({t}), ' '), lambda w: array_to_string(list_transform(string_split(w, '-'), lambda h: array_to_string(list_transform(string_split(h, ''''), lambda a: upper(a[1]) || a[2:]), '''')), '-')), ' ')"
         ),
         _ => format!("INITCAP(lower({t}))"),
     };
@@ -76,14 +76,21 @@ fn email_parts(d: Dialect, e: &str) -> (String, String) {
 /// SELECT of the normalised e-mail: a subquery over `src` (a table with
 /// `email`) adding `email_n` and `email_ok`.
 fn email_select(d: Dialect, alias: &str) -> (String, String) {
-    let lowered = format!("replace(lower({}), ' ', '')", tidy(d, &format!("{alias}.email")));
+    let lowered = format!(
+        "replace(lower({}), ' ', '')",
+        tidy(d, &format!("{alias}.email"))
+    );
     let (_, valid) = email_parts(d, &lowered);
-    let local = format!("substr({lowered}, 1, length({lowered}) - length({}) - 1)", domain(d, &lowered));
+    let local = format!(
+        "substr({lowered}, 1, length({lowered}) - length({}) - 1)",
+        domain(d, &lowered)
+    );
     let dom = domain(d, &lowered);
     let plus = format!(
         "CASE WHEN ed.drop_plus_tag = 1 AND strpos({local}, '+') > 1 THEN substr({local}, 1, strpos({local}, '+') - 1) ELSE {local} END"
     );
-    let dots = format!("CASE WHEN ed.ignore_dots = 1 THEN replace({plus}, '.', '') ELSE {plus} END");
+    let dots =
+        format!("CASE WHEN ed.ignore_dots = 1 THEN replace({plus}, '.', '') ELSE {plus} END");
     let value = format!(
         "CASE WHEN {lowered} IS NULL THEN NULL WHEN {valid} THEN {dots} || '@' || COALESCE(NULLIF(ed.canonical_domain, ''), {dom}) ELSE {lowered} END"
     );
@@ -143,8 +150,14 @@ fn split_names(d: Dialect, t: &str) -> [String; 5] {
         "CASE WHEN {comma} > 0 THEN NULLIF(trim(substr({full}, 1, {comma} - 1)), '') WHEN strpos({full}, ' ') > 0 THEN substr({full}, {last_space} + 1) END"
     );
     [
-        format!("COALESCE({}, {first_of_full})", name(d, &format!("{t}.first_name"))),
-        format!("COALESCE({}, {last_of_full})", name(d, &format!("{t}.last_name"))),
+        format!(
+            "COALESCE({}, {first_of_full})",
+            name(d, &format!("{t}.first_name"))
+        ),
+        format!(
+            "COALESCE({}, {last_of_full})",
+            name(d, &format!("{t}.last_name"))
+        ),
         full,
         String::new(),
         String::new(),
@@ -171,7 +184,7 @@ fn crm_script(d: Dialect, ws: &Workspace) -> Script {
   LEFT JOIN seed_country_nulls cn ON cn.value = {fc}
   WHERE s.nth = 1
 ), e AS (
-  SELECT c.*, {email} AS email_n, {email_ok} AS email_ok, lm.status AS life_n, {bd} AS birth_n
+  SELECT s.*, {email} AS email_n, {email_ok} AS email_ok, lm.status AS life_n, {bd} AS birth_n
   FROM c s
   LEFT JOIN seed_email_domains ed ON ed.domain = {dom}
   LEFT JOIN seed_lifecycle_map lm ON lm.value = {fl}
@@ -260,7 +273,10 @@ FROM m s
 LEFT JOIN seed_email_domains ed ON ed.domain = {dom}
 LEFT JOIN seed_calling_codes cc ON cc.country = {region}",
         ftype = fold_event(d, "s.event_type"),
-        dom = domain(d, &format!("replace(lower({}), ' ', '')", tidy(d, "s.email"))),
+        dom = domain(
+            d,
+            &format!("replace(lower({}), ' ', '')", tidy(d, "s.email"))
+        ),
         region = region_lit(d, ws),
     );
     Script::new(
@@ -284,7 +300,9 @@ WHEN 'partial' THEN CASE WHEN s.refunded_amount IS NULL THEN {total} ELSE {total
     );
     let (revenue, currency, unit, no_rate) = match reporting {
         Some(rep) => (
-            format!("CASE WHEN s.rate IS NULL THEN 0 ELSE round(s.net * s.rate * 1000000) / 1000000 END"),
+            format!(
+                "CASE WHEN s.rate IS NULL THEN 0 ELSE round(s.net * s.rate * 1000000) / 1000000 END"
+            ),
             d.lit(rep),
             "CASE WHEN s.rate IS NULL THEN s.unit_price ELSE s.unit_price * s.rate END".to_string(),
             "s.rate IS NULL".to_string(),
@@ -299,10 +317,10 @@ WHEN 'partial' THEN CASE WHEN s.refunded_amount IS NULL THEN {total} ELSE {total
     let rep = reporting.map_or_else(|| format!("CAST(NULL AS {})", d.text()), |r| d.lit(r));
     let select = format!(
         "WITH k AS (
-  SELECT t.*, COALESCE(os.kind, CASE WHEN {status} IS NULL THEN 'purchase' END, 'purchase') AS kind,
+  SELECT s.*, COALESCE(os.kind, CASE WHEN {status} IS NULL THEN 'purchase' END, 'purchase') AS kind,
     (os.kind IS NULL AND {status} IS NOT NULL) AS unknown_status,
     CASE WHEN {cur_ok} THEN {cur} END AS currency_n, {cur} AS currency_t
-  FROM stg_transactions t
+  FROM stg_transactions s
   LEFT JOIN seed_order_statuses os ON os.status = {status}
 ), s AS (
   SELECT k.*, CASE kind WHEN 'refund' THEN 'refund' WHEN 'void' THEN 'void' ELSE 'purchase' END AS ttype,
@@ -329,7 +347,7 @@ SELECT s.source, s.batch_id, s.row_num, s.order_id, s.ttype AS transaction_type,
 FROM r s
 LEFT JOIN seed_email_domains ed ON ed.domain = {dom}
 LEFT JOIN seed_calling_codes cc ON cc.country = {region}",
-        status = fold_alnum(d, "t.transaction_type"),
+        status = fold_alnum(d, "s.transaction_type"),
         text = d.text(),
         dom = domain(d, &format!("replace(lower({}), ' ', '')", tidy(d, "s.email"))),
         region = region_lit(d, ws),
@@ -353,7 +371,11 @@ LEFT JOIN seed_calling_codes cc ON cc.country = {region}",
 }
 
 /// The standardise scripts.
-pub fn scripts(d: Dialect, ws: &Workspace, rules: &crate::pipeline::standardise::rules::Rules) -> Vec<Script> {
+pub fn scripts(
+    d: Dialect,
+    ws: &Workspace,
+    rules: &crate::pipeline::standardise::rules::Rules,
+) -> Vec<Script> {
     let (_, _, patterns) = rules.events.entries();
     vec![
         crm_script(d, ws),

@@ -35,7 +35,6 @@ impl std::str::FromStr for Dialect {
     }
 }
 
-
 impl Dialect {
     pub const ALL: [Dialect; 4] = [
         Dialect::DuckDb,
@@ -82,7 +81,9 @@ impl Dialect {
         match self {
             // Spark's CREATE OR REPLACE needs a v2 catalog; a plain
             // DROP + CREATE works on the session catalog.
-            Dialect::Spark => format!("DROP TABLE IF EXISTS {name};\nCREATE TABLE {name} AS\n{select};\n"),
+            Dialect::Spark => {
+                format!("DROP TABLE IF EXISTS {name};\nCREATE TABLE {name} AS\n{select};\n")
+            }
             _ => format!("CREATE OR REPLACE TABLE {name} AS\n{select};\n"),
         }
     }
@@ -116,6 +117,17 @@ impl Dialect {
     /// Whether `x` contains a match of `pattern` (NULL when `x` is NULL).
     pub fn re_match(self, x: &str, pattern: &str) -> String {
         let p = self.pat(pattern);
+        match self {
+            Dialect::DuckDb => format!("regexp_matches({x}, {p})"),
+            Dialect::Spark => format!("({x} RLIKE {p})"),
+            Dialect::BigQuery => format!("REGEXP_CONTAINS({x}, {p})"),
+            Dialect::Snowflake => format!("(REGEXP_INSTR({x}, {p}) > 0)"),
+        }
+    }
+
+    /// Whether `x` contains a match of the pattern held by expression `p`
+    /// (a seed column).
+    pub fn re_match_expr(self, x: &str, p: &str) -> String {
         match self {
             Dialect::DuckDb => format!("regexp_matches({x}, {p})"),
             Dialect::Spark => format!("({x} RLIKE {p})"),
@@ -186,10 +198,18 @@ impl Dialect {
     /// Whether a text is valid JSON (an object, for records).
     pub fn json_valid(self, j: &str) -> String {
         match self {
-            Dialect::DuckDb => format!("(json_valid({j}) AND json_type(CAST({j} AS JSON)) = 'OBJECT')"),
-            Dialect::Spark => format!("(from_json({j}, 'MAP<STRING,STRING>') IS NOT NULL AND ltrim({j}) LIKE '{{%')"),
-            Dialect::BigQuery => format!("(SAFE.PARSE_JSON({j}) IS NOT NULL AND ltrim({j}) LIKE '{{%')"),
-            Dialect::Snowflake => format!("(TRY_PARSE_JSON({j}) IS NOT NULL AND ltrim({j}) LIKE '{{%')"),
+            Dialect::DuckDb => format!(
+                "COALESCE(CASE WHEN json_valid({j}) THEN json_type(CAST({j} AS JSON)) = 'OBJECT' END, FALSE)"
+            ),
+            Dialect::Spark => format!(
+                "(from_json({j}, 'MAP<STRING,STRING>') IS NOT NULL AND ltrim({j}) LIKE '{{%')"
+            ),
+            Dialect::BigQuery => {
+                format!("(SAFE.PARSE_JSON({j}) IS NOT NULL AND ltrim({j}) LIKE '{{%')")
+            }
+            Dialect::Snowflake => {
+                format!("(TRY_PARSE_JSON({j}) IS NOT NULL AND ltrim({j}) LIKE '{{%')")
+            }
         }
     }
 
@@ -201,7 +221,10 @@ impl Dialect {
             Dialect::DuckDb => format!("try_strptime({x}, {})", self.lit(fmt)),
             Dialect::Spark => format!("try_to_timestamp({x}, {})", self.lit(&java_format(fmt))),
             Dialect::BigQuery => format!("SAFE.PARSE_DATETIME({}, {x})", self.lit(fmt)),
-            Dialect::Snowflake => format!("TRY_TO_TIMESTAMP_NTZ({x}, {})", self.lit(&snowflake_format(fmt))),
+            Dialect::Snowflake => format!(
+                "TRY_TO_TIMESTAMP_NTZ({x}, {})",
+                self.lit(&snowflake_format(fmt))
+            ),
         }
     }
 
@@ -222,7 +245,9 @@ impl Dialect {
         match self {
             Dialect::DuckDb => format!("({ts} + to_milliseconds(CAST({ms} AS BIGINT)))"),
             Dialect::Spark => format!("timestampadd(MILLISECOND, {ms}, {ts})"),
-            Dialect::BigQuery => format!("DATETIME_ADD({ts}, INTERVAL CAST({ms} AS INT64) MILLISECOND)"),
+            Dialect::BigQuery => {
+                format!("DATETIME_ADD({ts}, INTERVAL CAST({ms} AS INT64) MILLISECOND)")
+            }
             Dialect::Snowflake => format!("DATEADD(millisecond, {ms}, {ts})"),
         }
     }
@@ -235,8 +260,12 @@ impl Dialect {
             Dialect::DuckDb | Dialect::Spark => {
                 format!("regexp_extract({x}, {}, {k})", self.pat(pattern))
             }
-            Dialect::BigQuery => format!("REGEXP_EXTRACT({x}, {})", self.pat(&only_group(pattern, k))),
-            Dialect::Snowflake => format!("REGEXP_SUBSTR({x}, {}, 1, 1, 'e', {k})", self.pat(pattern)),
+            Dialect::BigQuery => {
+                format!("REGEXP_EXTRACT({x}, {})", self.pat(&only_group(pattern, k)))
+            }
+            Dialect::Snowflake => {
+                format!("REGEXP_SUBSTR({x}, {}, 1, 1, 'e', {k})", self.pat(pattern))
+            }
         }
     }
 
@@ -245,7 +274,9 @@ impl Dialect {
         match self {
             Dialect::DuckDb => format!("({ts} + to_minutes(CAST({minutes} AS BIGINT)))"),
             Dialect::Spark => format!("timestampadd(MINUTE, {minutes}, {ts})"),
-            Dialect::BigQuery => format!("DATETIME_ADD({ts}, INTERVAL CAST({minutes} AS INT64) MINUTE)"),
+            Dialect::BigQuery => {
+                format!("DATETIME_ADD({ts}, INTERVAL CAST({minutes} AS INT64) MINUTE)")
+            }
             Dialect::Snowflake => format!("DATEADD(minute, {minutes}, {ts})"),
         }
     }
@@ -253,8 +284,12 @@ impl Dialect {
     /// A naive timestamp from epoch milliseconds.
     pub fn from_epoch_ms(self, ms: &str) -> String {
         match self {
-            Dialect::DuckDb => format!("CAST(make_timestamp(CAST({ms} AS BIGINT) * 1000) AS TIMESTAMP)"),
-            Dialect::Spark => format!("CAST(timestamp_millis(CAST({ms} AS BIGINT)) AS TIMESTAMP_NTZ)"),
+            Dialect::DuckDb => {
+                format!("CAST(make_timestamp(CAST({ms} AS BIGINT) * 1000) AS TIMESTAMP)")
+            }
+            Dialect::Spark => {
+                format!("CAST(timestamp_millis(CAST({ms} AS BIGINT)) AS TIMESTAMP_NTZ)")
+            }
             Dialect::BigQuery => format!("DATETIME(TIMESTAMP_MILLIS(CAST({ms} AS INT64)))"),
             Dialect::Snowflake => format!("TO_TIMESTAMP_NTZ(CAST({ms} AS BIGINT), 3)"),
         }
@@ -275,10 +310,18 @@ impl Dialect {
     /// [`Self::iso_utc`].
     pub fn iso_to_ms(self, iso: &str) -> String {
         match self {
-            Dialect::DuckDb => format!("epoch_ms(CAST(strptime({iso}, '%Y-%m-%dT%H:%M:%S.%gZ') AS TIMESTAMP))"),
-            Dialect::Spark => format!("unix_millis(to_timestamp({iso}, \"yyyy-MM-dd'T'HH:mm:ss.SSS'Z'\"))"),
-            Dialect::BigQuery => format!("UNIX_MILLIS(PARSE_TIMESTAMP('%Y-%m-%dT%H:%M:%E3SZ', {iso}))"),
-            Dialect::Snowflake => format!("DATE_PART(epoch_millisecond, TO_TIMESTAMP_NTZ({iso}, 'YYYY-MM-DD\"T\"HH24:MI:SS.FF3\"Z\"'))"),
+            Dialect::DuckDb => {
+                format!("epoch_ms(CAST(strptime({iso}, '%Y-%m-%dT%H:%M:%S.%gZ') AS TIMESTAMP))")
+            }
+            Dialect::Spark => {
+                format!("unix_millis(to_timestamp({iso}, \"yyyy-MM-dd'T'HH:mm:ss.SSS'Z'\"))")
+            }
+            Dialect::BigQuery => {
+                format!("UNIX_MILLIS(PARSE_TIMESTAMP('%Y-%m-%dT%H:%M:%E3SZ', {iso}))")
+            }
+            Dialect::Snowflake => format!(
+                "DATE_PART(epoch_millisecond, TO_TIMESTAMP_NTZ({iso}, 'YYYY-MM-DD\"T\"HH24:MI:SS.FF3\"Z\"'))"
+            ),
         }
     }
 
@@ -309,7 +352,10 @@ impl Dialect {
                 self.lit(sep)
             ),
             Dialect::BigQuery => format!("STRING_AGG({x}, {} ORDER BY {order})", self.lit(sep)),
-            Dialect::Snowflake => format!("LISTAGG({x}, {}) WITHIN GROUP (ORDER BY {order})", self.lit(sep)),
+            Dialect::Snowflake => format!(
+                "LISTAGG({x}, {}) WITHIN GROUP (ORDER BY {order})",
+                self.lit(sep)
+            ),
         }
     }
 
@@ -317,8 +363,21 @@ impl Dialect {
     pub fn arg_min(self, x: &str, order: &str) -> String {
         match self {
             Dialect::DuckDb | Dialect::Spark => format!("min_by({x}, {order})"),
-            Dialect::BigQuery => format!("ARRAY_AGG({x} IGNORE NULLS ORDER BY {order} LIMIT 1)[SAFE_OFFSET(0)]"),
+            Dialect::BigQuery => {
+                format!("ARRAY_AGG({x} IGNORE NULLS ORDER BY {order} LIMIT 1)[SAFE_OFFSET(0)]")
+            }
             Dialect::Snowflake => format!("MIN_BY({x}, {order})"),
+        }
+    }
+
+    /// The argument of the largest `order` in a group (`arg_max`).
+    pub fn arg_max(self, x: &str, order: &str) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::Spark => format!("max_by({x}, {order})"),
+            Dialect::BigQuery => {
+                format!("ARRAY_AGG({x} IGNORE NULLS ORDER BY {order} DESC LIMIT 1)[SAFE_OFFSET(0)]")
+            }
+            Dialect::Snowflake => format!("MAX_BY({x}, {order})"),
         }
     }
 
@@ -327,11 +386,19 @@ impl Dialect {
     pub fn fail_if(self, cond: &str, message: &str) -> String {
         let m = self.lit(message);
         match self {
-            Dialect::DuckDb => format!("SELECT CASE WHEN {cond} THEN error({m}) ELSE 'ok' END AS check_result"),
-            Dialect::Spark => format!("SELECT CASE WHEN {cond} THEN raise_error({m}) ELSE 'ok' END AS check_result"),
-            Dialect::BigQuery => format!("SELECT CASE WHEN {cond} THEN ERROR({m}) ELSE 'ok' END AS check_result"),
+            Dialect::DuckDb => {
+                format!("SELECT CASE WHEN {cond} THEN error({m}) ELSE 'ok' END AS check_result")
+            }
+            Dialect::Spark => format!(
+                "SELECT CASE WHEN {cond} THEN raise_error({m}) ELSE 'ok' END AS check_result"
+            ),
+            Dialect::BigQuery => {
+                format!("SELECT CASE WHEN {cond} THEN ERROR({m}) ELSE 'ok' END AS check_result")
+            }
             // Snowflake has no error(): a cast of the message fails with it.
-            Dialect::Snowflake => format!("SELECT CASE WHEN {cond} THEN TO_NUMBER({m})::VARCHAR ELSE 'ok' END AS check_result"),
+            Dialect::Snowflake => format!(
+                "SELECT CASE WHEN {cond} THEN TO_NUMBER({m})::VARCHAR ELSE 'ok' END AS check_result"
+            ),
         }
     }
 
@@ -462,7 +529,10 @@ mod tests {
 
     #[test]
     fn one_group_stays_capturing() {
-        assert_eq!(only_group(r"^(\d)-(?:x)([a(]) (b)$", 2), r"^(?:\d)-(?:x)([a(]) (?:b)$");
+        assert_eq!(
+            only_group(r"^(\d)-(?:x)([a(]) (b)$", 2),
+            r"^(?:\d)-(?:x)([a(]) (?:b)$"
+        );
     }
 
     #[test]

@@ -9,7 +9,16 @@
 //! `customer360_profiles` and `customer360_events` (unify). Seed tables
 //! (lookups, the model, the decisions) are written as CSV beside them.
 
+pub mod clean;
+pub mod compile;
 pub mod dialect;
+pub mod graph;
+pub mod identity;
+pub mod local;
+pub mod pull;
+pub mod seeds;
+pub mod stage;
+pub mod times;
 pub mod unify;
 
 pub use dialect::Dialect;

@@ -173,7 +173,11 @@ pub fn write(
             .map(|(a, b)| vec![a.to_string(), b.to_string()])
             .collect()
     };
-    put("country_aliases", &["alias", "code"], pair(rules.countries.entries()))?;
+    put(
+        "country_aliases",
+        &["alias", "code"],
+        pair(rules.countries.entries()),
+    )?;
     put(
         "country_nulls",
         &["value"],
@@ -183,7 +187,11 @@ pub fn write(
             .map(|v| vec![crate::pipeline::standardise::country::fold(v)])
             .collect(),
     )?;
-    put("calling_codes", &["country", "code", "national_prefix"], calling_codes())?;
+    put(
+        "calling_codes",
+        &["country", "code", "national_prefix"],
+        calling_codes(),
+    )?;
     put(
         "email_domains",
         &["domain", "ignore_dots", "drop_plus_tag", "canonical_domain"],
@@ -227,11 +235,19 @@ pub fn write(
         .into_iter()
         .map(|(c, r)| vec![String::new(), c, format!("{r:?}")])
         .collect();
-    rate_rows.extend(dated.into_iter().map(|(d, c, r)| vec![d, c, format!("{r:?}")]));
+    rate_rows.extend(
+        dated
+            .into_iter()
+            .map(|(d, c, r)| vec![d, c, format!("{r:?}")]),
+    );
     if let Some(rep) = &rules.orders.reporting {
         rate_rows.push(vec![String::new(), rep.clone(), "1.0".into()]);
     }
-    put("currency_rates", &["from_date", "currency", "rate"], rate_rows)?;
+    put(
+        "currency_rates",
+        &["from_date", "currency", "rate"],
+        rate_rows,
+    )?;
     put(
         "blocked_values",
         &["pattern"],
@@ -269,10 +285,21 @@ pub fn write(
         ),
         None => Default::default(),
     };
-    put("match_model", &["comparison", "level", "label", "m", "u", "weight"], model)?;
+    put(
+        "match_model",
+        &["comparison", "level", "label", "m", "u", "weight"],
+        model,
+    )?;
     put(
         "steward_decisions",
-        &["decision_id", "action", "left_key", "right_key", "side", "record_key"],
+        &[
+            "decision_id",
+            "action",
+            "left_key",
+            "right_key",
+            "side",
+            "record_key",
+        ],
         decisions,
     )?;
     put("previous_id_map", &["record_key", "customer360_id"], ids)?;
@@ -326,7 +353,9 @@ fn calling_codes() -> Vec<Vec<String>> {
 /// `CREATE TABLE` statements for the seeds (engines that load CSV into an
 /// existing table).
 pub fn ddl(d: Dialect) -> String {
-    let mut sql = String::from("-- The seed tables: load seeds/<name>.csv (with its header row) into each.\n");
+    let mut sql = String::from(
+        "-- The seed tables: load seeds/<name>.csv (with its header row) into each.\n",
+    );
     for s in SEEDS {
         let cols: Vec<String> = s
             .columns

@@ -72,11 +72,13 @@ fn alternative(d: Dialect, raw: &RawSource, alt: &str, field: &Field) -> Result<
     }
     if raw.is_json() {
         let path = format!("$.{alt}");
-        return Ok(Some(if field.ty == FieldType::JsonObject {
+        let value = if field.ty == FieldType::JsonObject {
             d.json_part("raw_line", &path)
         } else {
             present(&d.json_text("raw_line", &path))
-        }));
+        };
+        // Malformed records are rejected; their paths are not read.
+        return Ok(Some(format!("CASE WHEN json_ok THEN {value} END")));
     }
     let col = raw
         .columns
@@ -134,7 +136,10 @@ fn number(d: Dialect, t: &str) -> String {
     let comma = format!("CAST(replace({bare}, ',', '.') AS {})", d.double());
     format!(
         "CASE WHEN {} THEN {dot} WHEN {} THEN {comma} END",
-        d.re_match(&bare, r"^[+-]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?([eE][+-]?\d+)?$"),
+        d.re_match(
+            &bare,
+            r"^[+-]?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?([eE][+-]?\d+)?$"
+        ),
         d.re_match(&bare, r"^[+-]?\d+,\d{1,2}$"),
     )
 }
@@ -224,7 +229,7 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
     let mut problems: Vec<Problem> = Vec::new();
     if raw.is_json() {
         problems.push(Problem {
-            cond: format!("NOT {}", d.json_valid("raw_line")),
+            cond: "NOT json_ok".to_string(),
             reason: "malformed_json",
             field: "NULL".into(),
             detail: d.lit("the record is not a JSON object"),
@@ -232,9 +237,6 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
     }
     let mut cols = Vec::new();
     for field in system.fields() {
-        if field.name == "timezone" {
-            continue;
-        }
         let v = field_value(d, raw, field)?;
         let name = field.name;
         let Some(v) = v else {
@@ -308,14 +310,19 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
     let stg = staging_table(system);
     let staged_cols = staging_columns(system);
     let chk = format!("chk_{}", src.name);
+    let json_ok = if raw.is_json() {
+        d.json_valid("raw_line")
+    } else {
+        "TRUE".to_string()
+    };
     let mut sql = String::new();
     sql.push_str(&d.create_as(
         &chk,
         &format!(
-            "WITH v AS (\n  SELECT row_num, raw_line, read_error, read_detail{}{}\n  FROM {}\n)\nSELECT row_num, raw_line,\n  {reason_sql} AS reason,\n  {field_sql} AS field,\n  {detail_sql} AS detail,\n  {},\n  {extra} AS extra\nFROM v",
+            "WITH j AS (\n  SELECT t.*, {json_ok} AS json_ok FROM {} t\n), v AS (\n  SELECT j.*{}{}\n  FROM j\n)\nSELECT row_num, raw_line,\n  {reason_sql} AS reason,\n  {field_sql} AS field,\n  {detail_sql} AS detail,\n  {},\n  {extra} AS extra\nFROM v",
+            src.raw_table(),
             if values.is_empty() { "" } else { ",\n    " },
             values.join(",\n    "),
-            src.raw_table(),
             cols.join(",\n  "),
         ),
     ));

@@ -87,7 +87,10 @@ fn naive(d: Dialect, p: &Parts) -> String {
         (Some(h), None) => h.clone(),
         (None, _) => "'0'".into(),
     };
-    let or0 = |x: &Option<String>| x.clone().map_or("'00'".into(), |x| format!("COALESCE({x}, '00')"));
+    let or0 = |x: &Option<String>| {
+        x.clone()
+            .map_or("'00'".into(), |x| format!("COALESCE({x}, '00')"))
+    };
     let hour = if p.h.is_some() {
         format!("COALESCE({hour}, '0')")
     } else {
@@ -160,10 +163,7 @@ pub fn timestamp(d: Dialect, t: &str, order: DateOrder, tz: &str) -> String {
         d.re_match(t, ISO),
         to_utc(d, &naive(d, &iso), off.as_deref(), tz),
     ));
-    for (pattern, digits, scale) in [
-        (r"^\d{12,13}$", "ms", 1),
-        (r"^\d{9,10}$", "s", 1000),
-    ] {
+    for (pattern, digits, scale) in [(r"^\d{12,13}$", "ms", 1), (r"^\d{9,10}$", "s", 1000)] {
         let _ = digits;
         arms.push((
             d.re_match(t, pattern),
@@ -175,15 +175,27 @@ pub fn timestamp(d: Dialect, t: &str, order: DateOrder, tz: &str) -> String {
         d.from_epoch_ms(&format!("{} / 1000", int(d, t))),
     ));
     let compact = layout(d, t, COMPACT, [1, 2, 3], [0; 6]);
-    arms.push((d.re_match(t, COMPACT), to_utc(d, &naive(d, &compact), None, tz)));
+    arms.push((
+        d.re_match(t, COMPACT),
+        to_utc(d, &naive(d, &compact), None, tz),
+    ));
     let slash = layout(d, t, YMD_SLASH, [1, 2, 3], [4, 5, 6, 0, 0, 0]);
-    arms.push((d.re_match(t, YMD_SLASH), to_utc(d, &naive(d, &slash), None, tz)));
+    arms.push((
+        d.re_match(t, YMD_SLASH),
+        to_utc(d, &naive(d, &slash), None, tz),
+    ));
     let dotted = layout(d, t, DOTTED, [3, 2, 1], [4, 5, 6, 0, 0, 0]);
-    arms.push((d.re_match(t, DOTTED), to_utc(d, &naive(d, &dotted), None, tz)));
+    arms.push((
+        d.re_match(t, DOTTED),
+        to_utc(d, &naive(d, &dotted), None, tz),
+    ));
     let mut numeric = layout(d, t, NUMERIC, [3, 1, 2], [4, 5, 6, 0, 7, 0]);
     let (mo, day) = month_day(d, &g(d, t, NUMERIC, 1), &g(d, t, NUMERIC, 2), order);
     (numeric.mo, numeric.d) = (mo, day);
-    arms.push((d.re_match(t, NUMERIC), to_utc(d, &naive(d, &numeric), None, tz)));
+    arms.push((
+        d.re_match(t, NUMERIC),
+        to_utc(d, &naive(d, &numeric), None, tz),
+    ));
     let mut rfc = layout(d, t, RFC2822, [3, 2, 1], [4, 5, 6, 0, 0, 7]);
     let mon = format!("lower({})", g(d, t, RFC2822, 2));
     rfc.mo = format!(
@@ -216,7 +228,12 @@ pub fn date(d: Dialect, t: &str, order: DateOrder) -> String {
     let dotted = r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$";
     let numeric = r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})$";
     let mut arms = Vec::new();
-    for (pattern, ymd) in [(iso, [1, 2, 3]), (slash, [1, 2, 3]), (COMPACT, [1, 2, 3]), (dotted, [3, 2, 1])] {
+    for (pattern, ymd) in [
+        (iso, [1, 2, 3]),
+        (slash, [1, 2, 3]),
+        (COMPACT, [1, 2, 3]),
+        (dotted, [3, 2, 1]),
+    ] {
         let p = layout(d, t, pattern, ymd, [0; 6]);
         arms.push((d.re_match(t, pattern), naive(d, &p)));
     }

@@ -452,7 +452,6 @@ impl FuzzyRules {
         self.norms.get(field).copied().unwrap_or(Norm::Fold)
     }
 
-    /// The scoring units: single comparisons and groups, in first-seen order.
     /// How field `f` is normalised: fold, lower, digits or date (the
     /// warehouse scripts normalise the same way).
     pub fn norm_name(&self, f: usize) -> &'static str {
@@ -464,6 +463,7 @@ impl FuzzyRules {
         }
     }
 
+    /// The scoring units: single comparisons and groups, in first-seen order.
     pub fn units(&self) -> Vec<Unit> {
         let mut units: Vec<Unit> = Vec::new();
         for (ci, c) in self.comparisons.iter().enumerate() {

@@ -74,12 +74,12 @@ impl EventNames {
     /// seeds and patterns).
     #[allow(clippy::type_complexity)]
     pub fn entries(&self) -> (Vec<(&str, &str)>, Vec<(&str, &str)>, Vec<(&str, &str)>) {
-        let sorted = |m: &HashMap<String, String>| {
+        fn sorted(m: &HashMap<String, String>) -> Vec<(&str, &str)> {
             let mut v: Vec<(&str, &str)> =
                 m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             v.sort_unstable();
             v
-        };
+        }
         let patterns = self
             .patterns
             .iter()

@@ -203,7 +203,13 @@ impl Orders {
     /// (folded status, kind), (currency, rate) and (from date, currency,
     /// rate): the warehouse seeds.
     #[allow(clippy::type_complexity)]
-    pub fn entries(&self) -> (Vec<(String, &'static str)>, Vec<(String, f64)>, Vec<(String, String, f64)>) {
+    pub fn entries(
+        &self,
+    ) -> (
+        Vec<(String, &'static str)>,
+        Vec<(String, f64)>,
+        Vec<(String, String, f64)>,
+    ) {
         let statuses = self
             .statuses
             .iter()

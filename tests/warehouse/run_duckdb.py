@@ -1,0 +1,43 @@
+"""Run compiled DuckDB warehouse scripts: load_local.sql, the numbered
+scripts in order, export_local.sql, in one database.
+
+    python run_duckdb.py DIR [DATABASE]
+
+Prints one line per script with its time, then the peak memory."""
+import glob
+import os
+import resource
+import sys
+import time
+
+import duckdb
+
+
+def main():
+    d = sys.argv[1]
+    db = sys.argv[2] if len(sys.argv) > 2 else ":memory:"
+    con = duckdb.connect(db)
+    threads = os.environ.get("C360_DUCKDB_THREADS")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    scripts = [os.path.join(d, "load_local.sql")]
+    scripts += sorted(glob.glob(os.path.join(d, "[0-9][0-9]_*.sql")))
+    scripts.append(os.path.join(d, "export_local.sql"))
+    os.makedirs(os.path.join(d, "results"), exist_ok=True)
+    total = time.time()
+    for path in scripts:
+        start = time.time()
+        with open(path, encoding="utf-8") as f:
+            sql = f.read()
+        try:
+            con.execute(sql)
+        except Exception as e:  # name the script that failed
+            print(f"FAILED {os.path.basename(path)}: {e}", file=sys.stderr)
+            sys.exit(1)
+        print(f"{os.path.basename(path)}\t{time.time() - start:.2f}s", flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"total\t{time.time() - total:.2f}s\tpeak_rss_mib\t{peak:.0f}")
+
+
+if __name__ == "__main__":
+    main()
