@@ -154,6 +154,17 @@ fn records_sql(d: Dialect, rules: &IdentityRules) -> String {
     )
 }
 
+/// Whether `x` matches a blocked pattern: one alternation of them all, so
+/// the engine compiles it once (the patterns are also in
+/// `seed_blocked_values`, for reading).
+fn blocked(d: Dialect, rules: &IdentityRules, x: &str) -> String {
+    if rules.blocked.is_empty() {
+        return "FALSE".into();
+    }
+    let alternation: Vec<String> = rules.blocked.iter().map(|r| format!("(?:{})", r.as_str())).collect();
+    d.re_match(x, &alternation.join("|"))
+}
+
 /// `id_values(kind, value, rec, system, ms)` and the groups worth judging.
 fn values_sql(d: Dialect, rules: &IdentityRules) -> String {
     let mut parts = Vec::new();
@@ -179,8 +190,8 @@ fn values_sql(d: Dialect, rules: &IdentityRules) -> String {
     sql.push_str(&d.create_as(
         "id_blocked",
         &format!(
-            "SELECT DISTINCT g.kind, g.value FROM id_groups g JOIN seed_blocked_values b ON {}",
-            d.re_match_expr("lower(g.value)", "b.pattern")
+            "SELECT g.kind, g.value FROM id_groups g WHERE {}",
+            blocked(d, rules, "lower(g.value)")
         ),
     ));
     sql.push_str(&d.create_as(
@@ -213,7 +224,7 @@ fn normalise(d: Dialect, norm: &str, x: &str) -> String {
 /// `fz`: the records fuzzy matching reads, their fields normalised and
 /// blocked values removed; `id_nick` the pairs of names of one nickname
 /// group; `fz_tf<i>` term frequencies.
-fn fuzzy_records_sql(d: Dialect, f: &FuzzyRules) -> String {
+fn fuzzy_records_sql(d: Dialect, rules: &IdentityRules, f: &FuzzyRules) -> String {
     let systems: Vec<String> = f
         .systems
         .iter()
@@ -249,9 +260,9 @@ fn fuzzy_records_sql(d: Dialect, f: &FuzzyRules) -> String {
     sql.push_str(&d.create_as(
         "fz_junk",
         &format!(
-            "SELECT DISTINCT x.v FROM ({}) x JOIN seed_blocked_values b ON {}",
+            "SELECT DISTINCT x.v FROM ({}) x WHERE {}",
             all.join(" UNION ALL "),
-            d.re_match_expr("lower(trim(x.v))", "b.pattern")
+            blocked(d, rules, "lower(trim(x.v))")
         ),
     ));
     let cols: Vec<String> = (0..f.fields.len())
@@ -544,7 +555,7 @@ fn links_script(d: Dialect, rules: &IdentityRules, rounds: usize) -> Script {
         "SELECT s.decision_id, s.side, r.rec FROM seed_steward_decisions s JOIN id_records r ON r.record_key = s.record_key WHERE s.action <> 'approve' AND s.side IN ('a', 'b')",
     ));
     if let Some(f) = &rules.fuzzy {
-        sql.push_str(&fuzzy_records_sql(d, f));
+        sql.push_str(&fuzzy_records_sql(d, rules, f));
     }
     sql.push_str(&d.create_as(
         "id_lab",
