@@ -39,7 +39,10 @@
 //!   Snowflake (which have no Unicode normalisation) a table of the Latin
 //!   letters NFD decomposes, so other scripts' accents stay there; runs of
 //!   characters other than letters and digits (`\p{L}`, `\p{N}`) become
-//!   one space, where the local fold uses Rust's alphanumeric test.
+//!   one space, where the local fold uses Rust's alphanumeric test
+//!   (Snowflake, whose regular expressions have no Unicode classes: runs
+//!   of ASCII spaces and punctuation, so a symbol such as `©` or a curly
+//!   apostrophe stays in the key there).
 //! - `churn_signals`: values printed with two decimals by the engine's
 //!   `%.2f` (Spark rounds a value exactly halfway at the third decimal up,
 //!   Rust to even).
@@ -250,9 +253,15 @@ fn fold(d: Dialect, x: &str) -> String {
             d.lit(NFD_BASE)
         ),
     };
+    // Snowflake documents POSIX classes, not Unicode properties: ASCII
+    // spaces and punctuation separate words there.
+    let other = match d {
+        Dialect::Snowflake => "[[:space:][:punct:]]+",
+        _ => r"[^\p{L}\p{N}]+",
+    };
     format!(
         "trim({})",
-        d.re_replace(&format!("lower({plain})"), r"[^\p{L}\p{N}]+", " ")
+        d.re_replace(&format!("lower({plain})"), other, " ")
     )
 }
 
@@ -463,8 +472,12 @@ fn metric(d: Dialect, m: &Metric) -> String {
         Metric::DaysSinceLastActivity => as_double(d, "b.days_since_last_activity"),
         Metric::DaysSinceLastOrder => {
             let q = format!("{} / {day}", as_double(d, "k.now_ms - b.last_order_ms"));
-            format!(
-                "CASE WHEN b.last_order_ms IS NULL THEN NULL WHEN {q} >= 0 THEN floor({q}) ELSE ceil({q}) END"
+            // Whole days, toward zero (a fixed "now" may be before it).
+            as_double(
+                d,
+                &format!(
+                    "CASE WHEN b.last_order_ms IS NULL THEN NULL WHEN {q} >= 0 THEN floor({q}) ELSE ceil({q}) END"
+                ),
             )
         }
         Metric::ActivityDrop => format!(
