@@ -26,9 +26,11 @@
 //!   and print the shortest text that reads back (Spark in exponent form
 //!   from 10^7), so a price such as `85.735250900000011` is written
 //!   `85.73525090000001` there: the same number, other text.
-//! - `product_id`, `currency` and `revenue` of web events: the JSON text at
-//!   the path; a revenue that is not a number (a string, `true`) is NULL,
-//!   where SQLite would keep the text or 1.
+//! - `product_id`, `currency` and `revenue` of web events: the JSON value
+//!   at the path as text (numbers print as SQLite prints them); a JSON
+//!   `true` / `false` is that text (SQLite: 1 / 0), and a revenue that is
+//!   not a number (a string, `true`) is NULL where SQLite keeps the text
+//!   or 1.
 //! - Trimming (survivorship's "empty" test, `most_frequent`'s comparison,
 //!   e-mail identifiers) removes spaces only, not every Unicode space; clean
 //!   values are already tidied, so this only matters for raw exotic spaces.
@@ -43,9 +45,10 @@
 //!   (Snowflake, whose regular expressions have no Unicode classes: runs
 //!   of ASCII spaces and punctuation, so a symbol such as `©` or a curly
 //!   apostrophe stays in the key there).
-//! - `churn_signals`: values printed with two decimals by the engine's
-//!   `%.2f` (Spark rounds a value exactly halfway at the third decimal up,
-//!   Rust to even).
+//! - `churn_signals`: values printed with two decimals by the engine
+//!   (`%.2f`; Snowflake: a cast to `NUMBER(38, 2)`). Spark's Java formatter
+//!   and Snowflake's cast round a value whose shortest text ends exactly
+//!   halfway (`0.125`) up, where Rust rounds the binary value (`0.12`).
 //! - `row_hash`: a hash of the row's columns by the engine's own function
 //!   (DuckDB `hash`, Spark `xxhash64`, BigQuery `FARM_FINGERPRINT`,
 //!   Snowflake `HASH`), not the local SipHash of the values: it changes
