@@ -116,7 +116,7 @@ fn raw_sources(ws: &Workspace) -> Result<Vec<RawSource<'_>>> {
             } else {
                 file_columns(ws, s)?
             };
-            Ok(RawSource { source: s, columns })
+            Ok(RawSource::new(s, columns))
         })
         .collect()
 }

@@ -161,7 +161,11 @@ fn blocked(d: Dialect, rules: &IdentityRules, x: &str) -> String {
     if rules.blocked.is_empty() {
         return "FALSE".into();
     }
-    let alternation: Vec<String> = rules.blocked.iter().map(|r| format!("(?:{})", r.as_str())).collect();
+    let alternation: Vec<String> = rules
+        .blocked
+        .iter()
+        .map(|r| format!("(?:{})", r.as_str()))
+        .collect();
     d.re_match(x, &alternation.join("|"))
 }
 

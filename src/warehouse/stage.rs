@@ -21,6 +21,47 @@ pub struct RawSource<'a> {
     pub source: &'a Source,
     /// The file's columns (CSV, Parquet); empty for JSON sources.
     pub columns: Vec<String>,
+    /// DuckDB: the JSON paths read as text, extracted in one pass per
+    /// record (`jx[i]`) instead of one parse per path.
+    pub paths: std::cell::RefCell<Vec<String>>,
+}
+
+impl<'a> RawSource<'a> {
+    pub fn new(source: &'a Source, columns: Vec<String>) -> RawSource<'a> {
+        RawSource {
+            source,
+            columns,
+            paths: Default::default(),
+        }
+    }
+
+    /// The SQL of the text at a JSON path of the record.
+    fn json_text(&self, d: Dialect, path: &str) -> String {
+        if d != Dialect::DuckDb {
+            return d.json_text("raw_line", path);
+        }
+        let mut paths = self.paths.borrow_mut();
+        let i = match paths.iter().position(|p| p == path) {
+            Some(i) => i,
+            None => {
+                paths.push(path.to_string());
+                paths.len() - 1
+            }
+        };
+        format!("jx[{}]", i + 1)
+    }
+
+    /// The one-pass extraction of every path (DuckDB), or None.
+    fn extraction(&self, d: Dialect) -> Option<String> {
+        let paths = self.paths.borrow();
+        (d == Dialect::DuckDb && !paths.is_empty()).then(|| {
+            let list: Vec<String> = paths.iter().map(|p| d.lit(p)).collect();
+            format!(
+                "CASE WHEN json_ok THEN json_extract_string(raw_line, [{}]) END",
+                list.join(", ")
+            )
+        })
+    }
 }
 
 impl RawSource<'_> {
@@ -75,7 +116,7 @@ fn alternative(d: Dialect, raw: &RawSource, alt: &str, field: &Field) -> Result<
         let value = if field.ty == FieldType::JsonObject {
             d.json_part("raw_line", &path)
         } else {
-            present(&d.json_text("raw_line", &path))
+            present(&raw.json_text(d, &path))
         };
         // Malformed records are rejected; their paths are not read.
         return Ok(Some(format!("CASE WHEN json_ok THEN {value} END")));
@@ -160,7 +201,7 @@ struct Typed {
     bad: Option<(String, &'static str, &'static str)>,
 }
 
-fn typed(d: Dialect, raw: &RawSource, field: &Field, v: &str) -> Typed {
+fn typed(d: Dialect, raw: &RawSource, field: &Field, v: &str, parsed: &mut Vec<String>) -> Typed {
     let src = raw.source;
     match field.ty {
         FieldType::Text => Typed {
@@ -168,7 +209,12 @@ fn typed(d: Dialect, raw: &RawSource, field: &Field, v: &str) -> Typed {
             bad: None,
         },
         FieldType::Timestamp => {
-            let ts = times::timestamp(d, v, src.date_order, src.timezone.name());
+            parsed.push(format!(
+                "{} AS ts_{}",
+                times::timestamp(d, v, src.date_order, src.timezone.name()),
+                field.name
+            ));
+            let ts = format!("ts_{}", field.name);
             Typed {
                 value: d.iso_utc(&ts),
                 bad: Some((
@@ -236,6 +282,7 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
         });
     }
     let mut cols = Vec::new();
+    let mut parsed = Vec::new();
     for field in system.fields() {
         let v = field_value(d, raw, field)?;
         let name = field.name;
@@ -256,7 +303,7 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
                 detail: d.lit(&format!("required field {name} is empty")),
             });
         }
-        let t = typed(d, raw, field, &vv);
+        let t = typed(d, raw, field, &vv, &mut parsed);
         if let Some((cond, reason, what)) = &t.bad {
             problems.push(Problem {
                 cond: cond.clone(),
@@ -319,11 +366,14 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
     sql.push_str(&d.create_as(
         &chk,
         &format!(
-            "WITH j AS (\n  SELECT t.*, {json_ok} AS json_ok FROM {} t\n), v AS (\n  SELECT j.*{}{}\n  FROM j\n)\nSELECT row_num, raw_line,\n  {reason_sql} AS reason,\n  {field_sql} AS field,\n  {detail_sql} AS detail,\n  {},\n  {extra} AS extra\nFROM v",
+            "WITH t0 AS (\n  SELECT t.*, {json_ok} AS json_ok FROM {} t\n), j AS (\n  SELECT t0.*{jx} FROM t0\n), w AS (\n  SELECT j.*{}{}\n  FROM j\n), v AS (\n  SELECT w.*{}{}\n  FROM w\n)\nSELECT row_num, raw_line,\n  {reason_sql} AS reason,\n  {field_sql} AS field,\n  {detail_sql} AS detail,\n  {},\n  {extra} AS extra\nFROM v",
             src.raw_table(),
             if values.is_empty() { "" } else { ",\n    " },
             values.join(",\n    "),
+            if parsed.is_empty() { "" } else { ",\n    " },
+            parsed.join(",\n    "),
             cols.join(",\n  "),
+            jx = raw.extraction(d).map_or_else(String::new, |x| format!(", {x} AS jx")),
         ),
     ));
     let select_cols: Vec<String> = staged_cols
