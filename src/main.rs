@@ -276,6 +276,9 @@ enum WarehouseCmd {
         /// Label propagation rounds before the fixed point is checked.
         #[arg(long, default_value_t = c360::warehouse::identity::DEFAULT_ROUNDS)]
         rounds: usize,
+        /// Use the match model another workspace trained (a local run on a sample).
+        #[arg(long)]
+        model_from: Option<PathBuf>,
     },
     /// Bring a warehouse run's id map, candidate pairs and profiles into the
     /// workspace for review (a folder of CSV files, e.g. DIR/results).
@@ -598,12 +601,14 @@ fn warehouse(workspace: PathBuf, what: WarehouseCmd) -> Result<()> {
             out,
             fresh_ids,
             rounds,
+            model_from,
         } => {
             let opts = compile::Options {
                 dialect,
                 out: out.clone(),
                 previous_ids: !fresh_ids,
                 rounds,
+                model_from,
             };
             let done = compile::compile(&ws, &opts)?;
             println!(

@@ -87,7 +87,8 @@ fn email_select(d: Dialect, alias: &str) -> (String, String) {
     );
     let dom = domain(d, &lowered);
     let plus = format!(
-        "CASE WHEN ed.drop_plus_tag = 1 AND strpos({local}, '+') > 1 THEN substr({local}, 1, strpos({local}, '+') - 1) ELSE {local} END"
+        "CASE WHEN ed.drop_plus_tag = 1 AND {plus_at} > 1 THEN substr({local}, 1, {plus_at} - 1) ELSE {local} END",
+        plus_at = d.strpos(&local, "'+'")
     );
     let dots =
         format!("CASE WHEN ed.ignore_dots = 1 THEN replace({plus}, '.', '') ELSE {plus} END");
@@ -141,13 +142,17 @@ fn flags(d: Dialect, parts: &[(String, &str)]) -> String {
 /// ("Last, First" or "First Last").
 fn split_names(d: Dialect, t: &str) -> [String; 5] {
     let full = name(d, &format!("{t}.full_name"));
-    let comma = format!("strpos({full}, ',')");
-    let last_space = format!("length({full}) - strpos(reverse({full}), ' ') + 1");
+    let comma = d.strpos(&full, "','");
+    let space = d.strpos(&full, "' '");
+    let last_space = format!(
+        "length({full}) - {} + 1",
+        d.strpos(&format!("reverse({full})"), "' '")
+    );
     let first_of_full = format!(
-        "CASE WHEN {comma} > 0 THEN NULLIF(trim(substr({full}, {comma} + 1)), '') WHEN strpos({full}, ' ') > 0 THEN substr({full}, 1, {last_space} - 1) ELSE {full} END"
+        "CASE WHEN {comma} > 0 THEN NULLIF(trim(substr({full}, {comma} + 1)), '') WHEN {space} > 0 THEN substr({full}, 1, {last_space} - 1) ELSE {full} END"
     );
     let last_of_full = format!(
-        "CASE WHEN {comma} > 0 THEN NULLIF(trim(substr({full}, 1, {comma} - 1)), '') WHEN strpos({full}, ' ') > 0 THEN substr({full}, {last_space} + 1) END"
+        "CASE WHEN {comma} > 0 THEN NULLIF(trim(substr({full}, 1, {comma} - 1)), '') WHEN {space} > 0 THEN substr({full}, {last_space} + 1) END"
     );
     [
         format!(
@@ -300,9 +305,8 @@ WHEN 'partial' THEN CASE WHEN s.refunded_amount IS NULL THEN {total} ELSE {total
     );
     let (revenue, currency, unit, no_rate) = match reporting {
         Some(rep) => (
-            format!(
-                "CASE WHEN s.rate IS NULL THEN 0 ELSE round(s.net * s.rate * 1000000) / 1000000 END"
-            ),
+            "CASE WHEN s.rate IS NULL THEN 0 ELSE round(s.net * s.rate * 1000000) / 1000000 END"
+                .to_string(),
             d.lit(rep),
             "CASE WHEN s.rate IS NULL THEN s.unit_price ELSE s.unit_price * s.rate END".to_string(),
             "s.rate IS NULL".to_string(),

@@ -19,6 +19,9 @@ pub struct Options {
     pub previous_ids: bool,
     /// Label propagation rounds before the fixed point is checked.
     pub rounds: usize,
+    /// A workspace whose trained match model to use instead of this one's
+    /// (a local run on a sample of data too big for the laptop).
+    pub model_from: Option<PathBuf>,
 }
 
 /// What was written.
@@ -153,12 +156,27 @@ pub fn compile(ws: &Workspace, opts: &Options) -> Result<Compiled> {
     } else {
         None
     };
+    let model = match &opts.model_from {
+        Some(other) => {
+            let other = Workspace::open(other)?;
+            let path = other.db_path();
+            Some(
+                rusqlite::Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .with_context(|| format!("--model-from: cannot open {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let seeds_dir = dir.join("seeds");
     let counts = seeds::write(
         &seeds_dir,
         &rules,
         &id_rules,
         conn.as_ref(),
+        model.as_ref(),
         opts.previous_ids,
     )?;
     let mut files = Vec::new();
@@ -304,5 +322,6 @@ const DIFFERENCES: &[&str] = &[
     "Identifier kinds apply one after another, the anchor first, as in the workbench; the values of one kind are judged together against the customers the earlier kinds made (the workbench also lets a value see the values of its own kind sorted before it).",
     "A keep-apart decision holds where one identifier value or one fuzzy pair would join its two sides; a chain through third records is not cut: such clusters are listed in identity_violations.",
     "Match candidates carry no weak_bridge flag; candidate ids are numbered afresh (by weight) on each run.",
-    "Regions are tidied, not mapped to ISO 3166-2; text is not NFC-normalised; order_lines sources are not merged into orders.",
+    "Regions are tidied, not mapped to ISO 3166-2; text is not NFC-normalised; order_lines sources are not merged into orders; a row's own time zone column is kept but not applied (the source's zone is).",
+    "Unify: row_hash is the engine's own hash and updated_at the time the script ran; event_seq numbers events as a full workbench run inserts them; a JSON true/false in a web event's values is the text true/false (the workbench: 1/0); Spark and Snowflake print prices in order properties in their shortest form (the same number, other text).",
 ];

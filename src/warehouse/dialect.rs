@@ -338,6 +338,15 @@ impl Dialect {
         }
     }
 
+    /// The 1-based position of `sub` in `s`, 0 when absent.
+    pub fn strpos(self, s: &str, sub: &str) -> String {
+        match self {
+            Dialect::DuckDb | Dialect::BigQuery => format!("strpos({s}, {sub})"),
+            Dialect::Spark => format!("instr({s}, {sub})"),
+            Dialect::Snowflake => format!("POSITION({sub}, {s})"),
+        }
+    }
+
     /// Concatenate texts (NULL if any is NULL).
     pub fn concat(self, parts: &[&str]) -> String {
         format!("({})", parts.join(" || "))

@@ -359,9 +359,8 @@ WHEN {lev} <= 2 THEN 1 ELSE 2 END",
         ),
         Method::Email => {
             let local = |x: &str| {
-                format!(
-                    "CASE WHEN strpos({x}, '@') > 0 THEN substr({x}, 1, strpos({x}, '@') - 1) ELSE {x} END"
-                )
+                let at = d.strpos(x, "'@'");
+                format!("CASE WHEN {at} > 0 THEN substr({x}, 1, {at} - 1) ELSE {x} END")
             };
             format!("CASE WHEN {} = {} THEN 1 ELSE 2 END", local(a), local(b))
         }
@@ -536,6 +535,9 @@ FROM id_lab l LEFT JOIN id_c{k} c ON c.node = l.label"
     sql.push_str(&d.create_as("id_lab", "SELECT * FROM id_lab_next"));
     sql.push_str("DROP TABLE IF EXISTS id_lab_next;\n");
     sql.push_str(&sides_sql(d));
+    for t in ["g", "st", "cf", "rf", "c"] {
+        sql.push_str(&format!("DROP TABLE IF EXISTS id_{t}{k};\n"));
+    }
     sql
 }
 
@@ -585,6 +587,7 @@ fn links_script(d: Dialect, rules: &IdentityRules, rounds: usize) -> Script {
     for k in order {
         sql.push_str(&kind_sql(d, rules, k, rounds));
     }
+    sql.push_str("DROP TABLE IF EXISTS id_values;\nDROP TABLE IF EXISTS id_live;\nDROP TABLE IF EXISTS fz_raw;\n");
     Script::new(
         "30_identity_links.sql",
         "identity",
@@ -765,6 +768,12 @@ WHERE s.probability >= {review:?} OR c.a IS NOT NULL",
             review = f.review
         ),
     ));
+    for t in ["fz_levels", "fz_units", "fz_weights", "fz_scored"] {
+        sql.push_str(&format!("DROP TABLE IF EXISTS {t};\n"));
+    }
+    for ri in 0..f.blocking.len() {
+        sql.push_str(&format!("DROP TABLE IF EXISTS fz_b{ri};\n"));
+    }
     sql
 }
 
@@ -773,7 +782,7 @@ fn fuzzy_script(d: Dialect, f: &FuzzyRules) -> Result<Script> {
     let mut sql = blocking_sql(d, f);
     sql.push_str(&d.fail_if(
         "(SELECT count(*) FROM seed_match_model WHERE comparison = '(prior)') = 0",
-        "identity: seeds/match_model.csv is empty; run `c360 run identity` in the workspace once (it trains the model) and compile again",
+        "identity: seeds/match_model.csv is empty; run `c360 run --step resolve` in the workspace once (it trains the model), or compile with --model-from a workspace that ran on a sample of the data",
     ));
     sql.push_str(";\n");
     sql.push_str(&scoring_sql(d, f));

@@ -148,12 +148,15 @@ fn writer(dir: &Path, name: &str) -> Result<csv::Writer<std::fs::File>> {
 }
 
 /// Write every seed CSV into `dir`. `conn`: the workspace's database (the
-/// model, the decisions and the id map; absent tables give empty seeds).
+/// model, the decisions and the id map; absent tables give empty seeds);
+/// `model_from`: another workspace's database whose trained model to use
+/// (trained on a sample of the data).
 pub fn write(
     dir: &Path,
     rules: &Rules,
     identity: &IdentityRules,
     conn: Option<&Connection>,
+    model_from: Option<&Connection>,
     previous_ids: bool,
 ) -> Result<SeedCounts> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -270,7 +273,7 @@ pub fn write(
     put("nicknames", &["name", "name_group"], nick)?;
     let (model, decisions, ids) = match conn {
         Some(c) => (
-            query_rows(c, "SELECT comparison, level, label, m, u, weight FROM match_model ORDER BY comparison = '(prior)' DESC, comparison, level")?,
+            query_rows(model_from.unwrap_or(c), MODEL_SQL)?,
             query_rows(
                 c,
                 "SELECT d.decision_id, d.action, COALESCE(d.pair_left, ''), COALESCE(d.pair_right, ''), COALESCE(m.side, ''), COALESCE(m.record_key, '')
@@ -283,7 +286,11 @@ pub fn write(
                 Vec::new()
             },
         ),
-        None => Default::default(),
+        None => (
+            model_from.map(|m| query_rows(m, MODEL_SQL)).transpose()?.unwrap_or_default(),
+            Vec::new(),
+            Vec::new(),
+        ),
     };
     put(
         "match_model",
@@ -305,6 +312,8 @@ pub fn write(
     put("previous_id_map", &["record_key", "customer360_id"], ids)?;
     Ok(counts)
 }
+
+const MODEL_SQL: &str = "SELECT comparison, level, label, m, u, weight FROM match_model ORDER BY comparison = '(prior)' DESC, comparison, level";
 
 /// Every row of a query as texts (a missing table: no rows).
 fn query_rows(conn: &Connection, sql: &str) -> Result<Vec<Vec<String>>> {

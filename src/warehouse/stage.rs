@@ -398,6 +398,8 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
             d.lit(&src.name)
         ),
     ));
+    // The checked rows were only the way to the two tables.
+    sql.push_str(&format!("DROP TABLE IF EXISTS {chk};\n"));
     Ok(Script::new(
         &format!("{:02}_stage_{}.sql", 10 + n, src.name),
         "stage",
@@ -509,6 +511,13 @@ pub fn union_script(d: Dialect, raws: &[RawSource]) -> Script {
         "stage: rows read <> staged + rejected",
     ));
     sql.push_str(";\n");
+    for r in raws {
+        sql.push_str(&format!(
+            "DROP TABLE IF EXISTS {}_{n};\nDROP TABLE IF EXISTS rejects_{n};\n",
+            staging_table(r.source.system),
+            n = r.source.name
+        ));
+    }
     Script::new(
         "19_stage_rejects.sql",
         "stage",
