@@ -17,6 +17,17 @@ fn path_lit(p: &Path) -> String {
     Dialect::DuckDb.lit(&p.display().to_string())
 }
 
+/// A good record's row number is its place among the good ones (`k`) plus
+/// the unreadable records before it: `bk` holds, per count of good records
+/// before a run of bad ones, how many bad records come up to there (an ASOF
+/// join finds the last such run before `k`), so no table of every slot is
+/// built.
+const RENUMBER: &str = "bk AS (
+  SELECT before, max(n) AS n FROM (
+    SELECT row_num - row_number() OVER (ORDER BY row_num) AS before, row_number() OVER (ORDER BY row_num) AS n FROM bad
+  ) x GROUP BY before
+)";
+
 /// The loading statements of one source.
 fn source_sql(ws: &Workspace, raw: &RawSource) -> String {
     let d = Dialect::DuckDb;
@@ -38,7 +49,7 @@ fn source_sql(ws: &Workspace, raw: &RawSource) -> String {
             };
             let first_line = if header { 1 } else { 0 };
             format!(
-                "CREATE OR REPLACE TEMP TABLE csv_{n} AS SELECT * FROM read_csv({p}, all_varchar=true, header={header}, delim={delim}, quote={quote}, escape={quote}, store_rejects=true, rejects_table='rej_{n}', rejects_scan='rej_scan_{n}', auto_detect=false, columns={{{decl}}}{names});
+                "CREATE OR REPLACE TABLE csv_{n} AS SELECT * FROM read_csv({p}, all_varchar=true, header={header}, delim={delim}, quote={quote}, escape={quote}, store_rejects=true, rejects_table='rej_{n}', rejects_scan='rej_scan_{n}', auto_detect=false, columns={{{decl}}}{names});
 CREATE OR REPLACE TABLE {table} AS
 WITH bad AS (
   SELECT CAST(line AS BIGINT) - {first_line} AS row_num,
@@ -47,21 +58,18 @@ WITH bad AS (
          ELSE 'malformed_csv' END AS read_error,
     min(error_message) AS read_detail, min(csv_line) AS raw_line
   FROM rej_{n} GROUP BY line
-), slots AS (
-  SELECT i AS row_num, row_number() OVER (ORDER BY i) AS k
-  FROM range(1, (SELECT count(*) FROM csv_{n}) + (SELECT count(*) FROM bad) + 1) t(i)
-  WHERE i NOT IN (SELECT row_num FROM bad)
-), good AS (
+), {renumber}, good AS (
   SELECT rowid + 1 AS k, * FROM csv_{n}
 )
-SELECT s.row_num, concat_ws({delim}, {cols}) AS raw_line, CAST(NULL AS {text}) AS read_error, CAST(NULL AS {text}) AS read_detail, {cols}
-FROM good g JOIN slots s ON s.k = g.k
+SELECT g.k + COALESCE(bk.n, 0) AS row_num, concat_ws({delim}, {cols}) AS raw_line, CAST(NULL AS {text}) AS read_error, CAST(NULL AS {text}) AS read_detail, {cols}
+FROM good g ASOF LEFT JOIN bk ON g.k > bk.before
 UNION ALL
-SELECT row_num, raw_line, read_error, read_detail, {nulls} FROM bad
-ORDER BY row_num;
+SELECT row_num, raw_line, read_error, read_detail, {nulls} FROM bad;
+DROP TABLE csv_{n};
 ",
                 n = src.name,
                 p = path_lit(&path),
+                renumber = RENUMBER,
                 delim = d.lit(&src.csv.delimiter),
                 quote = d.lit(&src.csv.quote),
                 decl = raw
@@ -102,27 +110,24 @@ FROM read_parquet({p}, file_row_number=true) ORDER BY row_num;
             )
         }
         Format::Ndjson | Format::Segment => format!(
-            "CREATE OR REPLACE TEMP TABLE lines_{n} AS SELECT * FROM read_csv({p}, columns={{'raw_line': 'VARCHAR'}}, header=false, delim=chr(1), quote='', escape='', auto_detect=false, store_rejects=true, rejects_table='rej_{n}', rejects_scan='rej_scan_{n}');
+            "CREATE OR REPLACE TABLE lines_{n} AS SELECT * FROM read_csv({p}, columns={{'raw_line': 'VARCHAR'}}, header=false, delim=chr(1), quote='', escape='', auto_detect=false, store_rejects=true, rejects_table='rej_{n}', rejects_scan='rej_scan_{n}');
 CREATE OR REPLACE TABLE {table} AS
 WITH bad AS (
   SELECT CAST(line AS BIGINT) AS row_num, 'invalid_utf8' AS read_error, min(error_message) AS read_detail, min(csv_line) AS raw_line
   FROM rej_{n} GROUP BY line
-), slots AS (
-  SELECT i AS row_num, row_number() OVER (ORDER BY i) AS k
-  FROM range(1, (SELECT count(*) FROM lines_{n}) + (SELECT count(*) FROM bad) + 1) t(i)
-  WHERE i NOT IN (SELECT row_num FROM bad)
-), good AS (
+), {renumber}, good AS (
   SELECT rowid + 1 AS k, raw_line FROM lines_{n}
 )
-SELECT s.row_num, g.raw_line, CAST(NULL AS {text}) AS read_error, CAST(NULL AS {text}) AS read_detail
-FROM good g JOIN slots s ON s.k = g.k
+SELECT g.k + COALESCE(bk.n, 0) AS row_num, g.raw_line, CAST(NULL AS {text}) AS read_error, CAST(NULL AS {text}) AS read_detail
+FROM good g ASOF LEFT JOIN bk ON g.k > bk.before
 WHERE trim(g.raw_line) <> ''
 UNION ALL
-SELECT row_num, raw_line, read_error, read_detail FROM bad
-ORDER BY row_num;
+SELECT row_num, raw_line, read_error, read_detail FROM bad;
+DROP TABLE lines_{n};
 ",
             n = src.name,
             p = path_lit(&path),
+            renumber = RENUMBER,
         ),
         Format::Json => format!(
             "CREATE OR REPLACE TABLE {table} AS
