@@ -1034,3 +1034,114 @@ pub fn scripts(d: Dialect, rules: &IdentityRules, rounds: usize) -> Result<Vec<S
     out.push(ids_script(d, rules));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> IdentityRules {
+        let text = include_str!("../../rules/identity.toml");
+        IdentityRules::parse(text, "rules/identity.toml").unwrap()
+    }
+
+    #[test]
+    fn every_dialect_gets_the_four_identity_scripts_in_run_order() {
+        let rules = rules();
+        for d in Dialect::ALL {
+            let s = scripts(d, &rules, DEFAULT_ROUNDS).unwrap();
+            let files: Vec<&str> = s.iter().map(|x| x.file.as_str()).collect();
+            assert_eq!(
+                files,
+                [
+                    "30_identity_links.sql",
+                    "31_identity_fuzzy.sql",
+                    "32_identity_clusters.sql",
+                    "33_identity_ids.sql"
+                ]
+            );
+            // The anchor kind is judged first, then the others in file order.
+            let links = &s[0].sql;
+            let first = links.find("-- identifier kind 0: customer_id").unwrap();
+            let email = links.find("-- identifier kind 1: email").unwrap();
+            assert!(first < email);
+            assert!(
+                s[3].sql.contains("customer360_id_map") && s[3].sql.contains("match_candidates")
+            );
+        }
+        assert!(scripts(Dialect::DuckDb, &rules, 1).is_err());
+    }
+
+    #[test]
+    fn blocked_patterns_are_matched_as_one_alternation() {
+        let rules = rules();
+        let sql = blocked(Dialect::DuckDb, &rules, "v");
+        assert!(sql.starts_with("regexp_matches(v, '(?:^$)|(?:"), "{sql}");
+        assert_eq!(sql.matches("(?:").count(), rules.blocked.len());
+        let none = IdentityRules::parse("anchor = \"customer_id\"\n[[identifiers]]\nkind = \"customer_id\"\nfields = [\"crm.customer_id\"]\n", "t").unwrap();
+        assert_eq!(blocked(Dialect::Spark, &none, "v"), "FALSE");
+    }
+
+    #[test]
+    fn limits_and_shared_devices_follow_the_kind() {
+        let rules = rules();
+        let phone = rules.kinds.iter().position(|k| k.kind == "phone").unwrap();
+        let sql = kind_sql(Dialect::DuckDb, &rules, phone, 4);
+        // max_customers = 3 and max_per_system = { crm = 1 }.
+        assert!(sql.contains("THEN label END) > 3"), "{sql}");
+        assert!(sql.contains("system = 'crm' THEN label END) > 1"), "{sql}");
+        assert!(!sql.contains("INSERT INTO id_attr"));
+        let device = rules
+            .kinds
+            .iter()
+            .position(|k| k.kind == "device_id")
+            .unwrap();
+        let sql = kind_sql(Dialect::DuckDb, &rules, device, 4);
+        assert!(
+            sql.contains("THEN 'shared'") && sql.contains("INSERT INTO id_attr"),
+            "{sql}"
+        );
+        // The anchor has no customer limit.
+        let sql = kind_sql(Dialect::DuckDb, &rules, 0, 4);
+        assert!(sql.contains("WHEN FALSE THEN 'over_limit'"), "{sql}");
+    }
+
+    #[test]
+    fn a_group_scores_agreeing_and_differing_members_together() {
+        let rules = rules();
+        let f = rules.fuzzy.as_ref().unwrap();
+        let household = f
+            .units()
+            .into_iter()
+            .find(|u| u.name == "household")
+            .unwrap();
+        let sql = unit_level(f, &household.members);
+        // Five members: level = agree * 6 + differ.
+        assert!(sql.contains("* 6 +"), "{sql}");
+        assert_eq!(
+            sql.matches("CASE WHEN m").count(),
+            2 * household.members.len()
+        );
+    }
+
+    #[test]
+    fn levels_are_null_without_a_value_and_zero_when_equal() {
+        let rules = rules();
+        let f = rules.fuzzy.as_ref().unwrap();
+        let email = f.comparisons.iter().find(|c| c.name == "email").unwrap();
+        let sql = level_sql(Dialect::DuckDb, email, "a", "b", "FALSE");
+        assert!(
+            sql.starts_with("CASE WHEN a IS NULL OR b IS NULL THEN NULL WHEN a = b THEN 0"),
+            "{sql}"
+        );
+        let date = f
+            .comparisons
+            .iter()
+            .find(|c| c.name == "birth_date")
+            .unwrap();
+        let sql = level_sql(Dialect::BigQuery, date, "a", "b", "FALSE");
+        assert!(
+            sql.contains("THEN 1") && sql.contains("THEN 2 ELSE 3 END"),
+            "{sql}"
+        );
+    }
+}

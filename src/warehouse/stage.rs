@@ -366,7 +366,7 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
     sql.push_str(&d.create_as(
         &chk,
         &format!(
-            "WITH t0 AS (\n  SELECT t.*, {json_ok} AS json_ok FROM {} t\n), j AS (\n  SELECT t0.*{jx} FROM t0\n), w AS (\n  SELECT j.*{}{}\n  FROM j\n), v AS (\n  SELECT w.*{}{}\n  FROM w\n)\nSELECT row_num, raw_line,\n  {reason_sql} AS reason,\n  {field_sql} AS field,\n  {detail_sql} AS detail,\n  {},\n  {extra} AS extra\nFROM v",
+            "WITH t0 AS (\n  SELECT t.*, {json_ok} AS json_ok FROM {} t\n), j AS (\n  SELECT t0.*{jx} FROM t0\n), w AS (\n  SELECT j.*{}{}\n  FROM j\n), v AS (\n  SELECT w.*{}{}\n  FROM w\n)\nSELECT row_num,\n  {reason_sql} AS reason,\n  {field_sql} AS field,\n  {detail_sql} AS detail,\n  {},\n  {extra} AS extra\nFROM v",
             src.raw_table(),
             if values.is_empty() { "" } else { ",\n    " },
             values.join(",\n    "),
@@ -384,22 +384,19 @@ pub fn source_script(d: Dialect, raw: &RawSource, n: usize) -> Result<Script> {
             other => other.to_string(),
         })
         .collect();
-    sql.push_str(&d.create_as(
-        &format!("{stg}_{}", src.name),
-        &format!(
-            "SELECT {} FROM {chk} WHERE reason IS NULL",
-            select_cols.join(", ")
-        ),
+    // Views over the checked rows: the one copy of the staged rows is the
+    // system's table that 19_stage_rejects.sql builds (then drops these).
+    sql.push_str(&format!(
+        "CREATE OR REPLACE VIEW {stg}_{} AS\nSELECT {} FROM {chk} WHERE reason IS NULL;\n",
+        src.name,
+        select_cols.join(", ")
     ));
-    sql.push_str(&d.create_as(
-        &format!("rejects_{}", src.name),
-        &format!(
-            "SELECT {} AS source, row_num, field, reason, detail, raw_line AS raw FROM {chk} WHERE reason IS NOT NULL",
-            d.lit(&src.name)
-        ),
+    sql.push_str(&format!(
+        "CREATE OR REPLACE VIEW rejects_{} AS\nSELECT {} AS source, c.row_num, c.field, c.reason, c.detail, r.raw_line AS raw FROM {chk} c JOIN {} r ON r.row_num = c.row_num WHERE c.reason IS NOT NULL;\n",
+        src.name,
+        d.lit(&src.name),
+        src.raw_table()
     ));
-    // The checked rows were only the way to the two tables.
-    sql.push_str(&format!("DROP TABLE IF EXISTS {chk};\n"));
     Ok(Script::new(
         &format!("{:02}_stage_{}.sql", 10 + n, src.name),
         "stage",
@@ -513,7 +510,7 @@ pub fn union_script(d: Dialect, raws: &[RawSource]) -> Script {
     sql.push_str(";\n");
     for r in raws {
         sql.push_str(&format!(
-            "DROP TABLE IF EXISTS {}_{n};\nDROP TABLE IF EXISTS rejects_{n};\n",
+            "DROP VIEW IF EXISTS {}_{n};\nDROP VIEW IF EXISTS rejects_{n};\nDROP TABLE IF EXISTS chk_{n};\n",
             staging_table(r.source.system),
             n = r.source.name
         ));

@@ -1,7 +1,10 @@
 """Run compiled DuckDB warehouse scripts: load_local.sql, the numbered
 scripts in order, export_local.sql, in one database.
 
-    python run_duckdb.py DIR [DATABASE]
+    python run_duckdb.py DIR [DATABASE] [--load-only | --skip-load]
+
+--load-only / --skip-load split a run in two (a scale run deletes the
+source files once they are loaded, to make room on the disk).
 
 Prints one line per script with its time, then the peak memory."""
 import glob
@@ -14,15 +17,18 @@ import duckdb
 
 
 def main():
-    d = sys.argv[1]
-    db = sys.argv[2] if len(sys.argv) > 2 else ":memory:"
+    flags = {a for a in sys.argv[1:] if a.startswith("--")}
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    d = args[0]
+    db = args[1] if len(args) > 1 else ":memory:"
     con = duckdb.connect(db)
     threads = os.environ.get("C360_DUCKDB_THREADS")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    scripts = [os.path.join(d, "load_local.sql")]
-    scripts += sorted(glob.glob(os.path.join(d, "[0-9][0-9]_*.sql")))
-    scripts.append(os.path.join(d, "export_local.sql"))
+    scripts = [] if "--skip-load" in flags else [os.path.join(d, "load_local.sql")]
+    if "--load-only" not in flags:
+        scripts += sorted(glob.glob(os.path.join(d, "[0-9][0-9]_*.sql")))
+        scripts.append(os.path.join(d, "export_local.sql"))
     os.makedirs(os.path.join(d, "results"), exist_ok=True)
     total = time.time()
     for path in scripts:
