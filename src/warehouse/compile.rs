@@ -196,10 +196,24 @@ pub fn compile(ws: &Workspace, opts: &Options) -> Result<Compiled> {
     } else {
         put("00_seeds.sql", &seeds::ddl(d))?;
     }
+    // DuckDB: only load_local.sql needs rows kept in file order; the
+    // numbered scripts number their rows themselves, and without the order
+    // big tables are written with far less memory.
+    let preamble = if d == Dialect::DuckDb {
+        "SET preserve_insertion_order = false;\n"
+    } else {
+        ""
+    };
     for s in &scripts {
         put(
             &s.file,
-            &format!("-- {} ({}, {})\n{}", s.summary, s.step, d.name(), s.sql),
+            &format!(
+                "-- {} ({}, {})\n{preamble}{}",
+                s.summary,
+                s.step,
+                d.name(),
+                s.sql
+            ),
         )?;
     }
     put("README.md", &readme(ws, d, &scripts, &raws, &counts))?;

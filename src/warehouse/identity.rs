@@ -521,14 +521,18 @@ SELECT rec, login, dist, {k} AS kind, value FROM (
     }
     // Linked values join their customers so far: label pairs.
     let edges = format!(
-        "SELECT DISTINCT min(g.label) OVER (PARTITION BY g.value) AS a, g.label AS b FROM id_g{k} g JOIN id_status s ON s.kind = {k} AND s.value = g.value WHERE s.status = 'linked'"
+        "SELECT DISTINCT m.a, g.label AS b FROM id_g{k} g JOIN (SELECT x.value, min(x.label) AS a FROM id_g{k} x JOIN id_status s ON s.kind = {k} AND s.value = x.value WHERE s.status = 'linked' GROUP BY x.value) m ON m.value = g.value"
     );
     sql.push_str(&graph::components(d, &edges, &format!("id_c{k}"), rounds));
     sql.push_str(&d.create_as(
         "id_lab_next",
         &format!(
-            "SELECT l.rec, COALESCE(c.label, l.label) AS label, l.has_anchor, max(l.has_anchor) OVER (PARTITION BY COALESCE(c.label, l.label)) AS anchored
-FROM id_lab l LEFT JOIN id_c{k} c ON c.node = l.label"
+            "WITH n AS (
+  SELECT l.rec, COALESCE(c.label, l.label) AS label, l.has_anchor FROM id_lab l LEFT JOIN id_c{k} c ON c.node = l.label
+), a AS (
+  SELECT label, max(has_anchor) AS anchored FROM n GROUP BY label
+)
+SELECT n.rec, n.label, n.has_anchor, a.anchored FROM n JOIN a ON a.label = n.label"
         ),
     ));
     sql.push_str("DROP TABLE IF EXISTS id_lab;\n");
@@ -820,7 +824,12 @@ WHERE s.action = 'approve'",
     ));
     sql.push_str(&d.create_as(
         "id_lab2",
-        "SELECT l.rec, l.label, COALESCE(m.label, l.label) AS label2, max(l.has_anchor) OVER (PARTITION BY COALESCE(m.label, l.label)) AS anchored2 FROM id_lab l LEFT JOIN id_m m ON m.node = l.label",
+        "WITH n AS (
+  SELECT l.rec, l.label, COALESCE(m.label, l.label) AS label2, l.has_anchor FROM id_lab l LEFT JOIN id_m m ON m.node = l.label
+), a AS (
+  SELECT label2, max(has_anchor) AS anchored2 FROM n GROUP BY label2
+)
+SELECT n.rec, n.label, n.label2, a.anchored2 FROM n JOIN a ON a.label2 = n.label2",
     ));
     // Per anonymous customer, the nearest login of its records.
     sql.push_str(&d.create_as(

@@ -17,6 +17,11 @@ import duckdb
 
 
 def main():
+    first = None
+    if "--from" in sys.argv:  # --from NN: the numbered scripts from NN on
+        i = sys.argv.index("--from")
+        first = sys.argv[i + 1]
+        del sys.argv[i:i + 2]
     flags = {a for a in sys.argv[1:] if a.startswith("--")}
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     d = args[0]
@@ -27,7 +32,8 @@ def main():
         con.execute(f"SET threads = {int(threads)}")
     scripts = [] if "--skip-load" in flags else [os.path.join(d, "load_local.sql")]
     if "--load-only" not in flags:
-        scripts += sorted(glob.glob(os.path.join(d, "[0-9][0-9]_*.sql")))
+        scripts += [p for p in sorted(glob.glob(os.path.join(d, "[0-9][0-9]_*.sql")))
+                    if first is None or os.path.basename(p)[:2] >= first]
         scripts.append(os.path.join(d, "export_local.sql"))
     os.makedirs(os.path.join(d, "results"), exist_ok=True)
     total = time.time()
@@ -36,7 +42,15 @@ def main():
         with open(path, encoding="utf-8") as f:
             sql = f.read()
         try:
-            con.execute(sql)
+            if os.environ.get("C360_TRACE"):  # statement by statement, the slow ones named
+                for stmt in [x for x in sql.split(";\n") if x.strip()]:
+                    t = time.time()
+                    con.execute(stmt)
+                    if time.time() - t > 5:
+                        head = " ".join(stmt.split())[:100]
+                        print(f"  {time.time() - t:.1f}s  {head}", flush=True)
+            else:
+                con.execute(sql)
         except Exception as e:  # name the script that failed
             print(f"FAILED {os.path.basename(path)}: {e}", file=sys.stderr)
             sys.exit(1)
