@@ -65,8 +65,10 @@ fn fuzzy_field(d: Dialect, system: System, fr: &FieldRef) -> String {
     }
 }
 
-/// `id_records`: every record of the clean tables, numbered (system, then
-/// source and row), with its identifier fields (`f_<field>`), its time
+/// `id_records`: every record of the clean tables, numbered by system,
+/// source, batch and row without a sort of them all (`rec` = the record's
+/// system and source, batch and row number packed into one integer), with
+/// its identifier fields (`f_<field>`), its time
 /// (web events, ms) and its raw fuzzy fields (`z<i>`).
 fn records_sql(d: Dialect, rules: &IdentityRules) -> String {
     let fields = identifier_fields(rules);
@@ -147,9 +149,9 @@ fn records_sql(d: Dialect, rules: &IdentityRules) -> String {
     d.create_as(
         "id_records",
         &format!(
-            "SELECT CAST(row_number() OVER (ORDER BY sys_order, source, batch_id, row_num, record_key) AS {}) AS rec, u.*\nFROM (\n{}\n) u",
-            d.int(),
-            parts.join("\nUNION ALL\n")
+            "WITH u AS (\n{}\n), sx AS (\n  SELECT source, row_number() OVER (ORDER BY source) - 1 AS ix FROM (SELECT DISTINCT source FROM u) s\n)\nSELECT CAST((u.sys_order * 64 + sx.ix) * 1099511627776 + u.batch_id * 4294967296 + u.row_num AS {}) AS rec, u.*\nFROM u JOIN sx ON sx.source = u.source",
+            parts.join("\nUNION ALL\n"),
+            d.int()
         ),
     )
 }
