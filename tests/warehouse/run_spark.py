@@ -46,7 +46,7 @@ def main():
              .config("spark.sql.session.timeZone", "UTC")
              .config("spark.sql.ansi.enabled", "false")
              .config("spark.sql.warehouse.dir", os.path.join(work, "warehouse"))
-             .config("spark.driver.memory", "6g")
+             .config("spark.driver.memory", "3g")
              .config("spark.sql.shuffle.partitions", "8")
              .config("spark.ui.enabled", "false")
              .getOrCreate())
