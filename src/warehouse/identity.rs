@@ -1128,9 +1128,10 @@ mod tests {
         let sql = unit_level(f, &household.members);
         // Five members: level = agree * 6 + differ.
         assert!(sql.contains("* 6 +"), "{sql}");
+        // Each member is tested twice (agrees, differs), in the NULL test and in the level.
         assert_eq!(
             sql.matches("CASE WHEN m").count(),
-            2 * household.members.len()
+            4 * household.members.len()
         );
     }
 
