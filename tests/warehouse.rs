@@ -389,3 +389,143 @@ fn a_broken_source_mapping_is_a_clear_error_naming_the_source() {
         "{err}"
     );
 }
+
+/// Union-find components: each node's smallest component member.
+fn components_by_union_find(edges: &[(i64, i64)]) -> std::collections::BTreeMap<i64, i64> {
+    use std::collections::BTreeMap;
+    fn find(p: &mut BTreeMap<i64, i64>, x: i64) -> i64 {
+        let up = *p.entry(x).or_insert(x);
+        if up == x {
+            return x;
+        }
+        let root = find(p, up);
+        p.insert(x, root);
+        root
+    }
+    let mut parent = BTreeMap::new();
+    for &(a, b) in edges.iter().filter(|(a, b)| a != b) {
+        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+        let (lo, hi) = (ra.min(rb), ra.max(rb));
+        parent.insert(hi, lo);
+    }
+    let nodes: Vec<i64> = parent.keys().copied().collect();
+    nodes
+        .into_iter()
+        .map(|n| (n, find(&mut parent, n)))
+        .collect()
+}
+
+/// The label propagation SQL on DuckDB, for graphs of the shapes an
+/// identity graph has: long chains (a path settles in log rounds), stars
+/// whose smallest node is a leaf, single edges, duplicate and reversed
+/// edges, self-loops, and random sparse graphs. Each node must get the
+/// smallest node of its component, as union-find gives it.
+#[test]
+fn label_propagation_sql_finds_the_components_union_find_does() {
+    use rand::{RngExt, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
+    let mut edges: Vec<(i64, i64)> = Vec::new();
+    // A chain of 300 in shuffled numbering.
+    let mut chain: Vec<i64> = (1000..1300).collect();
+    for i in (1..chain.len()).rev() {
+        chain.swap(i, rng.random_range(0..=i));
+    }
+    edges.extend(chain.windows(2).map(|w| (w[0], w[1])));
+    // Stars whose centre is large and whose smallest member is a leaf,
+    // joined in pairs through a member.
+    for s in 0..40i64 {
+        let centre = 5000 + s * 10;
+        edges.extend((1..8).map(|m| (centre, centre + m)));
+        edges.push((centre + 9 - 5000 + 100, centre)); // the smallest: a leaf
+        if s % 2 == 1 {
+            edges.push((centre - 10 + 3, centre + 3));
+        }
+    }
+    // Single edges, duplicates, reversed duplicates, self-loops.
+    edges.extend([(20, 21), (31, 30), (40, 41), (41, 40), (40, 41), (50, 50)]);
+    // Random sparse graphs.
+    for _ in 0..600 {
+        let (a, b) = (
+            rng.random_range(10_000..10_800),
+            rng.random_range(10_000..10_800),
+        );
+        edges.push((a, b));
+    }
+    let csv: String = std::iter::once("a,b\n".to_string())
+        .chain(edges.iter().map(|(a, b)| format!("{a},{b}\n")))
+        .collect();
+    let edges_csv = dir.path().join("edges.csv");
+    std::fs::write(&edges_csv, csv).unwrap();
+    let out_csv = dir.path().join("out.csv");
+    let d = c360::warehouse::Dialect::DuckDb;
+    let sql = format!(
+        "CREATE TABLE g AS SELECT * FROM read_csv('{}', header = true, columns = {{'a': 'BIGINT', 'b': 'BIGINT'}});\n{}COPY (SELECT node, label FROM cc ORDER BY node) TO '{}' (HEADER);\n",
+        edges_csv.display(),
+        c360::warehouse::graph::components(d, "SELECT a, b FROM g", "cc", 12),
+        out_csv.display()
+    );
+    let sql_file = dir.path().join("cc.sql");
+    std::fs::write(&sql_file, sql).unwrap();
+    let ran = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import duckdb, sys; duckdb.connect().execute(open(sys.argv[1]).read())",
+        ])
+        .arg(&sql_file)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let got: std::collections::BTreeMap<i64, i64> = std::fs::read_to_string(&out_csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (n, c) = l.split_once(',').unwrap();
+            (n.parse().unwrap(), c.parse().unwrap())
+        })
+        .collect();
+    let want = components_by_union_find(&edges);
+    assert_eq!(got.len(), want.len(), "every node on an edge, once");
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(n, c)| got.get(n) != Some(c))
+        .take(10)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "nodes with the wrong component (node, want): {wrong:?}"
+    );
+    assert!(
+        chain.iter().all(|n| got[n] == 1000),
+        "the chain settles on its smallest node"
+    );
+    assert_eq!(got[&5003], 109, "a star takes its smallest leaf");
+    assert!(!got.contains_key(&50), "a self-loop alone is no edge");
+
+    // Too few rounds for the chain: the script stops and says what to do.
+    let short = format!(
+        "CREATE TABLE g AS SELECT * FROM read_csv('{}', header = true, columns = {{'a': 'BIGINT', 'b': 'BIGINT'}});\n{}",
+        edges_csv.display(),
+        c360::warehouse::graph::components(d, "SELECT a, b FROM g", "cc", 2),
+    );
+    std::fs::write(&sql_file, short).unwrap();
+    let ran = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import duckdb, sys; duckdb.connect().execute(open(sys.argv[1]).read())",
+        ])
+        .arg(&sql_file)
+        .output()
+        .unwrap();
+    assert!(!ran.status.success());
+    assert!(
+        String::from_utf8_lossy(&ran.stderr).contains("compile with a larger --rounds"),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+}
