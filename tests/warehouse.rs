@@ -458,23 +458,36 @@ fn label_propagation_sql_finds_the_components_union_find_does() {
     let edges_csv = dir.path().join("edges.csv");
     std::fs::write(&edges_csv, csv).unwrap();
     let out_csv = dir.path().join("out.csv");
-    let d = c360::warehouse::Dialect::DuckDb;
-    let sql = format!(
-        "CREATE TABLE g AS SELECT * FROM read_csv('{}', header = true, columns = {{'a': 'BIGINT', 'b': 'BIGINT'}});\n{}COPY (SELECT node, label FROM cc ORDER BY node) TO '{}' (HEADER);\n",
-        edges_csv.display(),
-        c360::warehouse::graph::components(d, "SELECT a, b FROM g", "cc", 12),
-        out_csv.display()
+    // The components SQL over the edges in DuckDB, then `tail`.
+    let run = |rounds: usize, tail: &str| {
+        let sql = format!(
+            "CREATE TABLE g AS SELECT * FROM read_csv('{}', header = true, columns = {{'a': 'BIGINT', 'b': 'BIGINT'}});\n{}{tail}",
+            edges_csv.display(),
+            c360::warehouse::graph::components(
+                c360::warehouse::Dialect::DuckDb,
+                "SELECT a, b FROM g",
+                "cc",
+                rounds
+            ),
+        );
+        let sql_file = dir.path().join("cc.sql");
+        std::fs::write(&sql_file, sql).unwrap();
+        std::process::Command::new(python())
+            .args([
+                "-c",
+                "import duckdb, sys; duckdb.connect().execute(open(sys.argv[1]).read())",
+            ])
+            .arg(&sql_file)
+            .output()
+            .unwrap()
+    };
+    let ran = run(
+        12,
+        &format!(
+            "COPY (SELECT node, label FROM cc ORDER BY node) TO '{}' (HEADER);\n",
+            out_csv.display()
+        ),
     );
-    let sql_file = dir.path().join("cc.sql");
-    std::fs::write(&sql_file, sql).unwrap();
-    let ran = std::process::Command::new(python())
-        .args([
-            "-c",
-            "import duckdb, sys; duckdb.connect().execute(open(sys.argv[1]).read())",
-        ])
-        .arg(&sql_file)
-        .output()
-        .unwrap();
     assert!(
         ran.status.success(),
         "{}",
@@ -508,20 +521,7 @@ fn label_propagation_sql_finds_the_components_union_find_does() {
     assert!(!got.contains_key(&50), "a self-loop alone is no edge");
 
     // Too few rounds for the chain: the script stops and says what to do.
-    let short = format!(
-        "CREATE TABLE g AS SELECT * FROM read_csv('{}', header = true, columns = {{'a': 'BIGINT', 'b': 'BIGINT'}});\n{}",
-        edges_csv.display(),
-        c360::warehouse::graph::components(d, "SELECT a, b FROM g", "cc", 2),
-    );
-    std::fs::write(&sql_file, short).unwrap();
-    let ran = std::process::Command::new(python())
-        .args([
-            "-c",
-            "import duckdb, sys; duckdb.connect().execute(open(sys.argv[1]).read())",
-        ])
-        .arg(&sql_file)
-        .output()
-        .unwrap();
+    let ran = run(2, "");
     assert!(!ran.status.success());
     assert!(
         String::from_utf8_lossy(&ran.stderr).contains("compile with a larger --rounds"),

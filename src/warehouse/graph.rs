@@ -120,7 +120,7 @@ fn round_sql(d: Dialect, out: &str, i: usize) -> String {
   SELECT CASE WHEN t.t = 0 THEN gu.f ELSE e.a END AS node, gv.gf AS f
   FROM {out}_k e JOIN g gu ON gu.node = e.a JOIN g gv ON gv.node = e.b
   CROSS JOIN (SELECT 0 AS t UNION ALL SELECT 1 AS t) t
-  WHERE gv.gf < gu.f OR (t.t = 1 AND gv.gf < e.a)
+  WHERE gv.gf < CASE WHEN t.t = 0 THEN gu.f ELSE e.a END
   UNION ALL SELECT node, gf AS f FROM g
 )
 SELECT node, min(f) AS f FROM h GROUP BY node"
