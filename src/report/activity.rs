@@ -196,7 +196,11 @@ pub fn revenue(ctx: &Ctx, months: &[Month]) -> Result<Section> {
     let body = format!(
         "{}{}{}",
         html::p(&intro),
-        html::figure("Net revenue per month", &svg, &html::legend(&items)),
+        html::figure(
+            "Revenue per month (net: orders − refunds)",
+            &svg,
+            &html::legend(&items)
+        ),
         html::details("Figures per month", &t.finish())
     );
     Ok(Section {
@@ -344,7 +348,7 @@ pub fn retention(ctx: &Ctx, cohorts: &[Cohort]) -> Section {
     let mut tds = String::from("<td><b>all cohorts</b></td><td></td>");
     for (active, size) in avg.iter().skip(1) {
         let cell = if *size > 0 {
-            format::percent(*active as f64 / *size as f64)
+            whole_percent(*active as f64 / *size as f64)
         } else {
             String::new()
         };
@@ -386,7 +390,7 @@ fn whole_percent(share: f64) -> String {
     } else if share < 0.005 {
         "<1%".into()
     } else {
-        format!("{:.0}%", share * 100.0)
+        format!("{}%", (share * 100.0).round() as i64)
     }
 }
 
@@ -410,7 +414,8 @@ mod tests {
 
     #[test]
     fn heat_map_cells_are_whole_percentages() {
-        assert_eq!(whole_percent(0.225), "23%");
+        assert_eq!(whole_percent(0.226), "23%");
+        assert_eq!(whole_percent(0.125), "13%");
         assert_eq!(whole_percent(0.004), "<1%");
         assert_eq!(whole_percent(0.0), "0%");
     }

@@ -175,12 +175,17 @@ pub fn columns(spec: &Columns) -> Result<String> {
         .map(|b| text_px(&b.label, LABEL_PX))
         .fold(0.0, f64::max);
     let labelled = format::thinned(n, format::label_step(slot, label_w), spec.phase);
-    let value_w = spec
-        .bars
-        .iter()
-        .map(|b| text_px(&(spec.value_label)(b.value), VALUE_PX))
-        .fold(0.0, f64::max);
-    let valued = format::thinned(n, format::label_step(slot, value_w), spec.phase);
+    // Value labels sit above positive columns and below negative ones:
+    // each side is thinned by its own widest label.
+    let value_w = |negative: bool| {
+        spec.bars
+            .iter()
+            .filter(|b| (b.value < 0.0) == negative)
+            .map(|b| text_px(&(spec.value_label)(b.value), VALUE_PX))
+            .fold(0.0, f64::max)
+    };
+    let valued = [false, true]
+        .map(|neg| format::thinned(n, format::label_step(slot, value_w(neg)), spec.phase));
     let keys: Vec<f64> = labelled.iter().map(|i| *i as f64).collect();
 
     let mut svg = String::new();
@@ -247,7 +252,7 @@ pub fn columns(spec: &Columns) -> Result<String> {
         // Phase 4: value labels and the group (year) row.
         for (i, b) in spec.bars.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(i as f64, b.value));
-            if valued.contains(&i) {
+            if valued[usize::from(b.value < 0.0)].contains(&i) {
                 let (dy, v) = if b.value < 0.0 {
                     (4, VPos::Top)
                 } else {

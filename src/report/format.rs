@@ -159,8 +159,8 @@ impl Currency {
     pub fn unit(&self) -> String {
         match self {
             Currency::Code(c) => c.clone(),
-            Currency::Mixed(cs) => format!("mixed currencies ({}), not converted", cs.join(", ")),
-            Currency::None => "amounts in the source currency (no currency recorded)".into(),
+            Currency::Mixed(cs) => format!("mixed currencies: {}, not converted", cs.join(", ")),
+            Currency::None => "no currency recorded".into(),
         }
     }
 }
@@ -260,20 +260,32 @@ pub fn nice_step(span: f64, ticks: usize) -> f64 {
     nice * mag
 }
 
-/// The axis range (a multiple of the step at each end, zero included) and
-/// its ticks for values from `lo` to `hi`, with `headroom` (a share of the
-/// span) above the highest and below the lowest value for their labels.
+/// The axis range and its ticks for values from `lo` to `hi`, zero
+/// included, with `headroom` (a share of the span) above the highest and
+/// below the lowest value for their labels. The top is a tick; so is the
+/// bottom, unless the values go less than one tick step below zero: then
+/// the axis stops just under them instead of wasting a whole step.
 pub fn axis(lo: f64, hi: f64, ticks: usize, headroom: f64) -> (f64, f64, Vec<f64>) {
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
     let span = if hi - lo > 0.0 { hi - lo } else { 1.0 };
     let (lo, hi) = (
-        if lo < 0.0 { lo - span * headroom } else { 0.0 },
+        if lo < 0.0 {
+            lo - span * headroom.max(0.04)
+        } else {
+            0.0
+        },
         hi + span * headroom,
     );
     let step = nice_step(hi - lo, ticks);
-    let (a, b) = ((lo / step).floor(), (hi / step).ceil());
+    let b = (hi / step).ceil();
+    let (bottom, a) = if lo < 0.0 && -lo < step {
+        (lo, 0.0)
+    } else {
+        let a = (lo / step).floor();
+        (a * step, a)
+    };
     let ticks = (a as i64..=b as i64).map(|k| k as f64 * step).collect();
-    (a * step, b * step, ticks)
+    (bottom, b * step, ticks)
 }
 
 /// The estimated width in pixels of `text` at `font_px` (sans-serif: about
@@ -355,12 +367,16 @@ mod tests {
         assert_eq!(nice_step(30_000.0, 5), 10_000.0);
         assert_eq!(nice_step(12.0, 5), 2.5);
         assert_eq!(nice_step(0.0, 5), 1.0);
+        // A little below zero: the axis stops under the lowest value.
         let (lo, hi, ticks) = axis(-2196.0, 30351.0, 5, 0.1);
-        assert!(lo < -2196.0 && lo > -10_000.0, "{lo}");
+        assert!(lo < -2196.0 && lo > -6_000.0, "{lo}");
         assert!(hi >= 30351.0 * 1.05, "{hi}");
-        assert!(ticks.contains(&0.0), "{ticks:?}");
-        assert_eq!(ticks.first(), Some(&lo));
+        assert_eq!(ticks, [0.0, 10_000.0, 20_000.0, 30_000.0, 40_000.0]);
         assert_eq!(ticks.last(), Some(&hi));
+        // Far below zero: the bottom is a tick too.
+        let (lo, _, ticks) = axis(-25_000.0, 30_000.0, 5, 0.1);
+        assert_eq!(ticks.first(), Some(&lo));
+        assert!(ticks.contains(&0.0) && lo <= -25_000.0, "{ticks:?}");
         let (lo, _, _) = axis(5.0, 10.0, 5, 0.1);
         assert_eq!(lo, 0.0);
     }

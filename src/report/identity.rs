@@ -53,7 +53,11 @@ pub struct Identity {
 impl Identity {
     /// CRM records, and the customers holding them.
     pub fn crm_records(&self) -> (i64, i64) {
-        let records = self.systems.iter().find(|s| s.0 == "crm").map_or(0, |s| s.1);
+        let records = self
+            .systems
+            .iter()
+            .find(|s| s.0 == "crm")
+            .map_or(0, |s| s.1);
         (records, self.crm[1..].iter().sum())
     }
 }
