@@ -5,6 +5,7 @@
 //! [`workspace`]; the demo set-up in [`demo`].
 
 pub mod bench;
+pub mod check;
 pub mod console;
 pub mod demo;
 pub mod generate;

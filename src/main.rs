@@ -11,6 +11,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cli;
+use cli::json;
+
 #[derive(Parser)]
 #[command(
     name = "c360",
@@ -23,6 +26,11 @@ transactions into one explainable profile per customer.\n\nStart with `c360 demo
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print one JSON document on stdout instead of text (status, rejects,
+    /// review list|show|decisions, explain, segment count|list, eval, bench,
+    /// check, schema).
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -41,7 +49,7 @@ enum Command {
     },
     /// Open the workbench (TUI) on a workspace.
     Tui {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
     },
     /// Create a workspace: c360.toml (sources, settings) and rules/.
@@ -51,7 +59,7 @@ enum Command {
     },
     /// Extract and stage every source of the workspace (pipeline steps 1-2).
     Load {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
         /// Load only this source (by name).
         #[arg(long)]
@@ -67,7 +75,7 @@ enum Command {
     },
     /// Run a pipeline step, or all of them.
     Run {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
         /// Step to run: extract, stage, standardise, resolve, unify, analyse.
         #[arg(long, required_unless_present = "all")]
@@ -86,12 +94,12 @@ enum Command {
     },
     /// Show the sources, load batches and table counts of a workspace.
     Status {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
     },
     /// List rejected rows with their reason, and counts per reason.
     Rejects {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
         /// Only rows of this source.
         #[arg(long)]
@@ -126,56 +134,77 @@ enum Command {
     },
     /// Why records are one customer: records, shared identifiers, lineage.
     Explain {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
         /// A customer360_id, or a record key (system:source:record_id).
         who: String,
     },
     /// Pairwise precision, recall and F1 of the customer360 ids against a truth file.
     Eval {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
         /// CSV with columns source (crm/web/transactions), record_id, person_id.
         #[arg(long)]
         truth: PathBuf,
     },
-    /// Export a unified table for BI tools (Parquet keeps the types; CSV has ISO UTC times).
+    /// Export a table for BI tools (Parquet keeps the types; CSV has ISO UTC
+    /// times), or with --all every output table as CSV, Parquet and a DuckDB file set.
     Export {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
-        /// customer360_profiles or customer360_events.
+        /// The table, e.g. customer360_profiles, customer360_events, match_candidates.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        table: Option<String>,
+        /// Every output table into the folder --out: csv/, parquet/ and duckdb.sql.
         #[arg(long)]
-        table: String,
+        all: bool,
         /// csv or parquet (default: from the --out extension, else parquet).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "all")]
         format: Option<String>,
+        /// The file (or, with --all, the folder) to write.
         #[arg(long)]
         out: PathBuf,
     },
+    /// Validate c360.toml and every rule file without running anything.
+    Check {
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
+        workspace: PathBuf,
+    },
+    /// The data dictionary: every output table and column (type, meaning, step, provenance).
+    Schema {
+        /// md or json.
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
+    /// Shell completions: `c360 completions bash > ~/.local/share/bash-completion/completions/c360`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Write a one-page static HTML report of the analytics (SVG charts, no network).
     Report {
-        #[arg(long, default_value = ".")]
+        #[arg(long, default_value = ".", env = "C360_WORKSPACE")]
         workspace: PathBuf,
         #[arg(long, default_value = "report.html")]
         out: PathBuf,
     },
     /// Segments: count a filter over profile fields, save it, list, export an audience file.
     Segment {
-        #[arg(long, default_value = ".", global = true)]
+        #[arg(long, default_value = ".", global = true, env = "C360_WORKSPACE")]
         workspace: PathBuf,
         #[command(subcommand)]
         what: SegmentCmd,
     },
     /// Steward review of fuzzy match candidates (for scripts; the TUI has a Review screen).
     Review {
-        #[arg(long, default_value = ".", global = true)]
+        #[arg(long, default_value = ".", global = true, env = "C360_WORKSPACE")]
         workspace: PathBuf,
         #[command(subcommand)]
         what: Review,
     },
     /// Beyond one machine: compile the workspace into SQL for a warehouse, pull a run back.
     Warehouse {
-        #[arg(long, default_value = ".", global = true)]
+        #[arg(long, default_value = ".", global = true, env = "C360_WORKSPACE")]
         workspace: PathBuf,
         #[command(subcommand)]
         what: WarehouseCmd,
@@ -466,6 +495,13 @@ fn restore_sigpipe() {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let progress = ConsoleProgress::new();
+    let json = cli.json;
+    if json && !speaks_json(&cli.command) {
+        bail!(
+            "--json is not available for this command; it is for: {}",
+            json::COMMANDS
+        );
+    }
     match cli.command {
         Command::Demo {
             workspace,
@@ -508,7 +544,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => return run_steps(workspace, step, all, strict, full, &progress),
         Command::Status { workspace } => {
             let ws = Workspace::open(&workspace)?;
-            print_status(&ws)?;
+            if json {
+                json::emit(&json::status(&ws)?)?;
+            } else {
+                print_status(&ws)?;
+            }
+        }
+        Command::Check { workspace } => return check(&workspace, json),
+        Command::Schema { format } => {
+            let format = if json { "json" } else { format.as_str() };
+            match format {
+                "md" => print!("{}", c360::read::dictionary::markdown()),
+                "json" => json::emit(&c360::read::dictionary::json())?,
+                other => bail!("--format {other:?}: use md or json"),
+            }
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "c360", &mut std::io::stdout());
         }
         Command::Rejects {
             workspace,
@@ -516,7 +569,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             reason,
             limit,
             after,
-        } => rejects(workspace, source, reason, limit, after)?,
+        } => rejects(workspace, source, reason, limit, after, json)?,
         Command::Generate {
             customers,
             out,
@@ -545,21 +598,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Explain { workspace, who } => {
             let ws = Workspace::open(&workspace)?;
             let conn = store::open(&ws.db_path())?;
-            print!(
-                "{}",
-                printable_lines(&c360::read::explain::explain(&conn, &who)?)
-            );
+            if json {
+                json::emit(&c360::read::explain::gather(&conn, &who)?)?;
+            } else {
+                print!(
+                    "{}",
+                    printable_lines(&c360::read::explain::explain(&conn, &who)?)
+                );
+            }
         }
         Command::Review { workspace, what } => {
             let ws = Workspace::open(&workspace)?;
             let mut conn = store::open(&ws.db_path())?;
-            review(&mut conn, what)?;
+            review(&mut conn, what, json)?;
         }
         Command::Report { workspace, out } => {
             let ws = Workspace::open(&workspace)?;
             let conn = store::open(&ws.db_path())?;
-            let name = ws
-                .root
+            // `.` has no name: the folder's own name, as the user knows it.
+            let name = std::fs::canonicalize(&ws.root)
+                .unwrap_or_else(|_| ws.root.clone())
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
@@ -567,28 +625,110 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::fs::write(&out, &html)?;
             println!("wrote {} ({} KiB)", out.display(), html.len() / 1024);
         }
-        Command::Segment { workspace, what } => segment(workspace, what, &progress)?,
+        Command::Segment { workspace, what } => segment(workspace, what, json, &progress)?,
         Command::Export {
             workspace,
             table,
+            all,
             format,
             out,
-        } => {
-            use c360::read::export::{self, Format};
-            let ws = Workspace::open(&workspace)?;
-            let conn = store::open(&ws.db_path())?;
-            let format = match format {
-                Some(f) => Format::parse(&f)?,
-                None => Format::from_path(&out).unwrap_or(Format::Parquet),
-            };
-            let report = export::export(&conn, &table, format, &out, &progress)?;
-            println!("{}", report.summary());
-        }
-        Command::Eval { workspace, truth } => eval(workspace, truth)?,
+        } => export(&workspace, table, all, format, &out, &progress)?,
+        Command::Eval { workspace, truth } => eval(workspace, truth, json)?,
         Command::Warehouse { workspace, what } => warehouse(workspace, what)?,
-        Command::Bench { what } => bench(what, &progress)?,
+        Command::Bench { what } => bench(what, json, &progress)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a command prints a JSON document with `--json`.
+fn speaks_json(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Status { .. }
+            | Command::Rejects { .. }
+            | Command::Review { .. }
+            | Command::Explain { .. }
+            | Command::Eval { .. }
+            | Command::Bench { .. }
+            | Command::Check { .. }
+            | Command::Schema { .. }
+            | Command::Segment {
+                what: SegmentCmd::Count { .. } | SegmentCmd::List,
+                ..
+            }
+    )
+}
+
+/// `c360 check`: every file, its outcome; non-zero when one is invalid.
+fn check(workspace: &std::path::Path, json: bool) -> Result<ExitCode> {
+    let all = c360::check::check(workspace);
+    let ok = all.iter().all(|c| c.ok());
+    if json {
+        json::emit(&serde_json::json!({"ok": ok, "files": all}))?;
+    } else {
+        for c in &all {
+            match &c.error {
+                None => println!("ok      {} (read by {})", c.file, c.read_by),
+                Some(e) => println!(
+                    "ERROR   {} (read by {}):\n  {}",
+                    c.file,
+                    c.read_by,
+                    printable(e)
+                ),
+            }
+            for w in &c.warnings {
+                println!("warning {}", printable(w));
+            }
+        }
+        println!(
+            "{}",
+            if ok {
+                "The workspace's configuration and rules are valid."
+            } else {
+                "Fix the errors above; no step was run."
+            }
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `c360 export`: one table to a file, or `--all` into a folder.
+fn export(
+    workspace: &std::path::Path,
+    table: Option<String>,
+    all: bool,
+    format: Option<String>,
+    out: &std::path::Path,
+    progress: &ConsoleProgress,
+) -> Result<()> {
+    use c360::read::export::{self, Format};
+    let ws = Workspace::open(workspace)?;
+    let conn = store::open(&ws.db_path())?;
+    if all {
+        let segments = c360::read::segments::load(&ws.rules_dir())?;
+        let reports = export::export_all(&conn, &segments, out, progress)?;
+        for r in &reports {
+            println!("{}", r.summary());
+        }
+        println!(
+            "{} files in {} (DuckDB: `duckdb -c \".read duckdb.sql\"` there)",
+            reports.len(),
+            out.display()
+        );
+        return Ok(());
+    }
+    let table = table.unwrap_or_default();
+    let format = match format {
+        Some(f) => Format::parse(&f)?,
+        None => Format::from_path(out).unwrap_or(Format::Parquet),
+    };
+    let report = export::export(&conn, &table, format, out, progress)?;
+    println!("{}", report.summary());
+    Ok(())
 }
 
 /// `c360 warehouse sql|pull`.
@@ -791,11 +931,23 @@ fn rejects(
     reason: Option<String>,
     limit: usize,
     after: i64,
+    json: bool,
 ) -> Result<()> {
     let ws = Workspace::open(&workspace)?;
     let conn = store::open(&ws.db_path())?;
     let counts = store::reject_counts(&conn, source.as_deref())?;
     let total: u64 = counts.iter().map(|c| c.2).sum();
+    if json {
+        let rows = store::rejects_page(&conn, source.as_deref(), reason.as_deref(), after, limit)?;
+        let more = (rows.len() == limit && limit > 0).then(|| rows.last().map(|r| r.reject_id));
+        let counts: Vec<_> = counts
+            .iter()
+            .map(|(s, r, n)| serde_json::json!({"source": s, "reason": r, "rows": n}))
+            .collect();
+        return json::emit(&serde_json::json!({
+            "total": total, "counts": counts, "rows": rows, "next_after": more.flatten(),
+        }));
+    }
     println!("{total} rejected rows");
     for (src, why, n) in &counts {
         println!("  {n:>8}  {:<16} {}", printable(src), printable(why));
@@ -828,7 +980,12 @@ fn rejects(
 }
 
 /// `c360 segment`: count, save, list or export a segment.
-fn segment(workspace: PathBuf, what: SegmentCmd, progress: &ConsoleProgress) -> Result<()> {
+fn segment(
+    workspace: PathBuf,
+    what: SegmentCmd,
+    json: bool,
+    progress: &ConsoleProgress,
+) -> Result<()> {
     use c360::read::export::{self, Format};
     use c360::read::segments;
     let ws = Workspace::open(&workspace)?;
@@ -844,7 +1001,12 @@ fn segment(workspace: PathBuf, what: SegmentCmd, progress: &ConsoleProgress) -> 
         SegmentCmd::Count { filter } => {
             let e = segments::parse(&filter)
                 .map_err(|e| anyhow::anyhow!("{filter}\n{}^\n{e}", " ".repeat(e.at)))?;
-            println!("{}", segments::count_sql(&conn, &e)?);
+            let n = segments::count_sql(&conn, &e)?;
+            if json {
+                json::emit(&serde_json::json!({"filter": filter, "profiles": n}))?;
+            } else {
+                println!("{n}");
+            }
         }
         SegmentCmd::Save {
             name,
@@ -865,9 +1027,23 @@ fn segment(workspace: PathBuf, what: SegmentCmd, progress: &ConsoleProgress) -> 
             println!("saved segment {name:?} ({n} profiles) in rules/segments.toml");
         }
         SegmentCmd::List => {
+            let mut listed = Vec::new();
             for s in &saved {
                 let n = segments::count_sql(&conn, &segments::parse(&s.filter)?)?;
-                println!("{:>10}  {:<24} {}", n, s.name, s.filter);
+                if !json {
+                    println!(
+                        "{:>10}  {:<24} {}",
+                        n,
+                        printable(&s.name),
+                        printable(&s.filter)
+                    );
+                }
+                listed.push(serde_json::json!({
+                    "name": s.name, "filter": s.filter, "description": s.description, "profiles": n,
+                }));
+            }
+            if json {
+                json::emit(&serde_json::json!({"segments": listed}))?;
             }
         }
         SegmentCmd::Export {
@@ -887,7 +1063,7 @@ fn segment(workspace: PathBuf, what: SegmentCmd, progress: &ConsoleProgress) -> 
 }
 
 /// `c360 eval`: pairwise precision and recall against a truth file.
-fn eval(workspace: PathBuf, truth: PathBuf) -> Result<()> {
+fn eval(workspace: PathBuf, truth: PathBuf, json: bool) -> Result<()> {
     let ws = Workspace::open(&workspace)?;
     let conn = store::open(&ws.db_path())?;
     let s = c360::pipeline::identity::resolve::eval_truth(&conn, &truth)?;
@@ -895,6 +1071,9 @@ fn eval(workspace: PathBuf, truth: PathBuf) -> Result<()> {
         bail!(
             "no record of the truth file has a customer360_id yet; run `c360 run --step resolve` first"
         );
+    }
+    if json {
+        return json::emit(&s);
     }
     println!("records compared     {:>10}", s.records);
     println!("true entities        {:>10}", s.true_entities);
@@ -909,11 +1088,21 @@ fn eval(workspace: PathBuf, truth: PathBuf) -> Result<()> {
 }
 
 /// `c360 bench ...`: each benchmark prints its report.
-fn bench(what: Bench, progress: &ConsoleProgress) -> Result<()> {
-    match what {
-        Bench::Standardise { dir } => {
-            println!("{}", c360::bench::bench_standardise(&dir, progress)?);
-        }
+fn bench(what: Bench, json: bool, progress: &ConsoleProgress) -> Result<()> {
+    let (name, report) = bench_report(what, progress)?;
+    if json {
+        json::emit(&json::bench(name, &report))
+    } else {
+        println!("{report}");
+        Ok(())
+    }
+}
+
+/// Run a benchmark: its name and its report.
+fn bench_report(what: Bench, progress: &ConsoleProgress) -> Result<(&'static str, String)> {
+    use c360::bench;
+    Ok(match what {
+        Bench::Standardise { dir } => ("standardise", bench::bench_standardise(&dir, progress)?),
         Bench::Resolve {
             dir,
             customers,
@@ -922,7 +1111,7 @@ fn bench(what: Bench, progress: &ConsoleProgress) -> Result<()> {
             orders_per_customer,
             drop_columns,
         } => {
-            let opts = c360::bench::ResolveBenchOptions {
+            let opts = bench::ResolveBenchOptions {
                 dir,
                 customers,
                 seed,
@@ -930,18 +1119,16 @@ fn bench(what: Bench, progress: &ConsoleProgress) -> Result<()> {
                 orders_per_customer,
                 drop_columns,
             };
-            println!("{}", c360::bench::bench_resolve(&opts, progress)?);
+            ("resolve", bench::bench_resolve(&opts, progress)?)
         }
         Bench::Unify {
             dir,
             customers,
             events_per_customer,
-        } => {
-            println!(
-                "{}",
-                c360::bench::bench_unify(&dir, customers, events_per_customer, progress)?
-            );
-        }
+        } => (
+            "unify",
+            bench::bench_unify(&dir, customers, events_per_customer, progress)?,
+        ),
         Bench::Pipeline {
             dir,
             customers,
@@ -950,7 +1137,7 @@ fn bench(what: Bench, progress: &ConsoleProgress) -> Result<()> {
             seed,
             increment_pct,
         } => {
-            let opts = c360::bench::pipeline::PipelineBenchOptions {
+            let opts = bench::pipeline::PipelineBenchOptions {
                 dir,
                 customers,
                 events_per_customer,
@@ -958,17 +1145,13 @@ fn bench(what: Bench, progress: &ConsoleProgress) -> Result<()> {
                 seed,
                 increment_pct,
             };
-            println!(
-                "{}",
-                c360::bench::pipeline::bench_pipeline(&opts, progress)?
-            );
+            (
+                "pipeline",
+                bench::pipeline::bench_pipeline(&opts, progress)?,
+            )
         }
-        Bench::Analyse { dir } => {
-            println!("{}", c360::bench::bench_analyse(&dir, progress)?);
-        }
-        Bench::Tui { dir, rows } => {
-            println!("{}", c360::bench::bench_tui(&dir, rows, progress)?);
-        }
+        Bench::Analyse { dir } => ("analyse", bench::bench_analyse(&dir, progress)?),
+        Bench::Tui { dir, rows } => ("tui", bench::bench_tui(&dir, rows, progress)?),
         Bench::Load {
             dir,
             customers,
@@ -976,20 +1159,16 @@ fn bench(what: Bench, progress: &ConsoleProgress) -> Result<()> {
             seed,
             max_web_events,
         } => {
-            let report = c360::bench::bench_load(
-                &c360::bench::BenchOptions {
-                    dir,
-                    customers,
-                    events_per_customer,
-                    seed,
-                    max_web_events: Some(max_web_events),
-                },
-                progress,
-            )?;
-            println!("{report}");
+            let opts = bench::BenchOptions {
+                dir,
+                customers,
+                events_per_customer,
+                seed,
+                max_web_events: Some(max_web_events),
+            };
+            ("load", bench::bench_load(&opts, progress)?)
         }
-    }
-    Ok(())
+    })
 }
 
 fn source_names(ws: &Workspace) -> String {
@@ -1149,36 +1328,48 @@ fn printable(s: &str) -> String {
 }
 
 /// `c360 review ...`.
-fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
+fn review(conn: &mut rusqlite::Connection, what: Review, json: bool) -> Result<()> {
     use c360::pipeline::identity::steward;
-    match what {
+    // Pair and split decisions print their number first, as before.
+    let (outcome, numbered) = match what {
         Review::List {
             filter,
             order,
             limit,
             offset,
-        } => review_list(conn, &filter, &order, limit, offset)?,
-        Review::Show { candidate } => review_show(conn, candidate)?,
+        } => return review_list(conn, &filter, &order, limit, offset, json),
+        Review::Show { candidate } => {
+            let c = steward::candidate(conn, candidate)?;
+            return if json {
+                json::emit(&c)
+            } else {
+                review_show(&c)
+            };
+        }
+        Review::Decisions { limit } => return review_decisions(conn, limit, json),
         Review::Approve {
             first,
             second,
             reason,
             actor,
-        } => review_decide(conn, &first, second, true, &actor, &reason)?,
+        } => (
+            review_decide(conn, &first, second, true, &actor, &reason)?,
+            true,
+        ),
         Review::Reject {
             first,
             second,
             reason,
             actor,
-        } => review_decide(conn, &first, second, false, &actor, &reason)?,
+        } => (
+            review_decide(conn, &first, second, false, &actor, &reason)?,
+            true,
+        ),
         Review::Split {
             records,
             reason,
             actor,
-        } => {
-            let o = steward::split(conn, &records, &actor, &reason)?;
-            println!("decision {}: {}", o.decision_id, printable(&o.message));
-        }
+        } => (steward::split(conn, &records, &actor, &reason)?, true),
         Review::Bulk {
             action,
             min,
@@ -1191,20 +1382,31 @@ fn review(conn: &mut rusqlite::Connection, what: Review) -> Result<()> {
                 "reject" => false,
                 other => bail!("{other:?}: use approve or reject"),
             };
-            let o = steward::decide_bulk(conn, min, max, approve, &actor, &reason)?;
-            println!("{}", printable(&o.message));
+            (
+                steward::decide_bulk(conn, min, max, approve, &actor, &reason)?,
+                false,
+            )
         }
         Review::Undo {
             decision,
             reason,
             actor,
-        } => {
-            let o = steward::undo(conn, decision, &actor, &reason)?;
-            println!("{}", printable(&o.message));
+        } => (steward::undo(conn, decision, &actor, &reason)?, false),
+    };
+    if json {
+        json::emit(&serde_json::json!({
+            "decision_id": outcome.decision_id,
+            "customers": outcome.customers,
+            "refused": outcome.refused,
+            "message": outcome.message,
+        }))
+    } else {
+        if numbered {
+            print!("decision {}: ", outcome.decision_id);
         }
-        Review::Decisions { limit } => review_decisions(conn, limit)?,
+        println!("{}", printable(&outcome.message));
+        Ok(())
     }
-    Ok(())
 }
 
 /// `c360 review list`: the queue's counts, then one line per pair.
@@ -1214,6 +1416,7 @@ fn review_list(
     order: &str,
     limit: u64,
     offset: u64,
+    json: bool,
 ) -> Result<()> {
     use c360::pipeline::identity::steward::{self, QueueFilter, QueueOrder};
     let filter = match filter {
@@ -1229,6 +1432,10 @@ fn review_list(
         other => bail!("--order {other:?}: use uncertainty or score"),
     };
     let counts = steward::queue_counts(conn)?;
+    let rows = steward::queue(conn, filter, order, None, offset, limit)?;
+    if json {
+        return json::emit(&serde_json::json!({"counts": counts, "rows": rows}));
+    }
     println!(
         "{} reviewed, {} to review, {} auto-merged, {} {} in force",
         counts.reviewed,
@@ -1245,7 +1452,7 @@ fn review_list(
         "{:>8}  {:>6}  {:<8}  {:<26} {:<26} records",
         "id", "prob", "decision", "left", "right"
     );
-    for r in steward::queue(conn, filter, order, None, offset, limit)? {
+    for r in rows {
         println!(
             "{:>8}  {:>6.3}  {:<8}  {:<26} {:<26} {} / {}{}",
             r.candidate_id,
@@ -1266,9 +1473,7 @@ fn review_list(
 }
 
 /// `c360 review show`: a candidate pair and why it scored as it did.
-fn review_show(conn: &rusqlite::Connection, candidate: i64) -> Result<()> {
-    use c360::pipeline::identity::steward;
-    let c = steward::candidate(conn, candidate)?;
+fn review_show(c: &c360::pipeline::identity::steward::CandidateDetail) -> Result<()> {
     println!(
         "candidate {}: {} / {}",
         c.row.candidate_id,
@@ -1314,8 +1519,8 @@ fn review_show(conn: &rusqlite::Connection, candidate: i64) -> Result<()> {
             );
         }
     }
-    if let Some(d) = c.row.decision {
-        println!("decision: {}", printable(&d));
+    if let Some(d) = &c.row.decision {
+        println!("decision: {}", printable(d));
     }
     Ok(())
 }
@@ -1328,7 +1533,7 @@ fn review_decide(
     approve: bool,
     actor: &str,
     reason: &str,
-) -> Result<()> {
+) -> Result<c360::pipeline::identity::steward::Outcome> {
     use c360::pipeline::identity::steward;
     let (a, b) = match second {
         Some(s) => (first.to_string(), s),
@@ -1342,18 +1547,20 @@ fn review_decide(
             (c.row.left_key, c.row.right_key)
         }
     };
-    let o = steward::decide_pair(conn, &a, &b, approve, actor, reason)?;
-    println!("decision {}: {}", o.decision_id, printable(&o.message));
-    Ok(())
+    steward::decide_pair(conn, &a, &b, approve, actor, reason)
 }
 
 /// `c360 review decisions`: the latest decisions, undone ones marked.
-fn review_decisions(conn: &rusqlite::Connection, limit: u64) -> Result<()> {
+fn review_decisions(conn: &rusqlite::Connection, limit: u64, json: bool) -> Result<()> {
+    let log = c360::pipeline::identity::steward::decision_log(conn, limit as usize)?;
+    if json {
+        return json::emit(&serde_json::json!({"decisions": log}));
+    }
     println!(
         "{:>6}  {:<20}  {:<10} {:<8} records  reason",
         "id", "at", "actor", "action"
     );
-    for d in c360::pipeline::identity::steward::decision_log(conn, limit as usize)? {
+    for d in log {
         let what = match &d.pair {
             Some((l, r)) => format!("{l} / {r}"),
             None => format!("{} records", d.members),

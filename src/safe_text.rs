@@ -139,6 +139,30 @@ pub fn csv_cell(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A value as one pretty-printed JSON document, safe for a terminal: JSON
+/// already escapes control characters, and every other [`is_unsafe`]
+/// character (bidi overrides, zero-width characters) is written as its
+/// `\uXXXX` escape, so the document means the same and shows nothing raw.
+pub fn json_document(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    if !text.chars().any(is_unsafe) {
+        return Ok(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_unsafe(c) && !c.is_ascii() {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{u:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +253,22 @@ mod tests {
     fn csv_cell_escapes_nul() {
         assert_eq!(csv_cell("a\0b"), "a\\0b");
         assert_eq!(csv_cell("=a\0"), "'=a\\0");
+    }
+    #[test]
+    fn json_documents_escape_bidi_and_keep_their_meaning() {
+        let v =
+            serde_json::json!({"name": "evil\u{202E}gnp.exe", "esc": "\u{1b}[31m", "ok": "Zoë"});
+        let doc = json_document(&v).unwrap();
+        assert!(!doc.chars().any(is_unsafe_outside_layout), "{doc}");
+        assert!(doc.contains("evil\\u202egnp.exe"), "{doc}");
+        assert!(doc.contains("\\u001b[31m"), "{doc}");
+        assert!(doc.contains("Zoë"), "{doc}");
+        let back: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(back, v);
+    }
+
+    /// Unsafe characters other than the document's own line breaks.
+    fn is_unsafe_outside_layout(c: char) -> bool {
+        is_unsafe(c) && c != '\n'
     }
 }

@@ -1,7 +1,9 @@
 //! Real export shapes (`tests/fixtures/exports/`: HubSpot contacts, a
 //! Google Form's responses, Segment calls, a Square items export), each
 //! loaded with its `c360.toml` alone: the values parsed, the links made and
-//! the revenue.
+//! the revenue. Then c360's own exports for BI tools read back: every table
+//! of the data dictionary, the same types in CSV and Parquet, UTC
+//! timestamps, lists as lists, the formula guard.
 
 mod common;
 use common::*;
@@ -619,4 +621,601 @@ fn a_mapped_json_path_no_record_has_is_reported_with_the_closest() {
             .filter(|r| r.source != "segment")
             .all(|r| r.warnings.is_empty())
     );
+}
+
+// ---- c360's own exports for BI tools (export_all, export, segments) ----
+
+use c360::read::dictionary::{self, Kind, Origin};
+use c360::read::export::{self, ExportReport, Format};
+use c360::read::segments::Segment;
+use polars::prelude::{DataFrame, DataType, ParquetReader, SerReader, TimeUnit, TimeZone};
+use std::collections::HashMap;
+
+fn saved_segments() -> Vec<Segment> {
+    vec![
+        Segment {
+            name: "at_risk".into(),
+            filter: "churn_risk >= 0.6 and not anonymous".into(),
+            description: "high churn risk".into(),
+        },
+        Segment {
+            name: "buyers".into(),
+            filter: "orders >= 1".into(),
+            description: String::new(),
+        },
+    ]
+}
+
+fn parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The type pandas' `read_csv` infers for a column's cells (empty cells
+/// are missing values and do not count): bool, int, float or string.
+fn csv_type<'a>(cells: impl Iterator<Item = &'a str>) -> &'static str {
+    let cells: Vec<&str> = cells.filter(|c| !c.is_empty()).collect();
+    if cells.is_empty() {
+        "empty"
+    } else if cells.iter().all(|c| matches!(*c, "true" | "false")) {
+        "bool"
+    } else if cells.iter().all(|c| c.parse::<i64>().is_ok()) {
+        "int"
+    } else if cells.iter().all(|c| c.parse::<f64>().is_ok()) {
+        "float"
+    } else {
+        "string"
+    }
+}
+
+/// The same names for Parquet types.
+fn parquet_type(d: &DataType) -> &'static str {
+    match d {
+        DataType::Boolean => "bool",
+        DataType::Int64 => "int",
+        DataType::Float64 => "float",
+        DataType::String => "string",
+        DataType::Datetime(..) => "time",
+        DataType::List(_) => "list",
+        _ => "other",
+    }
+}
+
+/// A CSV file's header and its columns' cells.
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let mut cols = vec![Vec::new(); headers.len()];
+    for rec in reader.records() {
+        let rec = rec.unwrap();
+        for (i, cell) in rec.iter().enumerate() {
+            cols[i].push(cell.to_string());
+        }
+    }
+    (headers, cols)
+}
+
+fn report<'a>(reports: &'a [ExportReport], table: &str) -> &'a ExportReport {
+    reports.iter().find(|r| r.table == table).unwrap()
+}
+
+/// The strings of a List(String) cell.
+fn list_at(df: &DataFrame, column: &str, row: usize) -> Vec<String> {
+    let s = df
+        .column(column)
+        .unwrap()
+        .list()
+        .unwrap()
+        .get_as_series(row)
+        .unwrap();
+    let ca = s.str().unwrap();
+    (0..ca.len())
+        .filter_map(|i| ca.get(i).map(String::from))
+        .collect()
+}
+
+/// A polars column's values in order (polars' own iterators are not
+/// available with this crate's polars features).
+fn values<T: polars::prelude::PolarsDataType>(
+    ca: &polars::prelude::ChunkedArray<T>,
+) -> Vec<Option<T::Physical<'_>>> {
+    (0..ca.len()).map(|i| ca.get(i)).collect()
+}
+
+fn row_of(df: &DataFrame, key: &str, value: &str) -> usize {
+    let ca = df.column(key).unwrap().str().unwrap().clone();
+    values(&ca)
+        .into_iter()
+        .position(|v| v == Some(value))
+        .unwrap_or_else(|| panic!("no {key} {value}"))
+}
+
+#[test]
+fn export_all_writes_every_table_typed_alike_in_csv_and_parquet() {
+    let (dir, _ws, conn) = common::demo();
+    let out = dir.path().join("bi");
+    let segments = saved_segments();
+    let reports = export::export_all(&conn, &segments, &out, &NoProgress).unwrap();
+
+    // Every documented table, with SQLite's row counts.
+    let names: Vec<&str> = reports.iter().map(|r| r.table.as_str()).collect();
+    for want in [
+        "customer360_profiles",
+        "customer360_events",
+        "customer360_id_map",
+        "identifiers",
+        "identity_links",
+        "match_candidates",
+        "steward_decisions",
+        "decision_members",
+        "audit_log",
+        "rejects",
+        "analytics_lifecycle",
+        "analytics_activity",
+        "analytics_cohorts",
+        "analytics_churn",
+        "analytics_funnel",
+        "segments",
+        "segment_members",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    assert_eq!(names.len(), dictionary::TABLES.len());
+    for r in &reports {
+        let t = dictionary::table(&r.table).unwrap();
+        if t.origin == Origin::Sqlite {
+            let n = int(&conn, &format!("SELECT count(*) FROM {}", r.table));
+            assert_eq!(r.rows as i64, n, "{}", r.table);
+        }
+    }
+    assert_eq!(report(&reports, "segments").rows, 2);
+    let members = int(
+        &conn,
+        "SELECT count(*) FROM customer360_profiles WHERE churn_risk >= 0.6 AND anonymous = 0",
+    ) + int(
+        &conn,
+        "SELECT count(*) FROM customer360_profiles WHERE orders >= 1",
+    );
+    assert_eq!(report(&reports, "segment_members").rows as i64, members);
+
+    // Parquet: the dictionary's types; CSV: the same types as pandas
+    // infers them, list columns as child tables.
+    for r in &reports {
+        let t = dictionary::table(&r.table).unwrap();
+        let pq = out.join("parquet").join(format!("{}.parquet", t.name));
+        assert_eq!(r.path, pq);
+        let df = parquet(&pq);
+        assert_eq!(df.height() as u64, r.rows, "{}", t.name);
+        let (headers, cells) = read_csv(&out.join("csv").join(format!("{}.csv", t.name)));
+        assert_eq!(
+            cells.first().map_or(0, Vec::len) as u64,
+            r.rows,
+            "{}",
+            t.name
+        );
+        let mut want_headers = Vec::new();
+        for c in t.exported() {
+            let got = df.column(c.name).unwrap().dtype().clone();
+            let want = match c.kind {
+                Kind::Int => DataType::Int64,
+                Kind::Real => DataType::Float64,
+                Kind::Flag => DataType::Boolean,
+                Kind::Time => DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)),
+                Kind::List { .. } => DataType::List(Box::new(DataType::String)),
+                _ => DataType::String,
+            };
+            assert_eq!(got, want, "{}.{}", t.name, c.name);
+            if let Kind::List { .. } = c.kind {
+                let (child, cols) = t.child(c).unwrap();
+                let (h, _) = read_csv(&out.join("csv").join(format!("{child}.csv")));
+                assert_eq!(h, cols, "{child}");
+                assert!(
+                    r.files
+                        .contains(&out.join("csv").join(format!("{child}.csv")))
+                );
+                continue;
+            }
+            want_headers.push(c.name.to_string());
+            let k = headers.iter().position(|h| h == c.name).unwrap();
+            let column = &cells[k];
+            let inferred = csv_type(column.iter().map(String::as_str));
+            if inferred == "empty" {
+                continue;
+            }
+            match c.kind {
+                Kind::Time => {
+                    assert_eq!(inferred, "string", "{}.{}", t.name, c.name);
+                    // The same instants as the Parquet file's.
+                    let ms = df
+                        .column(c.name)
+                        .unwrap()
+                        .as_materialized_series()
+                        .to_physical_repr()
+                        .i64()
+                        .unwrap()
+                        .clone();
+                    for (cell, ms) in column.iter().zip(values(&ms)) {
+                        match ms {
+                            None => assert_eq!(cell, "", "{}.{}", t.name, c.name),
+                            Some(ms) => assert_eq!(
+                                chrono::DateTime::parse_from_rfc3339(cell)
+                                    .unwrap()
+                                    .timestamp_millis(),
+                                ms,
+                                "{}.{} {cell}",
+                                t.name,
+                                c.name
+                            ),
+                        }
+                        assert!(cell.is_empty() || cell.ends_with('Z'), "{cell}");
+                    }
+                }
+                _ => assert_eq!(
+                    inferred,
+                    parquet_type(&want),
+                    "{}.{}: CSV reads as {inferred}, Parquet as {want:?}",
+                    t.name,
+                    c.name
+                ),
+            }
+        }
+        assert_eq!(headers, want_headers, "{}", t.name);
+    }
+
+    // Flags and codes in particular.
+    let profiles = parquet(&out.join("parquet/customer360_profiles.parquet"));
+    let (headers, cells) = read_csv(&out.join("csv/customer360_profiles.csv"));
+    let col = |name: &str| &cells[headers.iter().position(|h| h == name).unwrap()];
+    assert!(col("anonymous").iter().all(|c| c == "true" || c == "false"));
+    assert!(col("anonymous").iter().any(|c| c == "true"));
+    let rfm = col("rfm_segment");
+    let code = regex::Regex::new("^R[1-5]F[1-5]M[1-5]$").unwrap();
+    assert!(rfm.iter().any(|c| !c.is_empty()));
+    assert!(
+        rfm.iter().all(|c| c.is_empty() || code.is_match(c)),
+        "{rfm:?}"
+    );
+    let ids = profiles
+        .column("customer360_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    let segs = profiles
+        .column("rfm_segment")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    let csv_ids = col("customer360_id");
+    for (i, (id, seg)) in values(&ids).into_iter().zip(values(&segs)).enumerate() {
+        assert_eq!(id, Some(csv_ids[i].as_str()), "same row order");
+        assert_eq!(seg.unwrap_or(""), rfm[i], "{id:?}");
+        if let Some(seg) = seg {
+            let digits: String = seg.chars().filter(char::is_ascii_digit).collect();
+            let stored: String = conn
+                .query_row(
+                    "SELECT rfm_segment FROM customer360_profiles WHERE customer360_id = ?1",
+                    [id.unwrap()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(digits, stored);
+        }
+    }
+
+    // Parquet times are UTC-adjusted in the file's own schema.
+    let mut reader = ParquetReader::new(
+        std::fs::File::open(out.join("parquet/customer360_events.parquet")).unwrap(),
+    );
+    let meta = reader.get_metadata().unwrap().clone();
+    let event_time = meta
+        .schema_descr
+        .columns()
+        .iter()
+        .find(|c| c.path_in_schema.iter().any(|p| p.as_str() == "event_time"))
+        .unwrap();
+    let logical = format!("{:?}", event_time.descriptor.primitive_type);
+    assert!(logical.contains("is_adjusted_to_utc: true"), "{logical}");
+    assert!(logical.contains("Milliseconds"), "{logical}");
+
+    // A known customer's CRM ids: a list in Parquet, rows in CSV.
+    let (id, packed): (String, String) = conn
+        .query_row(
+            "SELECT customer360_id, crm_ids FROM customer360_profiles WHERE crm_ids LIKE '%,%'
+             ORDER BY customer360_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let want = strings(
+        &conn,
+        &format!(
+            "SELECT DISTINCT record_id FROM customer360_id_map
+             WHERE customer360_id = '{id}' AND system = 'crm' ORDER BY record_id"
+        ),
+    );
+    assert!(want.len() >= 2, "{packed}");
+    assert_eq!(
+        list_at(
+            &profiles,
+            "crm_ids",
+            row_of(&profiles, "customer360_id", &id)
+        ),
+        want
+    );
+    let (h, child) = read_csv(&out.join("csv/customer360_profiles__crm_ids.csv"));
+    assert_eq!(h, ["customer360_id", "position", "crm_id"]);
+    let rows: Vec<(String, String)> = (0..child[0].len())
+        .filter(|&i| child[0][i] == id)
+        .map(|i| (child[1][i].clone(), child[2][i].clone()))
+        .collect();
+    let expected: Vec<(String, String)> = want
+        .iter()
+        .enumerate()
+        .map(|(k, v)| ((k + 1).to_string(), v.clone()))
+        .collect();
+    assert_eq!(rows, expected);
+    // Child rows: one per value of every profile.
+    let values = int(
+        &conn,
+        "SELECT count(*) FROM
+           (SELECT DISTINCT customer360_id, record_id FROM customer360_id_map WHERE system = 'crm')",
+    );
+    assert_eq!(child[0].len() as i64, values);
+    // An anonymous visitor has an empty list, not a missing one.
+    let anon: String = conn
+        .query_row(
+            "SELECT customer360_id FROM customer360_profiles WHERE anonymous = 1 LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        list_at(
+            &profiles,
+            "crm_ids",
+            row_of(&profiles, "customer360_id", &anon)
+        )
+        .is_empty()
+    );
+
+    // Churn signals and blocking rules, the same way.
+    let (id, signals): (String, String) = conn
+        .query_row(
+            "SELECT customer360_id, churn_signals FROM customer360_profiles
+             WHERE churn_signals LIKE '%; %' ORDER BY customer360_id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let got = list_at(
+        &profiles,
+        "churn_signals",
+        row_of(&profiles, "customer360_id", &id),
+    );
+    assert_eq!(got, signals.split("; ").collect::<Vec<_>>());
+    assert!(got.len() >= 2);
+    let candidates = parquet(&out.join("parquet/match_candidates.parquet"));
+    let first: String = one(
+        &conn,
+        "SELECT blocking FROM match_candidates ORDER BY candidate_id LIMIT 1",
+    );
+    assert_eq!(
+        list_at(&candidates, "blocking", 0),
+        first.split(", ").collect::<Vec<_>>()
+    );
+
+    // Segments: their members, and the saved list.
+    let seg = parquet(&out.join("parquet/segments.parquet"));
+    assert_eq!(
+        seg.column("segment").unwrap().str().unwrap().get(0),
+        Some("at_risk")
+    );
+    let (h, m) = read_csv(&out.join("csv/segment_members.csv"));
+    assert_eq!(h, ["segment", "customer360_id"]);
+    assert!(m[0].iter().any(|s| s == "buyers"));
+
+    // DuckDB views over the Parquet files by relative path, the manifest.
+    let sql = std::fs::read_to_string(out.join("duckdb.sql")).unwrap();
+    for r in &reports {
+        assert!(
+            sql.contains(&format!(
+                "CREATE OR REPLACE VIEW {} AS SELECT * FROM read_parquet('parquet/{}.parquet');",
+                r.table, r.table
+            )),
+            "{sql}"
+        );
+    }
+    assert!(!sql.contains(&out.display().to_string()), "relative paths");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let rows: HashMap<String, u64> = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for r in &reports {
+        assert_eq!(rows[&r.table], r.rows);
+    }
+    let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+    assert!(readme.contains("| customer360_events | "), "{readme}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("schema.md")).unwrap(),
+        dictionary::markdown()
+    );
+    // Nothing half-written is left.
+    for sub in ["", "csv", "parquet"] {
+        for e in std::fs::read_dir(out.join(sub)).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".part"), "{name}");
+        }
+    }
+
+    duckdb_reads_the_file_set(&out, &reports);
+}
+
+/// A Python with the duckdb module, if the machine has one.
+fn python_with_duckdb() -> Option<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        root.join(".venv/bin/python"),
+        "/work/venv/bin/python".into(),
+    ]
+    .into_iter()
+    .find(|p| {
+        p.exists()
+            && std::process::Command::new(p)
+                .args(["-c", "import duckdb"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// DuckDB (when a Python with it is at hand) opens the file set as it is:
+/// `.read duckdb.sql` in the directory, the row counts, the types.
+fn duckdb_reads_the_file_set(out: &Path, reports: &[ExportReport]) {
+    let Some(python) = python_with_duckdb() else {
+        eprintln!(
+            "skipped the DuckDB check: no .venv/bin/python or /work/venv/bin/python with duckdb \
+             (python3 -m venv .venv && .venv/bin/pip install duckdb)"
+        );
+        return;
+    };
+    let script = r#"
+import duckdb, json, sys
+con = duckdb.connect()
+con.execute(open("duckdb.sql").read())
+tables = sys.argv[1].split(",")
+counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+types = {r[0]: r[1] for r in con.execute("DESCRIBE customer360_profiles").fetchall()}
+csv = {r[0]: r[1] for r in con.execute(
+    "DESCRIBE SELECT * FROM read_csv('csv/customer360_profiles.csv')").fetchall()}
+print(json.dumps({"counts": counts, "types": types, "csv": csv}))
+"#;
+    let tables: Vec<&str> = reports.iter().map(|r| r.table.as_str()).collect();
+    let o = std::process::Command::new(&python)
+        .current_dir(out)
+        .args(["-c", script, &tables.join(",")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for r in reports {
+        assert_eq!(v["counts"][&r.table], r.rows, "{}", r.table);
+    }
+    let types = &v["types"];
+    assert_eq!(types["first_seen"], "TIMESTAMP WITH TIME ZONE", "{types}");
+    assert_eq!(types["anonymous"], "BOOLEAN");
+    assert_eq!(types["crm_ids"], "VARCHAR[]");
+    assert_eq!(types["rfm_segment"], "VARCHAR");
+    assert_eq!(types["revenue"], "DOUBLE");
+    let csv = &v["csv"];
+    assert_eq!(csv["anonymous"], "BOOLEAN", "{csv}");
+    assert_eq!(csv["rfm_segment"], "VARCHAR", "{csv}");
+    assert_eq!(csv["revenue"], "DOUBLE", "{csv}");
+    assert_eq!(csv["orders"], "BIGINT", "{csv}");
+}
+
+#[test]
+fn single_table_and_segment_exports_keep_the_formula_guard_and_list_tables() {
+    let (dir, _ws, conn) = common::demo();
+    let ids = strings(
+        &conn,
+        "SELECT customer360_id FROM customer360_profiles WHERE anonymous = 0 AND crm_ids <> ''
+         ORDER BY customer360_id LIMIT 2",
+    );
+    // Hostile values in a text column and inside a packed list.
+    conn.execute(
+        "UPDATE customer360_profiles SET city = '=2+2', crm_ids = '=HYPERLINK(\"x\"),@SUM(1)'
+         WHERE customer360_id = ?1",
+        [&ids[0]],
+    )
+    .unwrap();
+    let out = dir.path().join("profiles.csv");
+    let r = export::export(
+        &conn,
+        "customer360_profiles",
+        Format::Csv,
+        &out,
+        &NoProgress,
+    )
+    .unwrap();
+    let child = dir.path().join("profiles__crm_ids.csv");
+    let signals = dir.path().join("profiles__churn_signals.csv");
+    assert_eq!(r.files, [out.clone(), child.clone(), signals.clone()]);
+    assert!(
+        r.summary().contains("profiles__crm_ids.csv"),
+        "{}",
+        r.summary()
+    );
+    let (h, cells) = read_csv(&out);
+    assert!(!h.iter().any(|c| c == "crm_ids" || c == "churn_signals"));
+    let k = h.iter().position(|c| c == "customer360_id").unwrap();
+    let city = h.iter().position(|c| c == "city").unwrap();
+    let row = cells[k].iter().position(|v| *v == ids[0]).unwrap();
+    assert_eq!(cells[city][row], "'=2+2");
+    let (_, c) = read_csv(&child);
+    let hostile: Vec<&str> = (0..c[0].len())
+        .filter(|&i| c[0][i] == ids[0])
+        .map(|i| c[2][i].as_str())
+        .collect();
+    assert_eq!(hostile, ["'=HYPERLINK(\"x\")", "'@SUM(1)"]);
+    // Parquet keeps the values as they are.
+    let pq = dir.path().join("profiles.parquet");
+    export::export(
+        &conn,
+        "customer360_profiles",
+        Format::Parquet,
+        &pq,
+        &NoProgress,
+    )
+    .unwrap();
+    let df = parquet(&pq);
+    assert_eq!(
+        list_at(&df, "crm_ids", row_of(&df, "customer360_id", &ids[0])),
+        ["=HYPERLINK(\"x\")", "@SUM(1)"]
+    );
+
+    // A segment's audience file, with its child tables beside it.
+    let audience = dir.path().join("audience.csv");
+    let r = export::export_segment(
+        &conn,
+        "city = \"=2+2\"",
+        Format::Csv,
+        &audience,
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(r.rows, 1);
+    assert!(dir.path().join("audience__crm_ids.csv").exists());
+    let (_, c) = read_csv(&dir.path().join("audience__crm_ids.csv"));
+    assert!(c[0].iter().all(|id| *id == ids[0]) && c[0].len() == 2);
+
+    // Steward tables and rejects are exportable one by one; unknown
+    // tables are refused and nothing is left behind.
+    let rejects = dir.path().join("rejects.parquet");
+    let r = export::export(&conn, "rejects", Format::Parquet, &rejects, &NoProgress).unwrap();
+    assert_eq!(r.rows as i64, int(&conn, "SELECT count(*) FROM rejects"));
+    let empty = dir.path().join("decisions.csv");
+    let r = export::export(&conn, "steward_decisions", Format::Csv, &empty, &NoProgress).unwrap();
+    assert_eq!(r.rows, 0);
+    assert!(
+        std::fs::read_to_string(&empty)
+            .unwrap()
+            .starts_with("decision_id,at,actor")
+    );
+    let bad = dir.path().join("x.parquet");
+    let err = export::export(&conn, "nope", Format::Parquet, &bad, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("cannot export"), "{err}");
+    assert!(!bad.exists());
+    let err = export::export(&conn, "segment_members", Format::Csv, &bad, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("cannot export"), "{err}");
 }

@@ -227,7 +227,7 @@ pub fn run_name(step: &str) -> &str {
 }
 
 /// A step's last run, as `pipeline_runs` records it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LastRun {
     pub status: String,
     pub rows_in: i64,

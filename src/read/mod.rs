@@ -9,6 +9,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod customers;
+pub mod dictionary;
 pub mod display;
 pub mod explain;
 pub mod export;

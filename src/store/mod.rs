@@ -297,7 +297,7 @@ impl<'c> BulkInsert<'c> {
 }
 
 /// One row of `load_batches`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Batch {
     pub batch_id: i64,
     pub source: String,
@@ -381,7 +381,7 @@ pub fn reject_counts(
 
 /// One row of `rejects`, with the original row as text (invalid UTF-8 shown
 /// with replacement characters; the stored bytes are untouched).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Reject {
     pub reject_id: i64,
     pub batch_id: i64,

@@ -1243,7 +1243,7 @@ impl QueueOrder {
 }
 
 /// One row of the queue.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QueueRow {
     pub candidate_id: i64,
     pub left_key: String,
@@ -1420,7 +1420,7 @@ pub fn find_pairs(
 }
 
 /// Counts for the queue header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct QueueCounts {
     pub reviewed: u64,
     pub remaining: u64,
@@ -1429,7 +1429,7 @@ pub struct QueueCounts {
 }
 
 /// One steward decision, as the decision log shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LoggedDecision {
     pub decision_id: i64,
     pub at: String,
@@ -1488,7 +1488,7 @@ pub fn queue_counts(conn: &Connection) -> Result<QueueCounts> {
 }
 
 /// One comparison of a candidate, for the waterfall.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ComparisonDetail {
     pub name: String,
     pub level: String,
@@ -1499,7 +1499,7 @@ pub struct ComparisonDetail {
 }
 
 /// Everything the review screen shows about one candidate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CandidateDetail {
     pub row: QueueRow,
     pub weight: f64,

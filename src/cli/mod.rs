@@ -1,0 +1,3 @@
+//! The CLI's own helpers (the binary only; all work is in the library).
+
+pub mod json;
