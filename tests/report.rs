@@ -399,7 +399,7 @@ fn data_quality_figures_are_those_of_the_load_batches() {
         let s = n.to_string();
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -488,7 +488,7 @@ fn the_identity_section_shows_merges_queue_guards_and_match_weights() {
         &conn,
         "SELECT count(*) FROM identifiers WHERE kind = 'email' AND status = 'blocked'",
     );
-    assert!(identity.contains(&format!("<td>email</td><td>blocked</td>")));
+    assert!(identity.contains("<td>email</td><td>blocked</td>"));
     assert!(identity.contains(&format!("<td>{blocked}</td>")));
     // The match weights: a bar per level, negative ones left of zero.
     let svg = *svgs(identity).last().unwrap();

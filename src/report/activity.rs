@@ -279,10 +279,10 @@ pub fn read_cohorts(conn: &Connection) -> Result<Vec<Cohort>> {
         let max = run.iter().map(|c| c.1).max().unwrap_or(0).clamp(0, 600) as usize;
         let mut shares = vec![None; max + 1];
         for c in run {
-            if let Ok(k) = usize::try_from(c.1) {
-                if k <= max {
-                    shares[k] = Some((c.3, c.4));
-                }
+            if let Ok(k) = usize::try_from(c.1)
+                && k <= max
+            {
+                shares[k] = Some((c.3, c.4));
             }
         }
         out.push(Cohort {
@@ -323,13 +323,13 @@ pub fn retention(ctx: &Ctx, cohorts: &[Cohort]) -> Section {
             esc(&format::month_long(&c.month)),
             format::count(c.size)
         );
-        for k in 1..=max_k {
+        for (k, acc) in avg.iter_mut().enumerate().skip(1) {
             let running = matches!((start, partial), (Some(s), Some(p)) if s + k as i64 == p);
             match c.shares.get(k).copied().flatten() {
                 Some((active, share)) => {
                     if !running {
-                        avg[k].0 += active;
-                        avg[k].1 += c.size;
+                        acc.0 += active;
+                        acc.1 += c.size;
                     }
                     let alpha = (share * 2.5).min(1.0);
                     let ink = if alpha > 0.55 { "#fff" } else { "#222" };

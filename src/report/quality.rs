@@ -81,7 +81,7 @@ pub fn html(q: &Quality) -> Result<Section> {
     let (read, rejected) = (q.read(), q.rejected());
     let mut body = html::p(&format!(
         "{} rows read from {} sources: {} staged, {} rejected ({}). A rejected row is kept with its reason \
-         (`c360 rejects`) and goes no further.",
+         (see c360 rejects) and goes no further.",
         format::count(read),
         q.sources.len(),
         format::count(read - rejected),
