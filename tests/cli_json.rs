@@ -339,3 +339,24 @@ fn bench_json_gives_the_report_tables_as_rows() {
         "{v:#}"
     );
 }
+
+#[test]
+fn schema_as_json_and_markdown_from_the_binary() {
+    let v = json_of(c360().args(["schema", "--json"]));
+    let tables = v["tables"].as_array().unwrap_or_else(|| panic!("{v:#}"));
+    let profiles = tables
+        .iter()
+        .find(|t| t["name"] == "customer360_profiles")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    let columns = profiles["columns"].as_array().unwrap();
+    let anonymous = columns.iter().find(|c| c["name"] == "anonymous").unwrap();
+    assert_eq!(anonymous["type"], "boolean", "{anonymous:#}");
+    let md = stdout_of(c360().args(["schema", "--format", "md"]));
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema.md"))
+            .unwrap();
+    assert_eq!(
+        md, committed,
+        "docs/schema.md is not what `c360 schema` prints"
+    );
+}
