@@ -2,8 +2,8 @@
 
 use anyhow::{Result, bail};
 use c360::console::ConsoleProgress;
+use c360::pipeline::STEPS;
 use c360::pipeline::load::stage::{self, LoadReport};
-use c360::pipeline::{STEPS, schema::System};
 use c360::store;
 use c360::workspace::{self, Workspace};
 use clap::{Parser, Subcommand};
@@ -669,12 +669,12 @@ fn check(workspace: &std::path::Path, json: bool) -> Result<ExitCode> {
         for c in &all {
             match &c.error {
                 None => println!("ok      {} (read by {})", c.file, c.read_by),
-                Some(e) => println!(
-                    "ERROR   {} (read by {}):\n  {}",
-                    c.file,
-                    c.read_by,
-                    printable(e)
-                ),
+                Some(e) => {
+                    println!("ERROR   {} (read by {}):", c.file, c.read_by);
+                    for line in c360::safe_text::escape_lines(e).lines() {
+                        println!("  {line}");
+                    }
+                }
             }
             for w in &c.warnings {
                 println!("warning {}", printable(w));
@@ -714,9 +714,11 @@ fn export(
         for r in &reports {
             println!("{}", r.summary());
         }
+        let files: usize = reports.iter().map(|r| r.files.len()).sum();
         println!(
-            "{} files in {} (DuckDB: `duckdb -c \".read duckdb.sql\"` there)",
+            "{} tables in {} files (and duckdb.sql, schema.md, schema.json, README.md, manifest.json) in {}; DuckDB: `duckdb -c \".read duckdb.sql\"` there",
             reports.len(),
+            files,
             out.display()
         );
         return Ok(());
@@ -1280,13 +1282,7 @@ fn print_status(ws: &Workspace) -> Result<()> {
         );
     }
     println!("\nTables");
-    let tables = System::ALL.iter().map(|s| s.staging_table()).chain([
-        "rejects",
-        "clean_crm_customers",
-        "clean_web_events",
-        "clean_transactions",
-    ]);
-    for table in tables {
+    for table in json::status_tables() {
         println!("  {:<22} {:>10}", table, store::count(&conn, table)?);
     }
     println!("\nPipeline");
@@ -1298,7 +1294,7 @@ fn print_status(ws: &Workspace) -> Result<()> {
                 "{} at {}: {}",
                 run.status,
                 run.finished_at.unwrap_or_default(),
-                run.message.unwrap_or_default()
+                printable(&run.message.unwrap_or_default())
             ),
         };
         println!("  {:<12} {}", step.name, state);

@@ -150,7 +150,9 @@ pub fn json_document(value: &impl serde::Serialize) -> serde_json::Result<String
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if is_unsafe(c) && !c.is_ascii() {
+        // The layout's own line breaks stay; serde_json escaped the C0
+        // controls inside strings, but not DEL or what lies beyond ASCII.
+        if is_unsafe(c) && c != '\n' {
             let mut units = [0u16; 2];
             for u in c.encode_utf16(&mut units) {
                 use std::fmt::Write as _;
@@ -256,12 +258,12 @@ mod tests {
     }
     #[test]
     fn json_documents_escape_bidi_and_keep_their_meaning() {
-        let v =
-            serde_json::json!({"name": "evil\u{202E}gnp.exe", "esc": "\u{1b}[31m", "ok": "Zoë"});
+        let v = serde_json::json!({"name": "evil\u{202E}gnp.exe", "esc": "\u{1b}[31m", "del": "a\u{7f}b", "ok": "Zoë"});
         let doc = json_document(&v).unwrap();
         assert!(!doc.chars().any(is_unsafe_outside_layout), "{doc}");
         assert!(doc.contains("evil\\u202egnp.exe"), "{doc}");
         assert!(doc.contains("\\u001b[31m"), "{doc}");
+        assert!(doc.contains("a\\u007fb"), "{doc}");
         assert!(doc.contains("Zoë"), "{doc}");
         let back: serde_json::Value = serde_json::from_str(&doc).unwrap();
         assert_eq!(back, v);

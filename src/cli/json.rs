@@ -19,6 +19,19 @@ pub fn emit(value: &impl serde::Serialize) -> Result<()> {
 pub const COMMANDS: &str =
     "status, rejects, review (all), explain, segment count|list, eval, bench, check, schema";
 
+/// The tables `status` counts, text and JSON alike: staging, rejects, the
+/// clean tables and the unified ones.
+pub fn status_tables() -> impl Iterator<Item = &'static str> {
+    System::ALL.iter().map(|s| s.staging_table()).chain([
+        "rejects",
+        "clean_crm_customers",
+        "clean_web_events",
+        "clean_transactions",
+        "customer360_profiles",
+        "customer360_events",
+    ])
+}
+
 /// `c360 status --json`: the sources with their last load, table counts
 /// and each step's last run.
 pub fn status(ws: &Workspace) -> Result<Value> {
@@ -35,14 +48,7 @@ pub fn status(ws: &Workspace) -> Result<Value> {
         }));
     }
     let mut tables = serde_json::Map::new();
-    for table in System::ALL.iter().map(|s| s.staging_table()).chain([
-        "rejects",
-        "clean_crm_customers",
-        "clean_web_events",
-        "clean_transactions",
-        "customer360_profiles",
-        "customer360_events",
-    ]) {
+    for table in status_tables() {
         tables.insert(table.into(), store::count(&conn, table)?.into());
     }
     let mut steps = Vec::new();

@@ -167,7 +167,7 @@ pub fn columns(spec: &Columns) -> Result<String> {
     let y_area = (tick_w + 14.0).ceil() as u32;
     let (w, h) = (WIDTH, spec.height);
     // Phase 1: where labels go.
-    let plot_w = (w - y_area - 30 - 20) as f64;
+    let plot_w = w.saturating_sub(y_area + 30 + 20).max(1) as f64;
     let slot = plot_w / n as f64;
     let label_w = spec
         .bars

@@ -266,6 +266,9 @@ pub fn nice_step(span: f64, ticks: usize) -> f64 {
 /// bottom, unless the values go less than one tick step below zero: then
 /// the axis stops just under them instead of wasting a whole step.
 pub fn axis(lo: f64, hi: f64, ticks: usize, headroom: f64) -> (f64, f64, Vec<f64>) {
+    if !lo.is_finite() || !hi.is_finite() {
+        return (0.0, 1.0, vec![0.0, 1.0]);
+    }
     let (lo, hi) = (lo.min(0.0), hi.max(0.0));
     let span = if hi - lo > 0.0 { hi - lo } else { 1.0 };
     let (lo, hi) = (
@@ -360,6 +363,12 @@ mod tests {
         assert_eq!(thinned(8, 3, 2), vec![1, 4, 7]);
         assert_eq!(thinned(3, 1, 5), vec![0, 1, 2]);
         assert_eq!(thinned(0, 4, 0), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn an_axis_over_values_that_are_not_finite_is_a_small_default() {
+        assert_eq!(axis(0.0, f64::INFINITY, 5, 0.1), (0.0, 1.0, vec![0.0, 1.0]));
+        assert_eq!(axis(f64::NAN, 3.0, 5, 0.1).2.len(), 2);
     }
 
     #[test]

@@ -79,7 +79,12 @@ fn read_currency(conn: &Connection) -> Result<Currency> {
     )?;
     Ok(match codes.len() {
         0 => Currency::None,
-        1 => Currency::Code(codes[0].clone()),
+        // Only an ISO 4217-shaped code labels the axes: a junk value the
+        // standardise step flagged but kept would widen every tick label.
+        1 if codes[0].len() == 3 && codes[0].bytes().all(|b| b.is_ascii_uppercase()) => {
+            Currency::Code(codes[0].clone())
+        }
+        1 => Currency::None,
         _ => Currency::Mixed(codes),
     })
 }
