@@ -651,11 +651,6 @@ fn sqlite_table(name: &str) -> Result<&'static Table> {
     }
 }
 
-fn count(conn: &Connection, table: &str) -> Result<u64> {
-    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
-    Ok(n as u64)
-}
-
 /// Export a table (optionally the rows matching a condition) to `target`.
 fn write_table(
     conn: &Connection,
@@ -664,7 +659,7 @@ fn write_table(
     target: &Target,
     progress: &dyn Progress,
 ) -> Result<(u64, usize, Vec<PathBuf>)> {
-    let total = count(conn, t.name)?;
+    let total = crate::store::count(conn, t.name)?;
     let mut out = Output::new(t, target)?;
     let list: Vec<&str> = out.cols.iter().map(|c| c.name).collect();
     let (cond, args) = filter.unwrap_or_else(|| ("1".to_string(), Vec::new()));
@@ -727,7 +722,8 @@ pub fn export_where(
 ) -> Result<ExportReport> {
     let started = Instant::now();
     let t = sqlite_table(table)?;
-    if matches!(t.name, "customer360_profiles" | "customer360_events") && count(conn, t.name)? == 0
+    if matches!(t.name, "customer360_profiles" | "customer360_events")
+        && crate::store::count(conn, t.name)? == 0
     {
         bail!(
             "{} is empty: run the unify step first (`c360 run --step unify`)",
@@ -848,7 +844,7 @@ pub fn export_all(
     out_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<Vec<ExportReport>> {
-    if count(conn, "customer360_profiles")? == 0 {
+    if crate::store::count(conn, "customer360_profiles")? == 0 {
         bail!("customer360_profiles is empty: run the pipeline first (`c360 run --all`)");
     }
     let manifest_path = out_dir.join("manifest.json");
