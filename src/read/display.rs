@@ -1,6 +1,19 @@
 //! How stored values read for people, shared by the workbench and the
 //! text views: one time format, identifiers as words.
 
+/// Digits in groups of three: `"1234567"` → `"1,234,567"` (the workbench
+/// and the report write counts and amounts with it).
+pub fn group(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// A stored UTC timestamp (RFC 3339, `YYYY-MM-DD HH:MM:SS`, or a date) as
 /// local time `2026-11-26 00:48`; a date alone stays a date; anything
 /// unreadable is shown as stored.

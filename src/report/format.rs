@@ -1,6 +1,8 @@
 //! Numbers, money, shares and months as the report writes them, and where
 //! axis labels go when there are more periods than fit.
 
+use crate::read::display::group;
+
 /// Text for HTML (element content and attribute values).
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -13,18 +15,6 @@ pub fn esc(s: &str) -> String {
             '\'' => out.push_str("&#39;"),
             c => out.push(c),
         }
-    }
-    out
-}
-
-/// Digits in groups of three: `"1234567"` → `"1,234,567"`.
-fn group(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
     }
     out
 }

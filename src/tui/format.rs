@@ -3,6 +3,8 @@
 //! when the full figure does not fit, an ellipsis whenever text is cut, and
 //! one time format (`2026-11-26 00:48`, local time) on every screen.
 
+use crate::read::display::group;
+
 use unicode_width::UnicodeWidthStr;
 
 /// Display width of `s` in terminal cells.
@@ -45,17 +47,6 @@ pub fn signed(n: i64, plus: bool) -> String {
         (false, true) => format!("+{body}"),
         _ => body,
     }
-}
-
-fn group(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// The symbol written before an amount in `currency` (ISO code).
